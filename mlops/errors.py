@@ -1,0 +1,35 @@
+"""One error family, mapped to the exit codes of DESIGN.md in one place (mlops.cli)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNEXPECTED = 3
+
+
+class MlopsError(Exception):
+    """Base class: the message is one line saying what, where and how to fix."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class BadInput(MlopsError):
+    """Bad usage, bad config or bad input. Nothing may have been changed on disk."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, where: str, problem: str, fix: str | None = None):
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        msg = f"{where}: {problem}" if where else problem
+        if fix:
+            msg += f"; {fix}"
+        super().__init__(msg)
+
+
+class CheckFailed(MlopsError):
+    """The check a command exists to enforce failed (data invalid, log tampered, gate refused)."""
+
+    exit_code = EXIT_CHECK_FAILED

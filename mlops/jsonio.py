@@ -1,0 +1,126 @@
+"""Machine-written JSON: sorted keys, 2-space indent, trailing newline, no NaN, atomic writes."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import BadInput
+
+
+def utc_now() -> _dt.datetime:
+    """The current time, UTC, truncated to the second (honours MLOPS_NOW for reproducible tests)."""
+    fixed = os.environ.get("MLOPS_NOW")
+    if fixed:
+        return parse_utc(fixed, "MLOPS_NOW")
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def format_utc(when: _dt.datetime) -> str:
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str, where: str = "time") -> _dt.datetime:
+    try:
+        when = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(where, f"{text!r} is not an ISO-8601 time", "write it like 2026-11-22T06:00:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return when.astimezone(_dt.timezone.utc)
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe: numpy scalars to Python, NaN/inf refused loudly."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, _dt.datetime):
+        return format_utc(value)
+    if isinstance(value, Path):
+        return value.as_posix()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"refusing to write non-finite float {value!r} to JSON")
+    return value
+
+
+def dumps(data: Any) -> str:
+    """The repo's stable JSON text: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(_clean(data), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def canonical(data: Any) -> bytes:
+    """Compact canonical JSON bytes (sorted keys, no insignificant whitespace, UTF-8)."""
+    return json.dumps(
+        _clean(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write via a temp file in the same folder, fsync, rename: a crash leaves old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(Path(path), dumps(data).encode("utf-8"))
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """Read a JSON file, turning every failure into one BadInput line naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(str(path), f"{what} does not exist", "create it or fix the path") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(str(path), f"not valid UTF-8 at byte {exc.start}", "save the file as UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            str(path), f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
+        ) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)

@@ -1,0 +1,1 @@
+"""Importable helpers shared by the tests (fake GitHub server, temp repos, CLI runner)."""
