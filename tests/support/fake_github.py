@@ -1,0 +1,643 @@
+"""A stateful fake of the GitHub REST API on 127.0.0.1, for tests that drive the real PyGithub over HTTP.
+
+It keeps issues (and pull requests, which GitHub also serves as issues), comments, labels and
+workflow dispatches per repository, paginates with ``Link`` headers, returns absolute ``url`` /
+``html_url`` fields on its own host, records every request, and injects faults per request
+(by position or by route): an error status with optional ``Retry-After`` / rate-limit headers,
+or a delay longer than the client's time-out.
+
+Use the ``fake_github`` fixture (import it into a test module) or ``FakeGitHub`` directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+DEFAULT_TOKEN = "ghs_fakeTOKEN0123456789abcdefSECRET"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class Fault:
+    """What to do instead of (or after) serving one request."""
+
+    status: int | None = None  # None: serve normally (use with delay)
+    message: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to sleep before answering
+    apply: bool = False  # perform the request's effect before failing (it "reached GitHub")
+    echo_auth: bool = False  # put the caller's Authorization header into the error body (leak test)
+    name: str = ""
+
+    @classmethod
+    def server_error(cls, status: int = 502, *, apply: bool = False) -> Fault:
+        return cls(status=status, message="Server Error", apply=apply, name=f"{status}{'-applied' if apply else ''}")
+
+    @classmethod
+    def secondary_rate_limit(cls, retry_after: int = 0) -> Fault:
+        return cls(
+            status=403,
+            message="You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            headers={"Retry-After": str(retry_after)},
+            name=f"403-secondary-retry-after-{retry_after}",
+        )
+
+    @classmethod
+    def too_many_requests(cls, retry_after: int | None = 0) -> Fault:
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        return cls(status=429, message="Too Many Requests", headers=headers, name="429")
+
+    @classmethod
+    def primary_rate_limit(cls, reset_in: int = 3600) -> Fault:
+        return cls(
+            status=403,
+            message="API rate limit exceeded for installation ID 1.",
+            headers={
+                "X-RateLimit-Limit": "5000",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Used": "5000",
+                "X-RateLimit-Reset": str(int(time.time()) + reset_in),
+            },
+            name=f"403-primary-reset-in-{reset_in}",
+        )
+
+    @classmethod
+    def bad_credentials(cls) -> Fault:
+        return cls(status=401, message="Bad credentials", name="401")
+
+    @classmethod
+    def timeout(cls, delay: float = 1.6, *, apply: bool = True) -> Fault:
+        # apply=True is the nasty case: GitHub did the work, the answer never arrived in time.
+        return cls(status=None, delay=delay, apply=apply, name=f"timeout-{delay}s")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+    status: int = 0
+    fault: str = ""
+
+
+@dataclass
+class _Armed:
+    fault: Fault
+    at: int | None  # absolute request index
+    method: str | None
+    route: re.Pattern[str] | None
+    times: int
+
+
+@dataclass
+class RepoState:
+    owner: str
+    name: str
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> comment (with "_issue")
+    review_comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case name -> label
+    workflows: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> workflow
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    next_number: int = 1
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str, extra: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra or {}
+
+
+class FakeGitHub:
+    """The fake server: start(), then point PyGithub's base_url at .url."""
+
+    def __init__(
+        self,
+        repos: tuple[str, ...] = ("acme/model",),
+        token: str | None = DEFAULT_TOKEN,
+        workflows: tuple[str, ...] = ("ml-training.yml",),
+    ):
+        self.token = token  # None accepts any token
+        self.lock = threading.RLock()
+        self.repos: dict[str, RepoState] = {}
+        self.requests: list[Recorded] = []
+        self._faults: list[_Armed] = []
+        self._ids = itertools.count(1000)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        for full in repos:
+            owner, name = full.split("/")
+            state = RepoState(owner, name)
+            for wf in workflows:
+                state.workflows[wf] = {"id": next(self._ids), "name": wf.rsplit(".", 1)[0], "path": wf}
+            self.repos[full.lower()] = state
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> FakeGitHub:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-github")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # ---- test-side helpers -----------------------------------------------------------------
+    def repo(self, full: str = "acme/model") -> RepoState:
+        return self.repos[full.lower()]
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        at: int | None = None,
+        route: str | None = None,
+        method: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Arm a fault for the request `at` positions from now (0 = the next one), or for a route regex."""
+        with self.lock:
+            absolute = None if at is None else len(self.requests) + at
+            pattern = re.compile(route) if route else None
+            self._faults.append(_Armed(fault, absolute, method.upper() if method else None, pattern, times))
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def issues(self, full: str = "acme/model", *, state: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            out = [i for i in self.repo(full).issues.values() if "pull_request" not in i]
+            return [dict(i) for i in out if state is None or i["state"] == state]
+
+    def comments_on(self, number: int, full: str = "acme/model") -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(c) for c in self.repo(full).comments.values() if c["_issue"] == number]
+
+    def add_pull(self, title: str, full: str = "acme/model") -> int:
+        """Create a pull request record (served as an issue too, as GitHub does)."""
+        with self.lock:
+            state = self.repo(full)
+            issue = self._new_issue(state, {"title": title, "body": ""})
+            base = f"{self.url}/repos/{state.full_name}"
+            issue["pull_request"] = {"url": f"{base}/pulls/{issue['number']}"}
+            return issue["number"]
+
+    def count(self, method: str, pattern: str) -> int:
+        rx = re.compile(pattern)
+        with self.lock:
+            return sum(1 for r in self.requests if r.method == method and rx.search(r.path))
+
+    # ---- request handling (server threads) ---------------------------------------------------
+    def _take_fault(self, index: int, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for armed in self._faults:
+                hit = armed.at == index if armed.at is not None else True
+                if armed.method and armed.method != method:
+                    hit = False
+                if armed.route and not armed.route.search(path):
+                    hit = False
+                if hit and armed.times > 0:
+                    armed.times -= 1
+                    if armed.times == 0:
+                        self._faults.remove(armed)
+                    return armed.fault
+            # Position faults that can never fire again are dropped.
+            self._faults = [a for a in self._faults if a.at is None or a.at > index]
+        return None
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if self.token is None:
+            return True
+        auth = headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        return scheme.lower() in {"token", "bearer"} and value == self.token
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: Any) -> tuple[int, dict, Any, float]:
+        """Serve one request: (status, headers, json body, delay before answering)."""
+        parsed = urllib.parse.urlsplit(raw_path)
+        path, query = parsed.path.rstrip("/") or "/", urllib.parse.parse_qs(parsed.query)
+        with self.lock:
+            rec = Recorded(method, path, query, body, headers)
+            index = len(self.requests)
+            self.requests.append(rec)
+        fault = self._take_fault(index, method, path)
+        rec.fault = fault.name if fault else ""
+        if fault is not None and fault.status is not None and not fault.apply:
+            return self._fault_response(rec, fault, headers)
+        if not self._authorized(headers):
+            rec.status = 401
+            return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}, 0.0
+        try:
+            with self.lock:
+                status, extra_headers, payload = self._route(method, path, query, body)
+        except _HTTPError as exc:
+            status, extra_headers, payload = exc.status, {}, {"message": exc.message, **exc.extra}
+        if fault is not None and fault.status is not None:
+            return self._fault_response(rec, fault, headers)
+        rec.status = status
+        return status, extra_headers, payload, fault.delay if fault else 0.0
+
+    def _fault_response(self, rec: Recorded, fault: Fault, headers: dict[str, str]) -> tuple[int, dict, Any, float]:
+        rec.status = fault.status or 0
+        message = fault.message
+        if fault.echo_auth:
+            message += f" (request had Authorization: {headers.get('authorization', '')})"
+        payload = {"message": message, "documentation_url": "https://docs.github.com/rest"}
+        return fault.status or 500, dict(fault.headers), payload, fault.delay
+
+    # ---- the REST surface --------------------------------------------------------------------
+    def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, dict, Any]:
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
+        if not m:
+            raise _HTTPError(404, "Not Found")
+        state = self.repos.get(f"{m.group(1)}/{m.group(2)}".lower())
+        if state is None:
+            raise _HTTPError(404, "Not Found")
+        rest = m.group(3) or ""
+        body = body if isinstance(body, dict) else {}
+        routes: list[tuple[str, str, Any]] = [
+            ("GET", r"", self._get_repo),
+            ("GET", r"/issues", self._list_issues),
+            ("POST", r"/issues", self._create_issue),
+            ("GET", r"/issues/comments/(\d+)", self._get_comment),
+            ("PATCH", r"/issues/comments/(\d+)", self._edit_comment),
+            ("GET", r"/issues/(\d+)", self._get_issue),
+            ("PATCH", r"/issues/(\d+)", self._edit_issue),
+            ("GET", r"/issues/(\d+)/comments", self._list_comments),
+            ("POST", r"/issues/(\d+)/comments", self._create_comment),
+            ("POST", r"/issues/(\d+)/labels", self._add_issue_labels),
+            ("GET", r"/labels", self._list_labels),
+            ("POST", r"/labels", self._create_label),
+            ("GET", r"/labels/([^/]+)", self._get_label),
+            ("GET", r"/pulls/(\d+)", self._get_pull),
+            ("GET", r"/pulls/(\d+)/comments", self._list_review_comments),
+            ("POST", r"/pulls/(\d+)/comments", self._create_review_comment),
+            ("GET", r"/actions/workflows/([^/]+)", self._get_workflow),
+            ("POST", r"/actions/workflows/([^/]+)/dispatches", self._dispatch),
+        ]
+        for verb, pattern, func in routes:
+            hit = re.fullmatch(pattern, rest)
+            if hit and verb == method:
+                return func(state, *hit.groups(), query=query, body=body)
+        raise _HTTPError(404, "Not Found")
+
+    # -- helpers
+    def _base(self, state: RepoState) -> str:
+        return f"{self.url}/repos/{state.full_name}"
+
+    def _page(self, items: list[Any], query: dict, path: str) -> tuple[int, dict, Any]:
+        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        page = max(int(query.get("page", ["1"])[0]), 1)
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        links = []
+
+        def link(p: int, rel: str) -> str:
+            q = {k: v[0] for k, v in query.items()}
+            q.update(per_page=str(per_page), page=str(p))
+            return f'<{self.url}{path}?{urllib.parse.urlencode(q)}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        return 200, ({"Link": ", ".join(links)} if links else {}), chunk
+
+    def _label_json(self, state: RepoState, label: dict[str, Any]) -> dict[str, Any]:
+        quoted = urllib.parse.quote(label["name"])
+        return {**label, "url": f"{self._base(state)}/labels/{quoted}", "default": False}
+
+    def _issue_json(self, state: RepoState, issue: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in issue.items() if not k.startswith("_")}
+        out["labels"] = [self._label_json(state, state.labels[n.lower()]) for n in issue["_labels"]]
+        out["comments"] = sum(1 for c in state.comments.values() if c["_issue"] == issue["number"])
+        return out
+
+    def _comment_json(self, comment: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in comment.items() if not k.startswith("_")}
+
+    def _ensure_label(self, state: RepoState, name: str) -> str:
+        # GitHub creates unknown labels on the fly (grey, no description) when an issue names them.
+        key = name.lower()
+        if key not in state.labels:
+            state.labels[key] = {"id": next(self._ids), "name": name, "color": "ededed", "description": None}
+        return state.labels[key]["name"]
+
+    def _issue(self, state: RepoState, number: str) -> dict[str, Any]:
+        issue = state.issues.get(int(number))
+        if issue is None:
+            raise _HTTPError(404, "Not Found")
+        return issue
+
+    def _new_issue(self, state: RepoState, body: dict[str, Any]) -> dict[str, Any]:
+        number = state.next_number
+        state.next_number += 1
+        base = self._base(state)
+        stamp = _now()
+        issue = {
+            "id": next(self._ids),
+            "node_id": f"I_{number}",
+            "number": number,
+            "title": body["title"],
+            "body": body.get("body") or "",
+            "state": "open",
+            "state_reason": None,
+            "locked": False,
+            "assignees": [],
+            "user": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+            "url": f"{base}/issues/{number}",
+            "html_url": f"{self.url}/{state.full_name}/issues/{number}",
+            "comments_url": f"{base}/issues/{number}/comments",
+            "labels_url": f"{base}/issues/{number}/labels{{/name}}",
+            "repository_url": base,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "closed_at": None,
+            "_labels": [self._ensure_label(state, n) for n in body.get("labels") or []],
+        }
+        state.issues[number] = issue
+        return issue
+
+    # -- routes
+    def _get_repo(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return (
+            200,
+            {},
+            {
+                "id": 1,
+                "name": state.name,
+                "full_name": state.full_name,
+                "owner": {"login": state.owner},
+                "private": False,
+                "default_branch": "main",
+                "url": self._base(state),
+                "html_url": f"{self.url}/{state.full_name}",
+                "has_issues": True,
+            },
+        )
+
+    def _list_issues(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        want_state = query.get("state", ["open"])[0]
+        wanted = [w.strip().lower() for w in query.get("labels", [""])[0].split(",") if w.strip()]
+        items = []
+        for issue in state.issues.values():
+            if want_state != "all" and issue["state"] != want_state:
+                continue
+            names = {n.lower() for n in issue["_labels"]}
+            if any(w not in names for w in wanted):
+                continue
+            items.append(issue)
+        reverse = query.get("direction", ["desc"])[0] == "desc"
+        sort_key = query.get("sort", ["created"])[0]
+        items.sort(key=lambda i: (i["updated_at"] if sort_key == "updated" else "", i["number"]), reverse=reverse)
+        status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/issues")
+        return status, headers, [self._issue_json(state, i) for i in chunk]
+
+    def _create_issue(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        if not isinstance(body.get("title"), str) or not body["title"].strip():
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "title", "code": "missing_field"}]})
+        issue = self._new_issue(state, body)
+        return 201, {"Location": issue["url"]}, self._issue_json(state, issue)
+
+    def _get_issue(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return 200, {}, self._issue_json(state, self._issue(state, number))
+
+    def _edit_issue(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        issue = self._issue(state, number)
+        if "state" in body:
+            if body["state"] not in {"open", "closed"}:
+                raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "state", "code": "invalid"}]})
+            if body["state"] != issue["state"]:
+                issue["closed_at"] = _now() if body["state"] == "closed" else None
+            issue["state"] = body["state"]
+            issue["state_reason"] = body.get("state_reason") or ("completed" if body["state"] == "closed" else None)
+        for key in ("title", "body"):
+            if key in body:
+                issue[key] = body[key]
+        if "labels" in body:
+            issue["_labels"] = [self._ensure_label(state, n) for n in body["labels"]]
+        issue["updated_at"] = _now()
+        return 200, {}, self._issue_json(state, issue)
+
+    def _add_issue_labels(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        issue = self._issue(state, number)
+        for name in body.get("labels") or []:
+            name = self._ensure_label(state, name)
+            if name.lower() not in {n.lower() for n in issue["_labels"]}:
+                issue["_labels"].append(name)
+        return 200, {}, [self._label_json(state, state.labels[n.lower()]) for n in issue["_labels"]]
+
+    def _list_comments(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        self._issue(state, number)
+        items = sorted((c for c in state.comments.values() if c["_issue"] == int(number)), key=lambda c: c["id"])
+        status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/issues/{number}/comments")
+        return status, headers, [self._comment_json(c) for c in chunk]
+
+    def _create_comment(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        issue = self._issue(state, number)
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "body", "code": "missing_field"}]})
+        cid = next(self._ids)
+        stamp = _now()
+        comment = {
+            "id": cid,
+            "node_id": f"IC_{cid}",
+            "body": body["body"],
+            "user": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"},
+            "url": f"{self._base(state)}/issues/comments/{cid}",
+            "html_url": f"{issue['html_url']}#issuecomment-{cid}",
+            "issue_url": issue["url"],
+            "created_at": stamp,
+            "updated_at": stamp,
+            "_issue": issue["number"],
+        }
+        state.comments[cid] = comment
+        issue["updated_at"] = stamp
+        return 201, {"Location": comment["url"]}, self._comment_json(comment)
+
+    def _comment(self, state: RepoState, cid: str) -> dict[str, Any]:
+        comment = state.comments.get(int(cid))
+        if comment is None:
+            raise _HTTPError(404, "Not Found")
+        return comment
+
+    def _get_comment(self, state: RepoState, cid: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return 200, {}, self._comment_json(self._comment(state, cid))
+
+    def _edit_comment(self, state: RepoState, cid: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        comment = self._comment(state, cid)
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "body", "code": "missing_field"}]})
+        comment["body"] = body["body"]
+        comment["updated_at"] = _now()
+        return 200, {}, self._comment_json(comment)
+
+    def _list_labels(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        items = sorted(state.labels.values(), key=lambda label: label["id"])
+        status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/labels")
+        return status, headers, [self._label_json(state, label) for label in chunk]
+
+    def _create_label(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "name", "code": "missing_field"}]})
+        if name.lower() in state.labels:
+            raise _HTTPError(
+                422, "Validation Failed", {"errors": [{"resource": "Label", "code": "already_exists", "field": "name"}]}
+            )
+        color = str(body.get("color", "ededed")).lstrip("#")
+        if not re.fullmatch(r"[0-9a-fA-F]{6}", color):
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "color", "code": "invalid"}]})
+        label = {"id": next(self._ids), "name": name, "color": color, "description": body.get("description")}
+        state.labels[name.lower()] = label
+        return 201, {}, self._label_json(state, label)
+
+    def _get_label(self, state: RepoState, name: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        label = state.labels.get(urllib.parse.unquote(name).lower())
+        if label is None:
+            raise _HTTPError(404, "Not Found")
+        return 200, {}, self._label_json(state, label)
+
+    def _get_pull(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        issue = self._issue(state, number)
+        if "pull_request" not in issue:
+            raise _HTTPError(404, "Not Found")
+        out = self._issue_json(state, issue)
+        out["url"] = issue["pull_request"]["url"]
+        out["html_url"] = f"{self.url}/{state.full_name}/pull/{issue['number']}"
+        out["issue_url"] = issue["url"]
+        return 200, {}, out
+
+    def _list_review_comments(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        self._get_pull(state, number, query=query, body=body)
+        items = sorted((c for c in state.review_comments.values() if c["_pull"] == int(number)), key=lambda c: c["id"])
+        status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/pulls/{number}/comments")
+        return status, headers, [self._comment_json(c) for c in chunk]
+
+    def _create_review_comment(
+        self, state: RepoState, number: str, *, query: dict, body: dict
+    ) -> tuple[int, dict, Any]:
+        self._get_pull(state, number, query=query, body=body)
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"field": "body", "code": "missing_field"}]})
+        cid = next(self._ids)
+        comment = {
+            "id": cid,
+            "body": body["body"],
+            "path": body.get("path"),
+            "commit_id": body.get("commit_id"),
+            "line": body.get("line"),
+            "url": f"{self._base(state)}/pulls/comments/{cid}",
+            "html_url": f"{self.url}/{state.full_name}/pull/{number}#discussion_r{cid}",
+            "created_at": _now(),
+            "updated_at": _now(),
+            "_pull": int(number),
+        }
+        state.review_comments[cid] = comment
+        return 201, {}, self._comment_json(comment)
+
+    def _workflow(self, state: RepoState, key: str) -> dict[str, Any]:
+        key = urllib.parse.unquote(key)
+        for file_name, wf in state.workflows.items():
+            if key in (file_name, str(wf["id"])):
+                return {
+                    **wf,
+                    "state": "active",
+                    "url": f"{self._base(state)}/actions/workflows/{wf['id']}",
+                    "html_url": f"{self.url}/{state.full_name}/blob/main/.github/workflows/{file_name}",
+                    "path": f".github/workflows/{file_name}",
+                }
+        raise _HTTPError(404, "Not Found")
+
+    def _get_workflow(self, state: RepoState, key: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return 200, {}, self._workflow(state, key)
+
+    def _dispatch(self, state: RepoState, key: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        wf = self._workflow(state, key)
+        if not isinstance(body.get("ref"), str) or not body["ref"]:
+            raise _HTTPError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict) or len(inputs) > 10:
+            raise _HTTPError(422, "Invalid request.\n\nFor 'properties/inputs', expected an object of at most 10.")
+        state.dispatches.append({"workflow": wf["path"].rsplit("/", 1)[-1], "ref": body["ref"], "inputs": inputs})
+        return 204, {}, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeGitHub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read fake.requests instead
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, extra, payload, delay = self.fake.handle(self.command, self.path, headers, body)
+        if delay:
+            time.sleep(delay)
+        data = b"" if payload is None else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-RateLimit-Limit", extra.pop("X-RateLimit-Limit", "5000"))
+            self.send_header("X-RateLimit-Remaining", extra.pop("X-RateLimit-Remaining", "4999"))
+            self.send_header("X-RateLimit-Reset", extra.pop("X-RateLimit-Reset", str(int(time.time()) + 3600)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (time-out fault): exactly what a lost response looks like
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+
+@pytest.fixture
+def fake_github():
+    """A started FakeGitHub serving acme/model with workflow ml-training.yml; stopped after the test."""
+    server = FakeGitHub().start()
+    try:
+        yield server
+    finally:
+        server.stop()
