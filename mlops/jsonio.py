@@ -18,11 +18,11 @@ def utc_now() -> _dt.datetime:
     fixed = os.environ.get("MLOPS_NOW")
     if fixed:
         return parse_utc(fixed, "MLOPS_NOW")
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 def format_utc(when: _dt.datetime) -> str:
-    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_utc(text: str, where: str = "time") -> _dt.datetime:
@@ -31,8 +31,8 @@ def parse_utc(text: str, where: str = "time") -> _dt.datetime:
     except ValueError:
         raise BadInput(where, f"{text!r} is not an ISO-8601 time", "write it like 2026-11-22T06:00:00Z") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    return when.astimezone(_dt.timezone.utc)
+        when = when.replace(tzinfo=_dt.UTC)
+    return when.astimezone(_dt.UTC)
 
 
 def _clean(value: Any) -> Any:
@@ -59,9 +59,9 @@ def dumps(data: Any) -> str:
 
 def canonical(data: Any) -> bytes:
     """Compact canonical JSON bytes (sorted keys, no insignificant whitespace, UTF-8)."""
-    return json.dumps(
-        _clean(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(_clean(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -70,6 +70,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; committed files should be 0644
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()
@@ -82,6 +83,12 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

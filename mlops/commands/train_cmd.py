@@ -1,0 +1,67 @@
+"""`mlops train`: train every configured model type, gate, promote, record."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train, gate and promote (see docs/training.md)")
+    p.add_argument("--model-types", help="comma-separated model types (default: config/training.json)")
+    p.add_argument("--seed", type=int, help="seed for splits and estimators (default: config/training.json)")
+    p.add_argument("--no-download", action="store_true", help="never touch the network: local file, cache or synthetic")
+    p.add_argument(
+        "--force-retrain",
+        action="store_true",
+        help="replace an equal champion trained on the same data; never bypasses thresholds, "
+        "the champion tolerance or integrity checks",
+    )
+    p.add_argument(
+        "--allow-invalid-data", action="store_true", help="train on data that fails validation (recorded in manifest)"
+    )
+    p.add_argument("--no-tracking", action="store_true", help="skip MLflow (for quick local experiments only)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlops import config, gha
+    from mlops.repo import Repo
+    from mlops.train import TrainOptions, summary_markdown
+    from mlops.train import run as train
+
+    repo = Repo.at(args.repo)
+    cfg = config.load(repo)
+    types = [t.strip() for t in args.model_types.split(",") if t.strip()] if args.model_types else None
+    outcome = train(
+        cfg,
+        TrainOptions(
+            model_types=types,
+            seed=args.seed,
+            no_download=args.no_download,
+            force_retrain=args.force_retrain,
+            allow_invalid_data=args.allow_invalid_data,
+            track=not args.no_tracking,
+        ),
+    )
+    gha.add_summary(summary_markdown(outcome, cfg.training.primary_metric))
+    best_gate = next((c["gate_record"] for c in outcome["candidates"] if c["version"] == outcome["best_version"]), "")
+    gha.set_outputs(
+        promoted=outcome["promoted"],
+        version=outcome["promoted_version"] or outcome["best_version"],
+        regression=outcome["regression"],
+        gate_record=best_gate,
+    )
+    for c in outcome["candidates"]:
+        if "error" in c:
+            print(f"  {c['model_type']:<24} FAILED {c['error'][:80]}")
+        else:
+            m = c["metrics"]
+            print(f"  {c['model_type']:<24} {c['version']}  acc={m['accuracy']:.4f} f1={m['f1']:.4f} "
+                  f"ece={m['ece']:.4f}  {c['decision']}")  # fmt: skip
+    if outcome["promoted"]:
+        print(f"promoted {outcome['promoted_version']} -> {repo.rel(repo.current)}/ ({outcome['decision']})")
+    else:
+        print(f"not promoted: {outcome['decision']}")
+    if outcome["regression"]:
+        print(f"REGRESSION: the best candidate is worse than the champion (see {best_gate})")
+    return 0

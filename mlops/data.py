@@ -1,0 +1,313 @@
+"""Data sources (local file, Kaggle, seeded synthetic) and turning a table into X, y.
+
+Every source ends as a file on disk with a sidecar record of where it came from, so its
+sha256 and provenance travel with every model trained on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops import gha, jsonio
+from mlops.config import Config, resolve
+from mlops.errors import BadInput
+
+SIDECAR = ".source.json"
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    path: Path
+    sha256: str
+    source: str  # local | kaggle | synthetic
+    fetched_at: str | None = None  # when this copy was made (download or generation)
+    updated_at: str | None = None  # the source's own last-updated time, when it has one
+    detail: str = ""  # slug/file, path, or generator parameters
+    fallback_reason: str | None = None  # why synthetic data stands in for the configured source
+
+    def record(self, repo_root: Path) -> dict[str, Any]:
+        out = asdict(self)
+        try:
+            out["path"] = self.path.resolve().relative_to(repo_root).as_posix()
+        except ValueError:
+            out["path"] = str(self.path)
+        return out
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    side = path.with_name(path.name + SIDECAR)
+    if side.exists():
+        try:
+            return jsonio.read_json(side)
+        except BadInput:
+            return {}
+    return {}
+
+
+def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
+    """Resolve the configured source to a file on disk; never silent about falling back."""
+    ds = cfg.dataset
+    repo = cfg.repo
+    if ds.source == "local":
+        path = resolve(repo, ds.local_path or "")
+        if not path.is_file():
+            raise BadInput(
+                f"config/dataset.json: /local/path ({ds.local_path})",
+                "the data file does not exist",
+                "put the CSV/Parquet file there or point /local/path at it",
+            )
+        side = _sidecar(path)
+        return DatasetFile(
+            path, sha256_file(path), "local", side.get("fetched_at"), side.get("updated_at"), repo.rel(path)
+        )
+    if ds.source == "kaggle":
+        cached = repo.download_cache / "kaggle" / (ds.kaggle_dataset or "").replace("/", "__") / (ds.kaggle_file or "")
+        if no_download:
+            if cached.is_file():
+                side = _sidecar(cached)
+                return DatasetFile(
+                    cached, sha256_file(cached), "kaggle", side.get("fetched_at"), side.get("updated_at"),
+                    f"{ds.kaggle_dataset}/{ds.kaggle_file} (cached)",
+                )  # fmt: skip
+            reason = f"--no-download and no cached copy of kaggle:{ds.kaggle_dataset}/{ds.kaggle_file}"
+            gha.warn(f"using the SYNTHETIC data set: {reason}")
+            return _synthetic(cfg, fallback_reason=reason)
+        return _download_kaggle(cfg, cached)
+    return _synthetic(cfg)
+
+
+def _synthetic(cfg: Config, fallback_reason: str | None = None) -> DatasetFile:
+    from mlops import synthetic
+
+    ds = cfg.dataset
+    path = cfg.repo.download_cache / f"synthetic-{ds.synthetic_rows}-{ds.synthetic_seed}.csv"
+    side_path = path.with_name(path.name + SIDECAR)
+    side = _sidecar(path)
+    if not path.is_file() or not side:
+        frame = synthetic.generate(ds.synthetic_rows, ds.synthetic_seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        jsonio.atomic_write_bytes(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        side = {"fetched_at": jsonio.format_utc(jsonio.utc_now()), "source": "synthetic"}
+        jsonio.write_json(side_path, side)
+    detail = f"mlops.synthetic.generate(rows={ds.synthetic_rows}, seed={ds.synthetic_seed})"
+    return DatasetFile(path, sha256_file(path), "synthetic", side.get("fetched_at"), None, detail, fallback_reason)
+
+
+def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
+    ds = cfg.dataset
+    where = f"config/dataset.json: /kaggle ({ds.kaggle_dataset})"
+    try:
+        # `import kaggle` authenticates on import, prints to stdout and raises SystemExit
+        # without credentials, so it is imported here and every failure is caught.
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
+            api.authenticate()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            api.dataset_download_file(ds.kaggle_dataset, ds.kaggle_file, path=str(target.parent), force=True)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from kaggle's authenticate() included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "credential" in text.lower() or "kaggle.json" in text or isinstance(exc, SystemExit):
+            problem = "Kaggle credentials are missing or rejected"
+        else:
+            problem = f"Kaggle download failed ({text[:160]})"
+        raise BadInput(
+            where,
+            problem,
+            "set KAGGLE_USERNAME and KAGGLE_KEY (repository secrets in Actions), or run with --no-download "
+            "to use the cached copy or the synthetic fallback",
+        ) from None
+    zipped = target.with_name(target.name + ".zip")
+    if zipped.exists() and not target.exists():
+        import zipfile
+
+        with zipfile.ZipFile(zipped) as zf:
+            zf.extract(target.name, target.parent)
+        zipped.unlink()
+    if not target.is_file():
+        raise BadInput(where, f"the download did not contain {ds.kaggle_file}", "check /kaggle/file")
+    updated = None
+    try:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            meta = api.dataset_list(search=ds.kaggle_dataset.split("/")[1])
+        for item in meta or []:
+            if getattr(item, "ref", None) == ds.kaggle_dataset:
+                when = getattr(item, "lastUpdated", None) or getattr(item, "last_updated", None)
+                updated = jsonio.format_utc(when) if when is not None and hasattr(when, "astimezone") else when
+    except BaseException:  # noqa: BLE001 - metadata is optional; freshness falls back to fetch time
+        updated = None
+    side = {"fetched_at": jsonio.format_utc(jsonio.utc_now()), "updated_at": updated, "source": "kaggle"}
+    jsonio.write_json(target.with_name(target.name + SIDECAR), side)
+    return DatasetFile(
+        target, sha256_file(target), "kaggle", side["fetched_at"], updated, f"{ds.kaggle_dataset}/{ds.kaggle_file}"
+    )
+
+
+def read_table(path: Path, where: str | None = None) -> Any:
+    """Read CSV or Parquet into a pyarrow Table; every failure is one BadInput line naming the file."""
+    import pyarrow as pa
+
+    where = where or str(path)
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(where, "the data file does not exist", "fix the path")
+    if path.stat().st_size == 0:
+        raise BadInput(where, "the file is empty", "export the data again with a header row and data rows")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+        else:
+            tabular = _hardened_reader()
+            if tabular is not None:
+                return tabular(path, where)
+            import pyarrow.csv as pcsv
+
+            table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+    except BadInput:
+        raise
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise BadInput(where, f"cannot be read as a table ({first})", "fix the file's format") from None
+    if table.num_rows == 0:
+        raise BadInput(where, "has a header but no data rows", "export the data again with its rows")
+    return table
+
+
+def _hardened_reader() -> Any:
+    # The validation stage's reader adds checks on the raw bytes (encoding, delimiter,
+    # duplicate headers); use it when that module is present.
+    try:
+        from mlops.tabular import read_csv_checked
+    except ImportError:
+        return None
+    return read_csv_checked
+
+
+@dataclass
+class Prepared:
+    X: Any  # pandas DataFrame of features
+    y: Any  # numpy int array, 1 = positive class
+    numeric: list[str]
+    categorical: list[str]
+    dropped_empty: list[str]
+    dropped_label_rows: int
+    positive_label: Any
+    classes: list[Any]
+
+
+def prepare(cfg: Config, table: Any, where: str) -> Prepared:
+    """Split a table into features and a 0/1 label, refusing what cannot be trained on."""
+    import numpy as np
+    import pandas as pd
+
+    ds = cfg.dataset
+    frame = table.to_pandas()
+    columns = list(frame.columns)
+    if ds.label not in columns:
+        raise BadInput(
+            f"{where}: column {ds.label!r}",
+            f"the label column named by config/dataset.json /label is missing (columns: {', '.join(columns[:12])})",
+            "fix /label in config/dataset.json or add the column",
+        )
+    for col in (*ds.categorical, *ds.slices):
+        if col not in columns:
+            raise BadInput(
+                f"{where}: column {col!r}",
+                "named in config/dataset.json (/categorical or /slices) but missing from the data",
+                "fix config/dataset.json or the data",
+            )
+    label = frame.pop(ds.label)
+    keep = label.notna().to_numpy()
+    dropped_label_rows = int((~keep).sum())
+    if dropped_label_rows:
+        gha.warn(f"{where}: {dropped_label_rows} row(s) with an empty label {ds.label!r} dropped")
+    frame = frame.loc[keep].reset_index(drop=True)
+    label = label.loc[keep].reset_index(drop=True)
+    line_of = np.flatnonzero(keep) + 2  # 1-based file line of each kept row (header is line 1)
+    classes = sorted(pd.unique(label).tolist(), key=str)
+    if len(classes) < 2:
+        raise BadInput(
+            f"{where}: column {ds.label!r}",
+            f"the label has a single value ({classes[0]!r} in every row)" if classes else "the label is empty",
+            "a classifier needs both classes: fix the export or the /label setting",
+        )
+    if len(classes) > 2:
+        raise BadInput(
+            f"{where}: column {ds.label!r}",
+            f"the label has {len(classes)} values ({', '.join(map(str, classes[:6]))}); "
+            "this repo trains binary classifiers",
+            "map the label to two classes",
+        )
+    positive = ds.positive_label
+    if positive is None:
+        as_text = {str(c).lower() for c in classes}
+        for guess in ("1", "true", "yes"):
+            if guess in as_text:
+                positive = next(c for c in classes if str(c).lower() == guess)
+                break
+    if positive is None or str(positive) not in {str(c) for c in classes}:
+        raise BadInput(
+            "config/dataset.json: /positive_label",
+            f"cannot tell which of the label values {classes} is positive (got {positive!r})",
+            "set /positive_label to one of them",
+        )
+    y = (label.astype(str) == str(positive)).to_numpy().astype(np.int64)
+
+    for col in (*ds.drop_columns, *((ds.timestamp_column,) if ds.timestamp_column else ())):
+        if col in frame.columns:
+            frame = frame.drop(columns=col)
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    for col in empty:
+        gha.warn(f"{where}: column {col!r} is empty in every row and was dropped")
+    frame = frame.drop(columns=empty)
+    dropped = empty
+
+    categorical: list[str] = []
+    numeric: list[str] = []
+    for col in frame.columns:
+        series = frame[col]
+        if col in ds.categorical:
+            frame[col] = series.astype("string").astype(object).where(series.notna(), np.nan)
+            categorical.append(col)
+            continue
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            frame[col] = series.astype(float)
+            numeric.append(col)
+        else:
+            parsed = pd.to_numeric(series, errors="coerce")
+            present = series.notna()
+            bad = present & parsed.isna()
+            if present.sum() and bad.sum() <= 0.5 * present.sum():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise BadInput(
+                    f"{where}: column {col!r} line {int(line_of[i])}",
+                    f"text {str(series.iloc[i])[:40]!r} in a numeric column ({int(bad.sum())} such row(s))",
+                    "fix or blank those cells, or list the column in config/dataset.json /categorical",
+                )
+            frame[col] = series.astype(object).where(present, np.nan)
+            categorical.append(col)
+    if not numeric and not categorical:
+        raise BadInput(where, "no feature columns are left besides the label", "add feature columns")
+    return Prepared(frame, y, numeric, categorical, dropped, dropped_label_rows, positive, classes)

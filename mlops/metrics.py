@@ -1,0 +1,146 @@
+"""Held-out metrics: the classification set, binned ECE, bootstrap intervals, per-slice metrics.
+
+ECE here is the standard binned expected calibration error of the positive-class probability:
+B equal-width bins over [0, 1] (bin b holds b/B <= p < (b+1)/B, and p = 1.0 falls in the last
+bin), ECE = sum_b (n_b / N) * |mean(y in b) - mean(p in b)|. Empty bins contribute nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRIMARY = ("accuracy", "f1", "roc_auc", "ece")
+THRESHOLD = 0.5
+
+
+def expected_calibration_error(y_true: Any, proba: Any, bins: int = 10) -> float:
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(proba, dtype=float)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError("y_true and proba must be 1-D arrays of the same length")
+    if len(p) == 0:
+        raise ValueError("ECE of an empty sample is undefined")
+    if np.any((p < 0) | (p > 1)) or not np.all(np.isfinite(p)):
+        raise ValueError("probabilities must be finite and in [0, 1]")
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    sum_y = np.bincount(idx, weights=y, minlength=bins)
+    sum_p = np.bincount(idx, weights=p, minlength=bins)
+    filled = counts > 0
+    gap = np.abs(sum_y[filled] - sum_p[filled])  # n_b * |mean_y - mean_p|
+    return float(gap.sum() / len(p))
+
+
+def reliability_table(y_true: Any, proba: Any, bins: int = 10) -> list[dict[str, float]]:
+    """Per-bin count, mean predicted probability and observed positive rate (for the card's plot)."""
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(proba, dtype=float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = idx == b
+        n = int(mask.sum())
+        out.append(
+            {
+                "bin_low": b / bins,
+                "bin_high": (b + 1) / bins,
+                "count": n,
+                "mean_predicted": float(p[mask].mean()) if n else 0.0,
+                "observed_rate": float(y[mask].mean()) if n else 0.0,
+            }
+        )
+    return out
+
+
+def _counts(y: Any, pred: Any) -> tuple[int, int, int, int]:
+    tp = int(((pred == 1) & (y == 1)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
+    return tp, fp, fn, tn
+
+
+def classification_metrics(y_true: Any, proba: Any, bins: int = 10) -> dict[str, float | None]:
+    """Every held-out metric of one model; roc_auc/log_loss are None when a class is absent."""
+    import numpy as np
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(proba, dtype=float)
+    pred = (p >= THRESHOLD).astype(int)
+    tp, fp, fn, tn = _counts(y, pred)
+    n = len(y)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    both = 0 < y.sum() < n
+    return {
+        "accuracy": (tp + tn) / n,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": float(roc_auc_score(y, p)) if both else None,
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "ece": expected_calibration_error(y, p, bins),
+        "positive_rate": float(y.mean()),
+        "predicted_positive_rate": float(pred.mean()),
+        "n": n,
+    }
+
+
+def bootstrap_intervals(
+    y_true: Any, proba: Any, *, iterations: int, seed: int, bins: int = 10
+) -> dict[str, dict[str, float]]:
+    """Percentile 95 % intervals of the primary metrics over `iterations` resamples of the test split."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    if iterations <= 0:
+        return {}
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(proba, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    samples: dict[str, list[float]] = {m: [] for m in PRIMARY}
+    for _ in range(iterations):
+        idx = rng.integers(0, n, n)
+        yb, pb = y[idx], p[idx]
+        pred = (pb >= THRESHOLD).astype(int)
+        tp, fp, fn, tn = _counts(yb, pred)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        samples["accuracy"].append((tp + tn) / n)
+        samples["f1"].append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        if 0 < yb.sum() < n:
+            samples["roc_auc"].append(float(roc_auc_score(yb, pb)))
+        samples["ece"].append(expected_calibration_error(yb, pb, bins))
+    return {
+        m: {"low": float(np.percentile(v, 2.5)), "high": float(np.percentile(v, 97.5))} for m, v in samples.items() if v
+    }
+
+
+def slice_metrics(frame: Any, y_true: Any, proba: Any, columns: list[str], bins: int = 10) -> dict[str, Any]:
+    """Metrics per value of each slice column (missing values form their own slice)."""
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(proba, dtype=float)
+    out: dict[str, Any] = {}
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = frame[col].astype(object).where(frame[col].notna(), "(missing)").astype(str).to_numpy()
+        per: dict[str, Any] = {}
+        for value in sorted(set(values)):
+            mask = values == value
+            m = classification_metrics(y[mask], p[mask], bins)
+            per[value] = {
+                k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "ece", "positive_rate")
+            }
+        out[col] = per
+    return out

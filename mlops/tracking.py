@@ -1,0 +1,122 @@
+"""MLflow tracking: one parent run per `mlops train`, a nested run per model type, models logged
+in skops format and registered, aliases `champion` and `challenger` (not the deprecated stages)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Any
+
+from mlops.repo import Repo
+
+
+def _quiet() -> None:
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def redact(uri: str) -> str:
+    """A tracking URI safe to write into committed files (no credentials)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return uri
+
+
+class Tracker:
+    def __init__(self, repo: Repo, experiment: str, registered_model: str):
+        _quiet()
+        import mlflow
+
+        _quiet()  # mlflow resets its logger level on import
+        self.mlflow = mlflow
+        self.repo = repo
+        self.uri = repo.tracking_uri()
+        self.registered_model = registered_model
+        if self.uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI"):
+            repo.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        self.client = mlflow.MlflowClient(tracking_uri=self.uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            location = None
+            if self.uri.startswith("sqlite:"):
+                # Without this MLflow writes artifacts to ./mlruns of whatever the cwd is.
+                location = (repo.mlflow_dir / "artifacts").resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+
+    @contextmanager
+    def parent_run(self, run_name: str, tags: dict[str, str]):
+        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags) as run:
+            yield run.info.run_id
+
+    def log_candidate(
+        self,
+        *,
+        model_type: str,
+        version: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        pipeline: Any,
+        trusted_types: list[str],
+        sample: Any,
+        proba: Any,
+    ) -> dict[str, str]:
+        """Log one candidate in a nested run and register it; returns run id and model version."""
+        import contextlib
+        import io
+
+        import sklearn
+        import skops
+        from mlflow.models import infer_signature
+
+        mlflow = self.mlflow
+        # MLflow prints "Registered model ... Created version ..." straight to stderr; keep CI logs readable.
+        with (
+            contextlib.redirect_stderr(io.StringIO()),
+            mlflow.start_run(experiment_id=self.experiment_id, run_name=model_type, nested=True, tags=tags) as run,
+        ):
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=trusted_types,
+                signature=infer_signature(sample, proba),
+                # Explicit requirements: MLflow's inference would spend seconds importing and probing.
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+                registered_model_name=self.registered_model,
+                tags={"mlops.version": version},
+            )
+            registered = str(info.registered_model_version)
+            self.client.set_model_version_tag(self.registered_model, registered, "mlops.version", version)
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.registered_model, registered, key, value)
+            return {"run_id": run.info.run_id, "model_version": registered, "model_uri": info.model_uri}
+
+    def set_alias(self, alias: str, model_version: str) -> None:
+        self.client.set_registered_model_alias(self.registered_model, alias, model_version)
+
+    def log_parent(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        self.mlflow.log_metrics(metrics)
+        self.mlflow.set_tags(tags)
+
+    def version_for(self, mlops_version: str) -> str | None:
+        """The registered model version carrying an mlops version id, if this store has it."""
+        found = self.client.search_model_versions(
+            f"name = '{self.registered_model}' and tags.`mlops.version` = '{mlops_version}'"
+        )
+        return str(found[0].version) if found else None

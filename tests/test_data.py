@@ -1,0 +1,146 @@
+"""Bad input for training: each one line naming file/field and fix, exit 2, nothing written."""
+
+import pandas as pd
+import pytest
+
+from mlops import config
+from mlops.data import acquire, prepare, read_table
+from mlops.errors import BadInput
+from mlops.repo import Repo
+from mlops.synthetic import CATEGORICAL, LABEL, NUMERIC, generate
+from tests.support.cli import run
+from tests.support.repo import make_repo, tree_snapshot
+
+
+def local_repo(tmp_path, csv_text=None, frame=None, **dataset):
+    repo = make_repo(
+        tmp_path / "r",
+        dataset={"source": "local", "local": {"path": "datasets/local/train.csv"}, **dataset},
+    )
+    target = repo / "datasets" / "local" / "train.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if frame is not None:
+        frame.to_csv(target, index=False)
+    elif csv_text is not None:
+        target.write_text(csv_text)
+    return repo
+
+
+def assert_refused(repo, match, *extra):
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--no-tracking", "--model-types", "logistic_regression", *extra)
+    assert r.code == 2, r.err
+    lines = [line for line in r.err.strip().splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1, r.err
+    assert match in lines[0], lines[0]
+    assert tree_snapshot(repo) == before
+    return lines[0]
+
+
+def test_synthetic_is_seeded_and_shaped():
+    a, b = generate(2000, 3), generate(2000, 3)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(NUMERIC) == 20 and len(CATEGORICAL) == 2
+    assert 0.15 < a[LABEL].mean() < 0.45
+    assert 0 < a.isna().mean().max() < 0.05
+    assert not generate(2000, 4).equals(a)
+
+
+def test_missing_file(tmp_path):
+    repo = make_repo(tmp_path / "r", dataset={"source": "local", "local": {"path": "datasets/nope.csv"}})
+    line = assert_refused(repo, "config/dataset.json: /local/path (datasets/nope.csv): the data file does not exist")
+    assert "point /local/path at it" in line
+
+
+def test_empty_csv(tmp_path):
+    repo = local_repo(tmp_path, csv_text="")
+    assert_refused(repo, "datasets/local/train.csv: the file is empty")
+
+
+def test_header_only(tmp_path):
+    repo = local_repo(tmp_path, csv_text="a,b,churned\n")
+    assert_refused(repo, "datasets/local/train.csv")
+
+
+def test_label_missing(tmp_path):
+    frame = generate(300, 1).drop(columns=[LABEL])
+    repo = local_repo(tmp_path, frame=frame)
+    assert_refused(repo, "datasets/local/train.csv: column 'churned': the label column named by config/dataset.json")
+
+
+def test_single_label_value(tmp_path):
+    frame = generate(300, 1)
+    frame[LABEL] = 0
+    repo = local_repo(tmp_path, frame=frame)
+    line = assert_refused(repo, "column 'churned': the label has a single value (0 in every row)")
+    assert "a classifier needs both classes" in line
+
+
+def test_stray_text_names_column_and_first_bad_row(tmp_path):
+    frame = generate(300, 1)
+    frame["income"] = frame["income"].astype(object)
+    frame.loc[41, "income"] = "n/a?"
+    frame.loc[90, "income"] = "oops"
+    repo = local_repo(tmp_path, frame=frame)
+    # row index 41 is file line 43 (line 1 is the header)
+    assert_refused(repo, "column 'income' line 43: text 'n/a?' in a numeric column (2 such row(s))")
+
+
+def test_unknown_model_type_lists_known(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression,xgboost_9000")
+    assert r.code == 2
+    assert r.err.strip() == (
+        "error: --model-types: unknown model type 'xgboost_9000'; known types: extra_trees, "
+        "hist_gradient_boosting, logistic_regression, random_forest"
+    )
+    assert tree_snapshot(repo) == before
+
+
+def test_all_empty_column_dropped_with_warning(tmp_path, capsys):
+    frame = generate(3000, 2)
+    frame["always_empty"] = None
+    repo = local_repo(tmp_path, frame=frame)
+    cfg = config.load(Repo.at(repo))
+    ds = acquire(cfg, no_download=True)
+    prepared = prepare(cfg, read_table(ds.path), "train.csv")
+    assert "train.csv: column 'always_empty' is empty in every row and was dropped" in capsys.readouterr().err
+    assert prepared.dropped_empty == ["always_empty"]
+    assert "always_empty" not in prepared.X.columns
+
+
+def test_kaggle_without_network_is_one_clear_line(tmp_path, monkeypatch):
+    # No credentials in the environment: the real kaggle package refuses; we turn that into one line.
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    repo = make_repo(tmp_path / "r", dataset={"source": "kaggle"})
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-tracking", "--model-types", "logistic_regression")
+    assert r.code == 2
+    assert "config/dataset.json: /kaggle (blastchar/telco-customer-churn): Kaggle" in r.err
+    assert "--no-download" in r.err
+    assert "Traceback" not in r.err
+    assert tree_snapshot(repo) == before
+
+
+def test_kaggle_no_download_falls_back_to_synthetic_loudly(tmp_path):
+    repo = make_repo(tmp_path / "r", dataset={"source": "kaggle", "synthetic": {"rows": 500}})
+    cfg = config.load(Repo.at(repo))
+    ds = acquire(cfg, no_download=True)
+    assert ds.source == "synthetic"
+    assert "no cached copy of kaggle:blastchar/telco-customer-churn" in ds.fallback_reason
+
+
+def test_multiclass_label_refused(tmp_path):
+    frame = generate(300, 1)
+    frame[LABEL] = frame.index % 3
+    repo = local_repo(tmp_path, frame=frame)
+    assert_refused(repo, "the label has 3 values")
+
+
+def test_prepare_rejects_missing_slice_column(tmp_path):
+    frame = generate(300, 1).drop(columns=["plan"])
+    repo = local_repo(tmp_path, frame=frame)
+    cfg = config.load(Repo.at(repo))
+    with pytest.raises(BadInput, match="column 'plan': named in config/dataset.json"):
+        prepare(cfg, read_table(acquire(cfg, no_download=True).path), "train.csv")

@@ -1,0 +1,165 @@
+"""The training spine end to end on temp repos, with real MLflow on a temp sqlite file."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run
+from tests.support.repo import make_repo, tree_snapshot
+
+FAST = {"dataset": {"synthetic": {"rows": 4000, "seed": 11}}, "training": {"bootstrap_iterations": 50}}
+
+
+def fast_repo(tmp_path, name="r", **extra):
+    overrides = {**FAST, **extra}
+    return make_repo(tmp_path / name, **overrides)
+
+
+def outputs(path: Path) -> dict:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_train_twice_promotes_then_holds(tmp_path, monkeypatch):
+    repo = fast_repo(tmp_path)
+    out, summary = tmp_path / "out.txt", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    types = "logistic_regression,hist_gradient_boosting"
+
+    first = run(repo, "train", "--no-download", "--model-types", types)
+    assert first.code == 0, first.err
+    o1 = outputs(out)
+    assert o1["promoted"] == "true" and o1["regression"] == "false"
+    current = json.loads((repo / "models/current/manifest.json").read_text())
+    assert current["version"] == o1["version"]
+    assert current["dataset"]["source"] == "synthetic"
+    assert current["model_sha256"] and (repo / "models/current/model.skops").exists()
+    assert "| hist_gradient_boosting |" in summary.read_text()
+
+    out.write_text("")
+    second = run(repo, "train", "--no-download", "--model-types", types)
+    assert second.code == 0, second.err
+    o2 = outputs(out)
+    assert o2["promoted"] == "false"
+    assert o2["regression"] == "false"
+    assert "no improvement on the same data" in second.out
+    # the champion did not change, and the new candidates sit in candidates/
+    assert json.loads((repo / "models/current/manifest.json").read_text())["version"] == o1["version"]
+    assert len(list((repo / "models/candidates").iterdir())) == 3
+    gate = json.loads((repo / o2["gate_record"]).read_text())
+    assert gate["champion"]["version"] == o1["version"]
+    assert gate["champion_delta"] == pytest.approx(0.0, abs=1e-12)
+    assert {c["name"] for c in gate["checks"]} == {"accuracy_min", "ece_max", "champion_f1"}
+
+
+def test_mlflow_records_runs_tags_registry_and_aliases(tmp_path):
+    import mlflow
+
+    repo = fast_repo(tmp_path)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression,hist_gradient_boosting")
+    assert r.code == 0, r.err
+    manifest = json.loads((repo / "models/current/manifest.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    run_ = client.get_run(manifest["mlflow"]["run_id"])
+    assert run_.data.tags["mlops.version"] == manifest["version"]
+    assert run_.data.tags["mlops.dataset_sha256"] == manifest["dataset"]["sha256"]
+    assert run_.data.tags["mlops.synthetic"] == "true"
+    assert run_.data.tags["mlflow.parentRunId"] == manifest["mlflow"]["parent_run_id"]
+    assert run_.data.metrics["f1"] == pytest.approx(manifest["metrics"]["f1"])
+    champion = client.get_model_version_by_alias("customer-churn-classifier", "champion")
+    assert str(champion.version) == manifest["mlflow"]["model_version"]
+    assert champion.tags["mlops.version"] == manifest["version"]
+    challenger = client.get_model_version_by_alias("customer-churn-classifier", "challenger")
+    assert challenger.tags["mlops.version"] == manifest["version"]  # best of the run was promoted
+    # the logged model is a skops file MLflow can load back
+    loaded = mlflow.sklearn.load_model("models:/customer-churn-classifier@champion")
+    assert hasattr(loaded, "predict_proba")
+
+
+def test_same_commit_data_seed_gives_identical_metrics(tmp_path):
+    metrics = []
+    for name in ("a", "b"):
+        repo = fast_repo(tmp_path, name)
+        r = run(repo, "train", "--no-download", "--no-tracking", "--seed", "5")
+        assert r.code == 0, r.err
+        cands = sorted((repo / "metadata/gates").glob("*.json"))
+        metrics.append({json.loads(p.read_text())["model_type"]: json.loads(p.read_text())["candidate"] for p in cands})
+    assert metrics[0] == metrics[1]
+    assert len(metrics[0]) == 4
+
+
+def test_tampered_champion_exits_2_and_writes_nothing(tmp_path):
+    repo = fast_repo(tmp_path)
+    assert run(repo, "train", "--no-download", "--no-tracking", "--model-types", "logistic_regression").code == 0
+    model = repo / "models/current/model.skops"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--no-tracking", "--model-types", "logistic_regression")
+    assert r.code == 2
+    assert "error: models/current/model.skops: sha256 " in r.err
+    assert "does not match the manifest's" in r.err and "git checkout -- models/current" in r.err
+    assert tree_snapshot(repo) == before
+
+
+def test_regression_is_flagged_when_best_candidate_is_worse(tmp_path, monkeypatch):
+    repo = fast_repo(tmp_path)
+    assert run(repo, "train", "--no-download", "--no-tracking", "--model-types", "hist_gradient_boosting").code == 0
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    # A much weaker learner on the same data falls below the champion beyond tolerance.
+    shutil.copy(
+        Path(__file__).parent / "support" / "weak_model.py",
+        Path(__file__).parents[1] / "training" / "model_types" / "zz_weak_for_test.py",
+    )
+    try:
+        r = run(repo, "train", "--no-download", "--no-tracking", "--model-types", "zz_weak_for_test")
+    finally:
+        (Path(__file__).parents[1] / "training" / "model_types" / "zz_weak_for_test.py").unlink()
+    assert r.code == 0, r.err
+    o = outputs(out)
+    assert o["regression"] == "true" and o["promoted"] == "false"
+    gate = json.loads((repo / o["gate_record"]).read_text())
+    assert gate["regression"] is True and gate["decision"] == "rejected"
+    assert any("champion-relative f1" in reason for reason in gate["reasons"])
+
+
+def test_real_public_csv_from_statsmodels(tmp_path):
+    import statsmodels.datasets.randhie as randhie
+
+    src = Path(randhie.__file__).parent / "randhie.csv"
+    repo = make_repo(
+        tmp_path / "r",
+        dataset={"source": "local", "local": {"path": "datasets/local/randhie.csv"}, "label": "idp",
+                 "categorical": [], "slices": []},
+        training={"bootstrap_iterations": 30},
+    )  # fmt: skip
+    (repo / "datasets/local").mkdir(parents=True)
+    shutil.copy(src, repo / "datasets/local/randhie.csv")
+    r = run(
+        repo,
+        "train",
+        "--no-download",
+        "--allow-invalid-data",
+        "--model-types",
+        "logistic_regression,hist_gradient_boosting",
+    )
+    assert r.code == 0, r.err
+    gates = [json.loads(p.read_text()) for p in (repo / "metadata/gates").glob("*.json")]
+    assert len(gates) == 2
+    from mlops.registry import sha256_file
+
+    for g in gates:
+        assert g["dataset"] == {"sha256": sha256_file(src), "source": "local"}
+        folder = repo / "models/current" if g["decision"] == "promoted" else repo / "models/candidates" / g["version"]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["features"]["numeric"] == [
+            "mdvis", "lncoins", "lpi", "fmde", "physlm", "disea", "hlthg", "hlthf", "hlthp"
+        ]  # fmt: skip
+        assert manifest["label"]["name"] == "idp"
+        assert manifest["dataset"]["rows"] == 20190
+        assert manifest["metrics"]["n"] == manifest["dataset"]["split"]["test"]
+        assert g["mlflow_run_id"] == manifest["mlflow"]["run_id"]

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from training.features import preprocessor
+
+NAME = "logistic_regression"
+DESCRIPTION = "L2-regularised logistic regression on scaled, one-hot-encoded features"
+
+
+def build(numeric: list[str], categorical: list[str], seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline(
+        [
+            ("prepare", preprocessor(numeric, categorical, scale=True)),
+            ("model", LogisticRegression(C=1.0, max_iter=2000, random_state=seed)),
+        ]
+    )
