@@ -144,3 +144,19 @@ def slice_metrics(frame: Any, y_true: Any, proba: Any, columns: list[str], bins:
             }
         out[col] = per
     return out
+
+
+def curves(y_true: Any, proba: Any, points: int = 101) -> dict[str, Any]:
+    """Compact ROC curve (tpr at `points` evenly spaced fpr values) and the confusion counts."""
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(proba, dtype=float)
+    tp, fp, fn, tn = _counts(y, (p >= THRESHOLD).astype(int))
+    out: dict[str, Any] = {"confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "threshold": THRESHOLD}}
+    if 0 < y.sum() < len(y):
+        fpr, tpr, _ = roc_curve(y, p)
+        grid = np.linspace(0.0, 1.0, points)
+        out["roc"] = [[round(float(f), 6), round(float(t), 6)] for f, t in zip(grid, np.interp(grid, fpr, tpr))]
+    return out

@@ -76,6 +76,7 @@ def _evaluate(pipeline: Any, X: Any, y: Any, cfg: Config, seed: int, slices: boo
             y, proba, iterations=cfg.training.bootstrap_iterations, seed=seed, bins=cfg.training.ece_bins
         ),
         "reliability": M.reliability_table(y, proba, cfg.training.ece_bins),
+        "curves": M.curves(y, proba),
         "proba": proba,
     }
     if slices:
@@ -341,6 +342,7 @@ def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, v
             "intervals": r["intervals"],
             "slices": r["slices"],
             "reliability": r["reliability"],
+            "curves": r["curves"],
             "gate": {"record": repo.rel(gate_path), "passed": r["gate"].passed, "decision": decision},
             "mlflow": r.get("mlflow"),
             "data_validation": validation,
