@@ -1,0 +1,153 @@
+"""`mlops audit ...`: verify the Merkle-rooted audit log, prove and check inclusion, repair a torn tail, keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlops import gha
+from mlops.errors import BadInput
+from mlops.repo import Repo
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("audit", help="verify, prove and repair the audit log in metadata/audit/")
+    inner = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    verify = inner.add_parser("verify", help="re-hash every entry and check every checkpoint (exit 1 on tampering)")
+    verify.add_argument(
+        "--against", metavar="REF", help="also prove the log is an append-only extension of the log at git REF"
+    )
+    verify.set_defaults(func=run_verify)
+
+    prove = inner.add_parser("prove", help="print an inclusion proof (JSON) of entry N against the latest checkpoint")
+    prove.add_argument("--seq", type=int, required=True, metavar="N", help="sequence number of the entry")
+    prove.add_argument("--output", "-o", metavar="FILE", help="write the proof here instead of stdout")
+    prove.set_defaults(func=run_prove)
+
+    check = inner.add_parser("check-proof", help="verify a proof offline from the proof and its checkpoint")
+    check.add_argument("file", metavar="FILE", help="proof written by `mlops audit prove`")
+    check.add_argument(
+        "--public-key",
+        metavar="PEM",
+        help="check the checkpoint's signature with this key (default: metadata/audit/checkpoint-key.pub if present)",
+    )
+    check.set_defaults(func=run_check_proof)
+
+    repair = inner.add_parser("repair", help="remove an incomplete final line left by an interrupted append")
+    repair.add_argument(
+        "--truncate-torn-tail",
+        action="store_true",
+        help="truncate only bytes after the last newline of the last segment and of checkpoints.jsonl",
+    )
+    repair.set_defaults(func=run_repair)
+
+    keygen = inner.add_parser("keygen", help="create an ed25519 checkpoint signing key pair")
+    keygen.add_argument("--force", action="store_true", help="replace an existing checkpoint-key.pub")
+    keygen.set_defaults(func=run_keygen)
+
+    record = inner.add_parser("record", help="append one event (for workflows and manual notes)")
+    record.add_argument("--type", required=True, dest="event_type", help="event type, e.g. deployment_change")
+    record.add_argument("--payload", default="{}", help="JSON object (default {})")
+    record.add_argument("--actor", help="who acted (default: $GITHUB_ACTOR or the local user)")
+    record.set_defaults(func=run_record)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from mlops import audit
+
+    repo = Repo.at(args.repo)
+    if args.against:
+        res = audit.verify_against(repo, args.against)
+        result = res.new
+        extra = f"; append-only since {args.against} ({res.old_size} entries, proof of {res.proof_length} hashes)"
+    else:
+        result = audit.verify(repo)
+        extra = ""
+    for warning in result.warnings:
+        gha.warn(warning)
+    print(
+        f"audit log ok: {result.entries} entries in {result.segments} segments, {result.checkpoints} checkpoints "
+        f"({result.signed} signed), root {result.root}{extra}"
+    )
+    gha.set_outputs(audit_entries=result.entries, audit_root=result.root, audit_checkpoints=result.checkpoints)
+    rows = [
+        ("entries", result.entries),
+        ("checkpoints", f"{result.checkpoints} ({result.signed} signed)"),
+        ("root", f"`{result.root}`"),
+    ]
+    if args.against:
+        rows.append((f"append-only since `{args.against}`", f"yes ({res.old_size} entries then)"))
+    gha.add_summary("### Audit log verified\n\n" + gha.md_table(["check", "result"], rows))
+    return 0
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    from mlops import audit, jsonio
+
+    repo = Repo.at(args.repo)
+    text = jsonio.dumps(audit.prove(repo, args.seq))
+    if args.output:
+        jsonio.write_text(Path(args.output), text)
+        print(f"wrote inclusion proof of entry {args.seq} to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def run_check_proof(args: argparse.Namespace) -> int:
+    from mlops import audit, jsonio
+
+    repo = Repo.at(args.repo)
+    doc = jsonio.read_json(Path(args.file), "proof file")
+    key_path = Path(args.public_key) if args.public_key else repo.audit_dir / audit.PUBLIC_KEY
+    if args.public_key and not key_path.exists():
+        raise BadInput("--public-key", f"{key_path} does not exist", "pass the path of checkpoint-key.pub")
+    key = audit.load_public_key(key_path) if key_path.exists() else None
+    res = audit.check_proof(doc, args.file, key)
+    print(
+        f"proof ok: entry seq {res['seq']} is in the tree of size {res['tree_size']} with root {res['root']} "
+        f"(checkpoint signature: {res['signature']})"
+    )
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    from mlops import audit
+
+    if not args.truncate_torn_tail:
+        raise BadInput("mlops audit repair", "says nothing to repair", "pass --truncate-torn-tail")
+    repo = Repo.at(args.repo)
+    done = audit.repair_torn_tail(repo)
+    for line in done:
+        print(line)
+    if not done:
+        print("nothing to repair: every file ends with a complete line")
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from mlops import audit
+
+    repo = Repo.at(args.repo)
+    private, path = audit.keygen(repo, force=args.force)
+    gha.info(
+        f"wrote {repo.rel(path)}; commit it. Store the private key printed on stdout as the repository secret "
+        f"{audit.SIGNING_KEY_ENV} (e.g. `gh secret set {audit.SIGNING_KEY_ENV}`); it is not saved anywhere."
+    )
+    print(private)
+    return 0
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from mlops import audit
+
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        raise BadInput("--payload", f"is not JSON ({exc.msg})", 'pass a JSON object, e.g. \'{"note": "x"}\'') from None
+    entry = audit.record(Repo.at(args.repo), args.event_type, payload, actor=args.actor)
+    print(f"recorded entry seq {entry['seq']} ({entry['type']})")
+    return 0
