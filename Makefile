@@ -23,7 +23,8 @@ demo: $(STAMP)
 
 ## test: run the test suite
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+	@$(BIN)/python -m pytest -n 2 -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; exit $$status
 
 ## lint: ruff, pre-commit hooks
 lint: $(STAMP)
