@@ -330,6 +330,7 @@ class _Channel:
         self.settings = settings
         self.target = target
         self.waited = 0.0
+        self.answered = 0  # successful calls so far: a 401 before any is a bad token, after one a lost token
         self.blocked: str | None = None
         # Transport retries are off on purpose: urllib3 (and PyGithub's GithubRetry) would resend POSTs
         # blindly and sleep any Retry-After uncapped. Every failure comes back to call(), which re-checks
@@ -384,7 +385,9 @@ class _Channel:
                 raise Undeliverable(self.blocked)
             attempt += 1
             try:
-                return fn()
+                value = fn()
+                self.answered += 1
+                return value
             except GithubException as exc:
                 wait, ambiguous, reason = self._judge_status(what, exc, not_found)
             except requests.exceptions.RequestException as exc:
@@ -424,6 +427,9 @@ class _Channel:
         data = getattr(exc, "data", None)
         message = str(data.get("message", "")) if isinstance(data, dict) else str(data or "")
         reason = self._scrub(f"{what}: GitHub answered {status} {message}".strip())
+        if status == 401 and self.answered:
+            # The token worked earlier in this command (expired or revoked mid-run): keep the alert.
+            raise Undeliverable(reason)
         if status == 401:
             raise BadInput(
                 "GITHUB_TOKEN",

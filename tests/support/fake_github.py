@@ -288,6 +288,8 @@ class FakeGitHub:
         if state is None:
             raise _HTTPError(404, "Not Found")
         rest = m.group(3) or ""
+        if isinstance(body, list):  # POST .../labels also takes a bare list of names
+            body = {"labels": body}
         body = body if isinstance(body, dict) else {}
         routes: list[tuple[str, str, Any]] = [
             ("GET", r"", self._get_repo),
@@ -639,11 +641,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
 
-@pytest.fixture
-def fake_github():
+@pytest.fixture(name="fake_github")
+def fake_github_fixture():
     """A started FakeGitHub serving acme/model with workflow ml-training.yml; stopped after the test."""
     server = FakeGitHub().start()
     try:
         yield server
     finally:
         server.stop()
+
+
+# Import either name into a test module; the fixture is called `fake_github` in both cases.
+# (`fake_github_fixture` avoids ruff's F811 when a test parameter is named fake_github.)
+fake_github = fake_github_fixture
