@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     step("validate data", "data", "validate", ok=(0, 1))
     step("train, gate, promote, card, audit", "train", "--no-download")
     _git(work, "add", "-A")
-    _git(work, "commit", "-qm", "demo: training state")
+    _git(work, "commit", "-q", "--allow-empty", "-m", "demo: training state")
     step("verify the audit log", "audit", "verify")
     step("deploy the champion as a 10% canary", "deploy", "--mode", "canary", "--traffic", "0.1", ok=(0, 1))
     step("simulate production traffic with drift", "simulate-traffic", "--rows", "20000", "--shift", "0.5",
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     step("send alerts (dry run: outbox)", "alerts", "flush", ok=(0, 1))
     step("retention dry run", "retention", "--dry-run")
     _git(work, "add", "-A")
-    _git(work, "commit", "-qm", "demo: monitoring state")
+    _git(work, "commit", "-q", "--allow-empty", "-m", "demo: monitoring state")
     step("verify the log is an append-only extension of the first commit", "audit", "verify", "--against", "HEAD~1")
 
     manifest_path = work / "models" / "current" / "manifest.json"
