@@ -1,0 +1,258 @@
+"""The production prediction log and ground-truth feedback (DESIGN.md, "Production data").
+
+A prediction record:   {"request_id", "time", "model_version", "role", "features": {...}, "score", "prediction"}
+A feedback record:     {"request_id", "label", "time"}
+
+`role` is production, canary or shadow; `score` is the positive-class probability; `prediction`
+and `label` are 1 for the positive class and 0 otherwise; times are `YYYY-MM-DDTHH:MM:SSZ`.
+
+Files live under the configured location (default `datasets/production/`, git-ignored), one file
+per UTC day and kind: `predictions-YYYYMMDD.jsonl`, `feedback-YYYYMMDD.jsonl`; Parquet files
+(`.parquet`, `features` as a struct column) are read the same way. Any location pyarrow can open
+(`s3://bucket/logs/predictions-*`) works for reading.
+
+A line that is not a JSON object with the required fields is malformed: by default the read
+refuses with the file and line number (exit 2); with `on_malformed: "skip"` in
+config/monitoring.json it is skipped and reported. A last line without a newline is a write in
+progress and is ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops import jsonio
+from mlops.errors import BadInput
+from mlops.repo import Repo
+
+ROLES = ("production", "canary", "shadow")
+PREDICTION_FIELDS = ("request_id", "time", "model_version", "role", "features", "score", "prediction")
+FEEDBACK_FIELDS = ("request_id", "label", "time")
+
+
+def _folder(repo_or_dir: Repo | str | os.PathLike[str]) -> Path:
+    return repo_or_dir.production_logs if isinstance(repo_or_dir, Repo) else Path(repo_or_dir)
+
+
+def _check_prediction(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    for key in PREDICTION_FIELDS:
+        if key not in rec:
+            return f"missing {key!r}"
+    if rec["role"] not in ROLES:
+        return f"role {rec['role']!r} is not one of {', '.join(ROLES)}"
+    if not isinstance(rec["features"], dict):
+        return "'features' is not an object"
+    if not isinstance(rec["score"], (int, float)) or isinstance(rec["score"], bool) or not 0 <= rec["score"] <= 1:
+        return "'score' is not a probability in [0, 1]"
+    return _check_time(rec["time"])
+
+
+def _check_feedback(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    for key in FEEDBACK_FIELDS:
+        if key not in rec:
+            return f"missing {key!r}"
+    return _check_time(rec["time"])
+
+
+def _check_time(value: Any) -> str | None:
+    try:
+        jsonio.parse_utc(str(value))
+    except BadInput:
+        return f"'time' {value!r} is not an ISO-8601 UTC time"
+    return None
+
+
+def _append(folder: Path, prefix: str, records: list[dict], check: Any) -> list[Path]:
+    by_day: dict[str, list[str]] = {}
+    for i, rec in enumerate(records):
+        problem = check(rec)
+        if problem:
+            raise BadInput(f"{prefix} record {i}", problem, "fix the record before logging it")
+        day = jsonio.parse_utc(str(rec["time"])).strftime("%Y%m%d")
+        by_day.setdefault(day, []).append(json.dumps(rec, sort_keys=True, allow_nan=False, default=_json_default))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for day, lines in sorted(by_day.items()):
+        path = folder / f"{prefix}-{day}.jsonl"
+        # One write per call in append mode: concurrent writers interleave whole batches of lines.
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        written.append(path)
+    return written
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def append_predictions(repo_or_dir: Repo | str | os.PathLike[str], records: list[dict]) -> list[Path]:
+    """Append prediction records to predictions-YYYYMMDD.jsonl files (validated first)."""
+    return _append(_folder(repo_or_dir), "predictions", list(records), _check_prediction)
+
+
+def append_feedback(repo_or_dir: Repo | str | os.PathLike[str], records: list[dict]) -> list[Path]:
+    """Append feedback records {request_id, label, time} to feedback-YYYYMMDD.jsonl files."""
+    return _append(_folder(repo_or_dir), "feedback", list(records), _check_feedback)
+
+
+def write_parquet(path: str | os.PathLike[str], records: list[dict]) -> None:
+    """Write prediction or feedback records as one Parquet file (features as a struct column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(list(records)), tmp)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class LogRead:
+    """Records read from the log within a window, with what was skipped and from where."""
+
+    records: list[dict]
+    files: list[str]
+    skipped: list[str] = field(default_factory=list)  # "file:line: problem"
+    outside_window: int = 0
+
+
+def list_files(repo: Repo, pattern: str) -> list[str]:
+    """Files matching a glob: relative to the repo, absolute, or a pyarrow URI (s3://...)."""
+    if "://" in pattern:
+        from pyarrow import fs as pafs
+
+        folder, _, name = pattern.rpartition("/")
+        filesystem, base = pafs.FileSystem.from_uri(folder)
+        infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        scheme = pattern.split("://", 1)[0]
+        return sorted(
+            f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, name)
+        )
+    path = Path(pattern)
+    root = path.anchor if path.is_absolute() else repo.root
+    rel = str(path.relative_to(path.anchor)) if path.is_absolute() else pattern
+    return sorted(str(p) for p in Path(root).glob(rel) if p.is_file() and not p.name.startswith("."))
+
+
+def _open_bytes(location: str) -> bytes:
+    if "://" in location:
+        from pyarrow import fs as pafs
+
+        filesystem, path = pafs.FileSystem.from_uri(location)
+        with filesystem.open_input_stream(path) as fh:
+            return fh.read()
+    return Path(location).read_bytes()
+
+
+def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead) -> list[dict]:
+    data = _open_bytes(location)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        lines.pop()  # no trailing newline: a line still being written
+    records = []
+    for lineno, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            problem = check(rec)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problem = f"malformed JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
+        if problem:
+            if on_malformed != "skip":
+                raise BadInput(
+                    f"{location}:{lineno}",
+                    f"malformed log line: {problem}",
+                    'fix or remove the line, or set "on_malformed": "skip" in config/monitoring.json',
+                )
+            out.skipped.append(f"{location}:{lineno}: {problem}")
+            continue
+        records.append(rec)
+    return records
+
+
+def _read_parquet(location: str, check: Any, on_malformed: str, out: LogRead) -> list[dict]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(io.BytesIO(_open_bytes(location))).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
+        raise BadInput(location, f"not a readable Parquet file ({exc})", "replace or remove the file") from None
+    records = []
+    for i, rec in enumerate(rows, 1):
+        problem = check(rec)
+        if problem:
+            if on_malformed != "skip":
+                raise BadInput(f"{location}: row {i}", f"malformed log row: {problem}", "fix or remove the row")
+            out.skipped.append(f"{location}: row {i}: {problem}")
+            continue
+        records.append(rec)
+    return records
+
+
+def read(
+    repo: Repo,
+    pattern: str,
+    kind: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    on_malformed: str = "refuse",
+) -> LogRead:
+    """Read prediction ('predictions') or feedback ('feedback') records with since <= time < until."""
+    check = _check_prediction if kind == "predictions" else _check_feedback
+    files = list_files(repo, pattern)
+    out = LogRead(records=[], files=files)
+    lo = jsonio.format_utc(since) if since else None
+    hi = jsonio.format_utc(until) if until else None
+    for location in files:
+        reader = _read_parquet if location.endswith(".parquet") else _read_jsonl
+        for rec in reader(location, check, on_malformed, out):
+            when = jsonio.format_utc(jsonio.parse_utc(str(rec["time"])))
+            if (lo and when < lo) or (hi and when >= hi):
+                out.outside_window += 1
+                continue
+            rec["time"] = when
+            out.records.append(rec)
+    return out
+
+
+def frame(records: list[dict], features: list[str], where: str) -> Any:
+    """A DataFrame with request_id, time, model_version, role, score, prediction and feature columns."""
+    import pandas as pd
+
+    meta = pd.DataFrame.from_records(
+        [{k: r[k] for k in ("request_id", "time", "model_version", "role", "score", "prediction")} for r in records],
+        columns=["request_id", "time", "model_version", "role", "score", "prediction"],
+    )
+    feats = pd.DataFrame.from_records([r["features"] for r in records])
+    missing = [f for f in features if f not in feats.columns]
+    if records and missing:
+        raise BadInput(
+            where,
+            f"the prediction log has no values for feature(s) {', '.join(missing)}",
+            "log every model feature under 'features', or retrain on the features the router logs",
+        )
+    feats = feats.reindex(columns=features)
+    return pd.concat([meta, feats], axis=1)
