@@ -466,22 +466,28 @@ class _Channel:
         raise Undeliverable(reason)
 
 
+def _raw(obj: Any) -> dict[str, Any]:
+    # The JSON GitHub sent. PyGithub's raw_data (and any attribute the listing lacked, such as
+    # pull_request) would re-fetch a lazily listed object: one extra GET per issue or comment.
+    return obj._rawData
+
+
 def _issue_fingerprints(ch: _Channel, fingerprint: str) -> tuple[list[Any], list[Any]]:
     """All ml-ops issues with this fingerprint, every page: (open oldest first, closed most recent first)."""
 
     def listing() -> list[Any]:
         found = []
         for issue in ch.repo.get_issues(state="all", labels=["ml-ops"], sort="created", direction="asc"):
-            raw = issue.raw_data
+            raw = _raw(issue)
             if raw.get("pull_request") is None and _fingerprint_of(raw.get("body")) == fingerprint:
                 found.append(issue)
         return found
 
     matches = ch.call("list ml-ops issues", listing)
-    opened = sorted((i for i in matches if i.raw_data.get("state") == "open"), key=lambda i: i.number)
+    opened = sorted((i for i in matches if _raw(i).get("state") == "open"), key=lambda i: i.number)
     closed = sorted(
-        (i for i in matches if i.raw_data.get("state") != "open"),
-        key=lambda i: (i.raw_data.get("closed_at") or "", i.number),
+        (i for i in matches if _raw(i).get("state") != "open"),
+        key=lambda i: (_raw(i).get("closed_at") or "", i.number),
         reverse=True,
     )
     return opened, closed
@@ -519,7 +525,7 @@ def _upsert_comment(ch: _Channel, issue: Any, marker: str, text: str) -> tuple[A
 
     def find() -> Any:
         for comment in issue.get_comments():
-            if (comment.raw_data.get("body") or "").startswith(marker):
+            if (_raw(comment).get("body") or "").startswith(marker):
                 return comment
         return None
 
@@ -552,15 +558,15 @@ def _deliver_raise(ch: _Channel, alert: Alert, commit: str, note: str = "") -> d
         comment, created = _upsert_comment(
             ch, issue, marker, _recurrence_text(alert, target, commit, "Seen again", note)
         )
-        result.update(status="commented", comment_created=created, comment_url=comment.raw_data.get("html_url"))
+        result.update(status="commented", comment_created=created, comment_url=_raw(comment).get("html_url"))
     elif closed:
         issue = closed[0]
         result["labels_created"] = _ensure_labels(ch, alert.labels() + [n for n in LABELS if n not in alert.labels()])
-        current = [label["name"] for label in issue.raw_data.get("labels", [])]
+        current = [label["name"] for label in _raw(issue).get("labels", [])]
         labels = list(dict.fromkeys(current + alert.labels()))
         ch.call(f"reopen #{issue.number}", lambda: issue.edit(state="open", labels=labels))
         comment, created = _upsert_comment(ch, issue, marker, _recurrence_text(alert, target, commit, "Recurred", note))
-        result.update(status="reopened", comment_created=created, comment_url=comment.raw_data.get("html_url"))
+        result.update(status="reopened", comment_created=created, comment_url=_raw(comment).get("html_url"))
     else:
         result["labels_created"] = _ensure_labels(ch, alert.labels() + [n for n in LABELS if n not in alert.labels()])
         body = render_body(alert, target, commit, note=note)
@@ -576,7 +582,7 @@ def _deliver_raise(ch: _Channel, alert: Alert, commit: str, note: str = "") -> d
             recheck=still_open,
         )
         result.update(status="opened")
-    result.update(issue=issue.number, url=issue.raw_data.get("html_url"), title=alert.clean_title())
+    result.update(issue=issue.number, url=_raw(issue).get("html_url"), title=alert.clean_title())
     return result
 
 
@@ -595,7 +601,7 @@ def _deliver_resolve(ch: _Channel, fingerprint: str, reason: str) -> dict[str, A
         "fingerprint": fingerprint,
         "issue": first.number,
         "issues": closed,
-        "url": first.raw_data.get("html_url"),
+        "url": _raw(first).get("html_url"),
         "reason": reason,
     }
 
