@@ -1,0 +1,41 @@
+"""`mlops retention [--dry-run]`: delete expired, undeployed model folders (see mlops/retention.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retention", help="delete expired candidates and archived models (never deployed ones)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted; change nothing")
+    p.set_defaults(func=run)
+    _register_workflow_layer(sub)
+
+
+def _register_workflow_layer(sub: argparse._SubParsersAction) -> None:
+    # The workflows also call `mlops report` and `mlops workflow` (issue 8). Until mlops/cli.py lists
+    # their modules in COMMAND_MODULES, this module registers them; once listed, they register
+    # themselves and this does nothing.
+    from mlops.cli import COMMAND_MODULES
+
+    for name in ("report", "workflow"):
+        module_name = f"mlops.commands.{name}_cmd"
+        if module_name not in COMMAND_MODULES and name not in sub.choices:
+            import importlib
+
+            importlib.import_module(module_name).register(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlops import config, retention
+    from mlops.repo import Repo
+
+    cfg = config.load(Repo.at(args.repo))
+    outcome = retention.run(cfg, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for item in outcome["items"]:
+        action = verb if item.action == "delete" else item.action
+        print(f"  {item.kind:<9} {item.version:<56} {action:<12} {item.why}")
+    count = len(outcome["would_remove"] if args.dry_run else outcome["removed"])
+    print(f"retention: {count} model folder(s) {verb}" + (" (dry run: nothing changed)" if args.dry_run else ""))
+    return 0
