@@ -23,8 +23,19 @@ SCHEMA_FILE = "model-card-document.schema.json"
 TEAM_FILE = "config/model-card.json"
 PLOTS = ("roc", "reliability", "confusion", "slices")
 # Metrics in the order the card lists them; anything else the manifest holds follows alphabetically.
-METRIC_ORDER = ("accuracy", "precision", "recall", "f1", "roc_auc", "ece", "brier", "log_loss",
-                "positive_rate", "predicted_positive_rate", "n")  # fmt: skip
+METRIC_ORDER = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "ece",
+    "brier",
+    "log_loss",
+    "positive_rate",
+    "predicted_positive_rate",
+    "n",
+)
 SLICE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "ece", "positive_rate")
 LOWER_IS_BETTER = frozenset({"ece", "brier", "log_loss"})
 
@@ -92,9 +103,12 @@ def find_audit_entries(repo: Repo, version: str) -> dict[str, Any]:
         if covering:
             i, ck = covering
             found[kind]["checkpoint"] = {
-                "index": i, "size": ck["size"], "root": ck.get("root"), "time": ck.get("time"),
+                "index": i,
+                "size": ck["size"],
+                "root": ck.get("root"),
+                "time": ck.get("time"),
                 "signed": "signature" in ck,
-            }  # fmt: skip
+            }
         else:
             found[kind]["checkpoint"] = None
     return found
@@ -147,9 +161,11 @@ def assemble(
         item: dict[str, Any] = {"type": name, "value": metrics[name], "slice": "overall", "split": "test"}
         if name in intervals:
             item["confidence_interval"] = {
-                "lower_bound": intervals[name]["low"], "upper_bound": intervals[name]["high"], "level": 0.95,
+                "lower_bound": intervals[name]["low"],
+                "upper_bound": intervals[name]["high"],
+                "level": 0.95,
                 "method": "percentile bootstrap over the test split",
-            }  # fmt: skip
+            }
         performance.append(item)
     for name in _ordered_metrics(val):
         performance.append({"type": name, "value": val[name], "slice": "overall", "split": "validation"})
@@ -198,11 +214,16 @@ def assemble(
             "label": label,
             "seed": manifest.get("seed"),
             "data": [
-                {"name": name, "rows": split.get(key), "sha256": ds.get("sha256"), "source": ds.get("source"),
-                 "synthetic": synthetic}
+                {
+                    "name": name,
+                    "rows": split.get(key),
+                    "sha256": ds.get("sha256"),
+                    "source": ds.get("source"),
+                    "synthetic": synthetic,
+                }
                 for name, key in (("train", "train"), ("validation", "val"), ("test", "test"))
                 if key in split
-            ],  # fmt: skip
+            ],
         },
         "quantitative_analysis": {
             "performance_metrics": performance,
@@ -249,7 +270,9 @@ def assemble(
                 "model_version": mlflow.get("model_version"),
                 "model_uri": mlflow.get("model_uri"),
                 "tracking_uri": mlflow.get("tracking_uri"),
-            } if mlflow else None,
+            }
+            if mlflow
+            else None,
             "audit": {
                 "available": bool(audit_found.get("available")),
                 "promotion": audit_found.get("promotion"),
@@ -259,7 +282,7 @@ def assemble(
             "overrides": manifest.get("overrides") or {},
             "environment": manifest.get("environment") or {},
         },
-    }  # fmt: skip
+    }
     return card
 
 
@@ -292,8 +315,13 @@ def _run_caveats(manifest: dict[str, Any], gate_record: dict[str, Any] | None) -
 def _gate_section(manifest: dict[str, Any], record: dict[str, Any] | None, record_path: str | None) -> dict[str, Any]:
     gate = manifest.get("gate") or {}
     if record is None:
-        return {"record": None, "passed": gate.get("passed"), "decision": gate.get("decision"), "checks": [],
-                "champion": None}  # fmt: skip
+        return {
+            "record": None,
+            "passed": gate.get("passed"),
+            "decision": gate.get("decision"),
+            "checks": [],
+            "champion": None,
+        }
     champion = record.get("champion")
     return {
         "record": record_path,
@@ -457,18 +485,23 @@ def render_markdown(card: dict[str, Any]) -> str:
         or "_not set in config/model-card.json_"
     )
     licenses = ", ".join(x["identifier"] for x in md["licenses"]) or "_not set_"
-    add(_table(["field", "value"], [
-        ["version", f"`{version}`"],
-        ["model type", md["model_type"]],
-        ["architecture", mp["model_architecture"]],
-        ["trained", md["version"]["date"]],
-        ["commit", f"`{lin['commit']}`"],
-        ["seed", lin["seed"]],
-        ["model sha256", f"`{lin['model_sha256']}`"],
-        ["owners", owners],
-        ["license", licenses],
-        ["synthetic data", md["synthetic_data"]],
-    ]))  # fmt: skip
+    add(
+        _table(
+            ["field", "value"],
+            [
+                ["version", f"`{version}`"],
+                ["model type", md["model_type"]],
+                ["architecture", mp["model_architecture"]],
+                ["trained", md["version"]["date"]],
+                ["commit", f"`{lin['commit']}`"],
+                ["seed", lin["seed"]],
+                ["model sha256", f"`{lin['model_sha256']}`"],
+                ["owners", owners],
+                ["license", licenses],
+                ["synthetic data", md["synthetic_data"]],
+            ],
+        )
+    )
     if md["references"]:
         add("References:\n\n" + _bullets([r["reference"] for r in md["references"]], ""))
 
@@ -489,8 +522,14 @@ def render_markdown(card: dict[str, Any]) -> str:
     rows = []
     for p in test:
         ci = p.get("confidence_interval")
-        rows.append([p["type"], p["value"], f"{_num(ci['lower_bound'])} – {_num(ci['upper_bound'])}" if ci else "",
-                     val.get(p["type"])])  # fmt: skip
+        rows.append(
+            [
+                p["type"],
+                p["value"],
+                f"{_num(ci['lower_bound'])} – {_num(ci['upper_bound'])}" if ci else "",
+                val.get(p["type"]),
+            ]
+        )
     add(
         "Held-out test split; decision threshold 0.5; 95 % intervals are percentile bootstrap resamples of the "
         "test split; ECE is the binned expected calibration error (lower is better)."
@@ -505,18 +544,25 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"({_num(by_name.get('validation', {}).get('rows'))} rows) is reported beside it."
     )
     add("## Training data")
-    add(_table(["field", "value"], [
-        ["source", ds["source"] + (" (generated, not real data)" if ds["synthetic"] else "")],
-        ["sha256", f"`{ds['sha256']}`"],
-        ["path", f"`{ds['path']}`"],
-        ["detail", ds.get("detail") or ""],
-        ["fetched", ds.get("fetched_at")],
-        ["source last updated", ds.get("updated_at")],
-        ["rows", ds.get("rows")],
-        ["train / validation / test rows", " / ".join(_num(by_name.get(k, {}).get("rows"))
-                                                      for k in ("train", "validation", "test"))],
-        ["label", f"`{mp['label'].get('name')}` (positive: {mp['label'].get('positive')!r})"],
-    ]))  # fmt: skip
+    add(
+        _table(
+            ["field", "value"],
+            [
+                ["source", ds["source"] + (" (generated, not real data)" if ds["synthetic"] else "")],
+                ["sha256", f"`{ds['sha256']}`"],
+                ["path", f"`{ds['path']}`"],
+                ["detail", ds.get("detail") or ""],
+                ["fetched", ds.get("fetched_at")],
+                ["source last updated", ds.get("updated_at")],
+                ["rows", ds.get("rows")],
+                [
+                    "train / validation / test rows",
+                    " / ".join(_num(by_name.get(k, {}).get("rows")) for k in ("train", "validation", "test")),
+                ],
+                ["label", f"`{mp['label'].get('name')}` (positive: {mp['label'].get('positive')!r})"],
+            ],
+        )
+    )
     dv = lin.get("data_validation")
     if dv is None:
         add("Data validation: not recorded for this run.")
@@ -524,12 +570,17 @@ def render_markdown(card: dict[str, Any]) -> str:
         state = "passed" if dv.get("passed") else "FAILED" + (" (overridden)" if dv.get("overridden") else "")
         add(f"Data validation: **{state}**" + (f", report `{dv['report']}`" if dv.get("report") else "") + ".")
     feats = mp["input_format"]
-    add(_details(
-        f"Features ({len(feats['numeric'])} numeric, {len(feats['categorical'])} categorical)",
-        _table(["feature", "kind"], [[f"`{f}`", "numeric"] for f in feats["numeric"]]
-               + [[f"`{f}`", "categorical"] for f in feats["categorical"]]
-               + [[f"`{f}`", "dropped (empty)"] for f in feats["dropped_empty"]]),
-    ))  # fmt: skip
+    add(
+        _details(
+            f"Features ({len(feats['numeric'])} numeric, {len(feats['categorical'])} categorical)",
+            _table(
+                ["feature", "kind"],
+                [[f"`{f}`", "numeric"] for f in feats["numeric"]]
+                + [[f"`{f}`", "categorical"] for f in feats["categorical"]]
+                + [[f"`{f}`", "dropped (empty)"] for f in feats["dropped_empty"]],
+            ),
+        )
+    )
 
     add("## Quantitative analyses")
     images = {g["name"]: g["image"] for g in qa["graphics"]["collection"]}
@@ -541,16 +592,26 @@ def render_markdown(card: dict[str, Any]) -> str:
     if qa.get("confusion"):
         add(f"![Confusion matrix]({images['confusion']})")
         c = qa["confusion"]
-        add(_table(["", "predicted positive", "predicted negative"],
-                   [["actual positive", c["tp"], c["fn"]], ["actual negative", c["fp"], c["tn"]]]))  # fmt: skip
+        add(
+            _table(
+                ["", "predicted positive", "predicted negative"],
+                [["actual positive", c["tp"], c["fn"]], ["actual negative", c["fp"], c["tn"]]],
+            )
+        )
     else:
         add("_Confusion matrix: not recorded (the manifest has no `curves`)._")
-    add(_details(
-        "Reliability table (calibration per probability bin)",
-        _table(["bin", "count", "mean predicted", "observed rate"],
-               [[f"{b['bin_low']:.2f}–{b['bin_high']:.2f}", b["count"], b["mean_predicted"], b["observed_rate"]]
-                for b in qa["reliability"]]),
-    ))  # fmt: skip
+    add(
+        _details(
+            "Reliability table (calibration per probability bin)",
+            _table(
+                ["bin", "count", "mean predicted", "observed rate"],
+                [
+                    [f"{b['bin_low']:.2f}–{b['bin_high']:.2f}", b["count"], b["mean_predicted"], b["observed_rate"]]
+                    for b in qa["reliability"]
+                ],
+            ),
+        )
+    )
     sliced = _slice_rows(qa["performance_metrics"])
     if sliced:
         add("### Per-slice metrics")
@@ -562,8 +623,11 @@ def render_markdown(card: dict[str, Any]) -> str:
 
     add("## Ethical considerations")
     eth = co["ethical_considerations"]
-    add(_table(["consideration", "mitigation"], [[e["name"], e["mitigation_strategy"]] for e in eth])
-        if eth else f"_{team_missing}_")  # fmt: skip
+    add(
+        _table(["consideration", "mitigation"], [[e["name"], e["mitigation_strategy"]] for e in eth])
+        if eth
+        else f"_{team_missing}_"
+    )
 
     add("## Caveats and recommendations")
     if co["run_caveats"]:
@@ -571,8 +635,10 @@ def render_markdown(card: dict[str, Any]) -> str:
     add("**Limitations**\n\n" + _bullets([u["description"] for u in co["limitations"]], team_missing))
     if co["tradeoffs"]:
         add("**Trade-offs**\n\n" + _bullets([u["description"] for u in co["tradeoffs"]], ""))
-    add("**Recommendations**\n\n" + _bullets([u["description"] for u in co["caveats_and_recommendations"]],
-                                              team_missing))  # fmt: skip
+    add(
+        "**Recommendations**\n\n"
+        + _bullets([u["description"] for u in co["caveats_and_recommendations"]], team_missing)
+    )
 
     add("## Gate and lineage")
     add(_gate_markdown(gate, {p["type"]: p["value"] for p in test}))
@@ -602,9 +668,15 @@ def _gate_markdown(gate: dict[str, Any], candidate_metrics: dict[str, Any]) -> s
         f"**{gate['decision']}**. Primary metric `{gate['primary_metric']}`, champion tolerance "
         f"{_num(gate['tolerance'])}."
     )
-    parts.append(_table(["check", "value", "rule", "threshold", "result"],
-                        [[c["name"], c["value"], c["op"], c["threshold"], "pass" if c["passed"] else "FAIL"]
-                         for c in gate["checks"]]))  # fmt: skip
+    parts.append(
+        _table(
+            ["check", "value", "rule", "threshold", "result"],
+            [
+                [c["name"], c["value"], c["op"], c["threshold"], "pass" if c["passed"] else "FAIL"]
+                for c in gate["checks"]
+            ],
+        )
+    )
     if gate.get("promotion_reason"):
         parts.append(f"Promotion decision: {gate['promotion_reason']}.")
     champion = gate.get("champion")
@@ -618,8 +690,11 @@ def _gate_markdown(gate: dict[str, Any], candidate_metrics: dict[str, Any]) -> s
             head += f": not comparable ({champion.get('reason')}); its stored metrics are shown."
         parts.append(head)
         if champion.get("metrics"):
-            parts.append(_table(["metric", "champion", "this model", "change"],
-                                diff_rows(candidate_metrics, champion["metrics"])))  # fmt: skip
+            parts.append(
+                _table(
+                    ["metric", "champion", "this model", "change"], diff_rows(candidate_metrics, champion["metrics"])
+                )
+            )
     return "\n\n".join(parts)
 
 
@@ -639,12 +714,22 @@ def _lineage_markdown(card: dict[str, Any]) -> str:
         e = audit.get(kind)
         if e:
             ck = e.get("checkpoint")
-            where = (f"checkpoint #{ck['index']} (size {ck['size']}, root `{_short(ck['root'], 16)}`"
-                     f"{', signed' if ck.get('signed') else ''})") if ck else "no checkpoint covers it yet"  # fmt: skip
+            where = (
+                (
+                    f"checkpoint #{ck['index']} (size {ck['size']}, root `{_short(ck['root'], 16)}`"
+                    f"{', signed' if ck.get('signed') else ''})"
+                )
+                if ck
+                else "no checkpoint covers it yet"
+            )
             rows.append([f"audit: {kind}", f"seq {e['seq']}, leaf `{_short(e['leaf_hash'], 16)}`, in {where}"])
         elif kind == "promotion":
-            rows.append(["audit: promotion", "none: this version was not promoted"
-                         if audit.get("available") else "audit log not available"])  # fmt: skip
+            rows.append(
+                [
+                    "audit: promotion",
+                    "none: this version was not promoted" if audit.get("available") else "audit log not available",
+                ]
+            )
     out = [_table(["what", "value"], rows)]
     seq = (audit.get("promotion") or audit.get("gate_decision") or {}).get("seq")
     if seq is not None:
@@ -696,8 +781,14 @@ def _note(ax: Any, text: str) -> None:
 
 def _plot_roc(card: dict[str, Any]) -> bytes:
     qa = card["quantitative_analysis"]
-    auc = next((p["value"] for p in qa["performance_metrics"]
-                if p["type"] == "roc_auc" and p["slice"] == "overall" and p["split"] == "test"), None)  # fmt: skip
+    auc = next(
+        (
+            p["value"]
+            for p in qa["performance_metrics"]
+            if p["type"] == "roc_auc" and p["slice"] == "overall" and p["split"] == "test"
+        ),
+        None,
+    )
     fig, ax = _figure(4.5, 4.0)
     if qa.get("roc"):
         xs = [pt[0] for pt in qa["roc"]]
@@ -718,16 +809,34 @@ def _plot_roc(card: dict[str, Any]) -> bytes:
 
 def _plot_reliability(card: dict[str, Any]) -> bytes:
     qa = card["quantitative_analysis"]
-    ece = next((p["value"] for p in qa["performance_metrics"]
-                if p["type"] == "ece" and p["slice"] == "overall" and p["split"] == "test"), None)  # fmt: skip
+    ece = next(
+        (
+            p["value"]
+            for p in qa["performance_metrics"]
+            if p["type"] == "ece" and p["slice"] == "overall" and p["split"] == "test"
+        ),
+        None,
+    )
     bins = [b for b in qa["reliability"] if b["count"]]
     fig, ax = _figure(4.5, 4.0)
     if bins:
         width = bins[0]["bin_high"] - bins[0]["bin_low"]
-        ax.bar([b["bin_low"] for b in bins], [b["observed_rate"] for b in bins], width=width * 0.9, align="edge",
-               color="#1f77b4", alpha=0.7, label="observed positive rate")  # fmt: skip
-        ax.plot([b["mean_predicted"] for b in bins], [b["observed_rate"] for b in bins], "o", color="#d62728",
-                label="bin mean predicted")  # fmt: skip
+        ax.bar(
+            [b["bin_low"] for b in bins],
+            [b["observed_rate"] for b in bins],
+            width=width * 0.9,
+            align="edge",
+            color="#1f77b4",
+            alpha=0.7,
+            label="observed positive rate",
+        )
+        ax.plot(
+            [b["mean_predicted"] for b in bins],
+            [b["observed_rate"] for b in bins],
+            "o",
+            color="#d62728",
+            label="bin mean predicted",
+        )
         ax.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=1, label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
@@ -750,8 +859,15 @@ def _plot_confusion(card: dict[str, Any]) -> bytes:
         ax.imshow(grid, cmap="Blues", vmin=0, vmax=top)
         for i in range(2):
             for j in range(2):
-                ax.text(j, i, str(grid[i][j]), ha="center", va="center", fontsize=12,
-                        color="white" if grid[i][j] > top / 2 else "black")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    str(grid[i][j]),
+                    ha="center",
+                    va="center",
+                    fontsize=12,
+                    color="white" if grid[i][j] > top / 2 else "black",
+                )
         ax.set_xticks([0, 1], ["predicted +", "predicted −"])
         ax.set_yticks([0, 1], ["actual +", "actual −"])
         ax.grid(False)
@@ -842,8 +958,10 @@ def write_for_version(cfg: Config, version: str) -> dict[str, Any]:
     try:
         return write_card(cfg, version)
     except Exception as exc:  # noqa: BLE001 - the model, gate and audit are already recorded; the card can be rebuilt
-        gha.warn(f"model card for {version} not written ({type(exc).__name__}: {exc}); "
-                 f"rebuild it with `mlops card build {version}`")  # fmt: skip
+        gha.warn(
+            f"model card for {version} not written ({type(exc).__name__}: {exc}); "
+            f"rebuild it with `mlops card build {version}`"
+        )
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
