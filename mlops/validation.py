@@ -35,7 +35,7 @@ CHECKS = (
 )
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 MAX_ROWS_SHOWN = 5
-LEAK_SAMPLE_ROWS = 50_000
+LEAK_SAMPLE_ROWS = 20_000
 CONTRACT_FORMAT = 1
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_NAME = "snapshot-profile.json"
@@ -462,17 +462,21 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
             continue
         if found == "null":
             continue
+        # Cheap aggregates first (min/max, distinct values); a row mask only when something is out.
         masks: list[tuple[str, Any]] = []
-        if "min" in rule:
-            masks.append((f"below the minimum {rule['min']}", pc.less(col, pa.scalar(rule["min"]))))
-        if "max" in rule:
-            masks.append((f"above the maximum {rule['max']}", pc.greater(col, pa.scalar(rule["max"]))))
+        if "min" in rule or "max" in rule:
+            mm = pc.min_max(col)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if "min" in rule and lo is not None and lo < rule["min"]:
+                masks.append((f"below the minimum {rule['min']}", pc.less(col, pa.scalar(rule["min"]))))
+            if "max" in rule and hi is not None and hi > rule["max"]:
+                masks.append((f"above the maximum {rule['max']}", pc.greater(col, pa.scalar(rule["max"]))))
         if "categories" in rule:
             allowed = pa.array(rule["categories"], type=pa.string())
             values = pc.cast(col, pa.string()) if found != "string" else col
-            masks.append(
-                ("not an allowed category", pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed))))
-            )
+            if not pc.all(pc.is_in(pc.unique(values.drop_null()), allowed)).as_py():
+                unseen = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed)))
+                masks.append(("not an allowed category", unseen))
         for problem, mask in masks:
             mask = pc.fill_null(mask, False)
             count = int(pc.sum(mask).as_py() or 0)
@@ -482,9 +486,9 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
         allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
-        count = int(pc.sum(mask).as_py() or 0)
-        if count:
+        if not pc.all(pc.is_in(pc.cast(pc.unique(col.drop_null()), pa.string()), allowed)).as_py():
+            mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
+            count = int(pc.sum(mask).as_py() or 0)
             violations.append(
                 {"column": label["column"], "problem": "label value not in the contract", "count": count,
                  "rows": _rows(mask)}
@@ -500,18 +504,6 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
 
 
 # ------------------------------------------------------------------------------- duplicates
-
-
-def _mix(v: Any) -> Any:
-    """splitmix64 finaliser, in place on a uint64 array."""
-    import numpy as np
-
-    v ^= v >> np.uint64(30)
-    v *= np.uint64(0xBF58476D1CE4E5B9)
-    v ^= v >> np.uint64(27)
-    v *= np.uint64(0x94D049BB133111EB)
-    v ^= v >> np.uint64(31)
-    return v
 
 
 def _codes(col: Any) -> Any:
@@ -544,11 +536,18 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
     import pyarrow.compute as pc
 
     n = table.num_rows
+    # Chained hash h = f(h ^ code) with f = multiply-xorshift, a bijection on uint64: rows that differ
+    # in one column always differ in h. Equal rows always collide; other collisions are rare and
+    # are removed by the exact confirmation below. In place, so memory stays at two uint64 arrays.
     h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for i, name in enumerate(table.column_names):
-        v = _mix(_codes(table.column(name)).copy())
-        h ^= v + np.uint64(i)
-        h *= np.uint64(0x100000001B3)
+    tmp = np.empty(n, dtype=np.uint64)
+    prime = np.uint64(0x9FB21C651E98DF25)
+    for name in table.column_names:
+        np.bitwise_xor(h, _codes(table.column(name)), out=h)
+        np.multiply(h, prime, out=h)
+        np.right_shift(h, np.uint64(29), out=tmp)
+        np.bitwise_xor(h, tmp, out=h)
+    del tmp
     counts = pc.value_counts(pa.array(h))
     repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
     duplicates, rows = 0, []
@@ -602,7 +601,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
     if len(classes) == 2 and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
-        agg = labelled.group_by(label, use_threads=False).aggregate([(c, "min_max") for c in numeric])
+        agg = labelled.group_by(label).aggregate([(c, "min_max") for c in numeric])
         order = agg.column(label).to_pylist()
         for c in numeric:
             mm = agg.column(f"{c}_min_max").to_pylist()
@@ -622,6 +621,8 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     for c in features:
         if c in leaks or pa.types.is_null(table.column(c).type):
             continue
+        if pc.count_distinct(sample.column(c)).as_py() * 2 > sample.num_rows:
+            continue  # identifiers and continuous values: purity by accident, not by leak
         pure, distinct = _pure(sample, c, label)
         if not pure or distinct * 2 > sample.num_rows or distinct < 2:
             continue  # identifiers and continuous values are pure by accident, not by leak
@@ -774,24 +775,34 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     where = cfg.repo.rel(dataset.path)
     if table is None:
         table = data.read_table(dataset.path, where)
-    checks: list[CheckResult] = []
 
-    def run(name: str, fn: Any, *args: Any) -> None:
-        if not s.enabled[name]:
-            checks.append(CheckResult(name, SKIP, "disabled in config/validation.json", {}))
-            return
-        checks.append(fn(*args))
+    def shift() -> CheckResult:
+        snap = snapshot_profile(cfg, s, table, dataset.sha256)
+        holder["snapshot"] = snap
+        return check_shift(cfg, s, snap, _sample_columns(cfg, s, table, snap))
 
-    run("freshness", check_freshness, cfg, s, dataset, table)
-    run("size", check_size, s, table)
-    run("class_balance", check_class_balance, cfg, s, table)
-    run("missing_values", check_missing, s, table)
-    run("schema_contract", check_contract, cfg, s, table)
-    run("duplicates", check_duplicates, s, table)
-    run("label_leak", check_label_leak, cfg, s, table)
-    snapshot = snapshot_profile(cfg, s, table, dataset.sha256) if s.enabled["distribution_shift"] else None
-    run("distribution_shift", lambda: check_shift(cfg, s, snapshot, _sample_columns(cfg, s, table, snapshot)))
-    run("pii", check_pii, s, table)
+    holder: dict[str, Any] = {"snapshot": None}
+    plan = {
+        "freshness": lambda: check_freshness(cfg, s, dataset, table),
+        "size": lambda: check_size(s, table),
+        "class_balance": lambda: check_class_balance(cfg, s, table),
+        "missing_values": lambda: check_missing(s, table),
+        "schema_contract": lambda: check_contract(cfg, s, table),
+        "duplicates": lambda: check_duplicates(s, table),
+        "label_leak": lambda: check_label_leak(cfg, s, table),
+        "distribution_shift": shift,
+        "pii": lambda: check_pii(s, table),
+    }
+    # numpy and pyarrow.compute release the GIL, so the checks share the cores the CSV reader used.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(fn) for name, fn in plan.items() if s.enabled[name]}
+        checks = [
+            futures[name].result() if name in futures else CheckResult(name, SKIP, "disabled in config/validation.json")
+            for name in CHECKS
+        ]
+    snapshot = holder["snapshot"]
     return ValidationResult(
         dataset=cfg.dataset.name,
         where=where,

@@ -1,0 +1,183 @@
+"""Whole dataset validation vs `pyarrow.csv.read_csv` alone, on 1,000,000 rows x 22 columns.
+
+Prints, in one run: the anchor (read_csv alone), the whole validation (hardened read + every
+check, with a snapshot to compare against so the drift check runs), their ratio (goal <= 1.5x),
+and the validation's peak memory against the Arrow table's size (goal < 2x). Each measurement
+runs in a fresh subprocess (best of --repeat), so peak RSS is that step's own.
+
+    .venv/bin/python benchmarks/validate.py [--rows 1000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out" / "validate"
+
+ANCHOR = r"""
+import json, sys, time
+import pyarrow as pa, pyarrow.csv as pcsv
+def hwm():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the parent process.
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
+base = hwm()
+t0 = time.perf_counter()
+table = pcsv.read_csv(sys.argv[1])
+elapsed = time.perf_counter() - t0
+peak = hwm()
+print(json.dumps({"seconds": elapsed, "nbytes": table.nbytes, "rows": table.num_rows, "cols": table.num_columns,
+                  "rss_delta": peak - base, "pool_max": pa.default_memory_pool().max_memory()}))
+"""
+
+WHOLE = r"""
+import json, sys, time
+import pyarrow as pa, pyarrow.csv, pyarrow.compute, numpy, pandas, scipy.stats
+def hwm():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
+from mlops import config, data, validation, pii, drift, profile, tabular
+from mlops.repo import Repo
+cfg = config.load(Repo.at(sys.argv[1]), announce=False)
+path = config.resolve(cfg.repo, cfg.dataset.local_path)
+dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
+base = hwm()
+t0 = time.perf_counter()
+result = validation.validate(cfg, dataset)
+elapsed = time.perf_counter() - t0
+peak = hwm()
+t1 = time.perf_counter()
+validation.write_reports(cfg, result, audit=False)
+write = time.perf_counter() - t1
+print(json.dumps({"seconds": elapsed, "write_seconds": write, "rss_delta": peak - base,
+                  "pool_max": pa.default_memory_pool().max_memory(), "passed": result.passed,
+                  "checks": {c.name: [c.status, c.summary] for c in result.checks}}))
+"""
+
+PER_CHECK = r"""
+import json, sys, time
+import pandas, scipy.stats
+from mlops import config, data, validation, pii, drift, profile
+from mlops.repo import Repo
+cfg = config.load(Repo.at(sys.argv[1]), announce=False)
+path = config.resolve(cfg.repo, cfg.dataset.local_path)
+dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
+s = validation.Settings.from_config(cfg)
+t = time.perf_counter(); table = data.read_table(path, "bench"); out = {"read (hardened)": time.perf_counter() - t}
+steps = {
+    "freshness": lambda: validation.check_freshness(cfg, s, dataset, table),
+    "size": lambda: validation.check_size(s, table),
+    "class_balance": lambda: validation.check_class_balance(cfg, s, table),
+    "missing_values": lambda: validation.check_missing(s, table),
+    "schema_contract": lambda: validation.check_contract(cfg, s, table),
+    "duplicates": lambda: validation.check_duplicates(s, table),
+    "label_leak": lambda: validation.check_label_leak(cfg, s, table),
+    "pii": lambda: validation.check_pii(s, table),
+}
+for name, fn in steps.items():
+    t = time.perf_counter(); fn(); out[name] = time.perf_counter() - t
+t = time.perf_counter(); snap = validation.snapshot_profile(cfg, s, table, dataset.sha256)
+out["snapshot profile"] = time.perf_counter() - t
+t = time.perf_counter(); validation.check_shift(cfg, s, snap, validation._sample_columns(cfg, s, table, snap))
+out["distribution_shift"] = time.perf_counter() - t
+print(json.dumps(out))
+"""
+
+
+def build_csv(path: Path, rows: int) -> None:
+    """20 numeric columns of different shapes, 1 categorical and the label: 22 columns."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from mlops import synthetic
+
+    frame = synthetic.generate(rows, 7).drop(columns=["plan"])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    assert table.num_columns == 22, table.num_columns
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcsv.write_csv(table, path)
+    del np
+
+
+def sub(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from mlops import data, jsonio
+
+    repo = OUT / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(ROOT / "config", repo / "config")
+    csv_path = OUT / f"data-{args.rows}.csv"
+    if not csv_path.exists():
+        print(f"building {csv_path.relative_to(ROOT)} ...", flush=True)
+        build_csv(csv_path, args.rows)
+    local = repo / "datasets" / "local" / "bench.csv"
+    local.parent.mkdir(parents=True)
+    local.symlink_to(csv_path)
+    ds = json.loads((repo / "config/dataset.json").read_text())
+    ds.update(source="local", local={"path": "datasets/local/bench.csv"}, categorical=["region"], slices=["region"])
+    (repo / "config/dataset.json").write_text(json.dumps(ds, indent=2))
+    sha = data.sha256_file(csv_path)
+    fetched = jsonio.format_utc(jsonio.utc_now())
+    size_mb = csv_path.stat().st_size / 1e6
+
+    # The schema contract and a snapshot of "earlier" data (same profile, other sha) so every check runs.
+    from mlops import config, validation
+    from mlops.repo import Repo
+
+    cfg = config.load(Repo.at(repo), announce=False)
+    contract = validation.infer_contract(
+        cfg, data.read_table(local, "bench"), max_categories=50, source="datasets/local/bench.csv"
+    )
+    jsonio.write_json(validation.contract_path(cfg), contract)
+    first = sub(WHOLE, str(repo), sha, fetched)
+    snap_path = repo / "metadata/reports/validation" / ds["name"] / "snapshot-profile.json"
+    snap = json.loads(snap_path.read_text())
+    snap["sha256"] = "0" * 64
+    snap_path.write_text(json.dumps(snap))
+
+    anchors = [sub(ANCHOR, str(csv_path)) for _ in range(args.repeat)]
+    wholes = [sub(WHOLE, str(repo), sha, fetched) for _ in range(args.repeat)]
+    per_check = sub(PER_CHECK, str(repo), sha, fetched)
+    anchor = min(anchors, key=lambda r: r["seconds"])
+    whole = min(wholes, key=lambda r: r["seconds"])
+    nbytes = anchor["nbytes"]
+    peak = max(w["rss_delta"] for w in wholes)
+    ratio = whole["seconds"] / anchor["seconds"]
+    mem_ratio = peak / nbytes
+
+    shape = f"{anchor['rows']:,} rows x {anchor['cols']} columns"
+    print(f"data: {shape}, CSV {size_mb:.0f} MB, Arrow table {nbytes / 1e6:.0f} MB")
+    print(f"anchor  pyarrow.csv.read_csv alone : {anchor['seconds']:.3f} s (best of {args.repeat})")
+    print(f"whole   validation (read + checks) : {whole['seconds']:.3f} s (best of {args.repeat}); "
+          f"reports written in {whole['write_seconds']:.3f} s more")  # fmt: skip
+    print(f"ratio   validation / read_csv      : {ratio:.2f}x (goal <= 1.5x) {'OK' if ratio <= 1.5 else 'MISSED'}")
+    print(
+        f"memory  validation peak RSS growth : {peak / 1e6:.0f} MB = {mem_ratio:.2f}x the Arrow table "
+        f"(goal < 2x) {'OK' if mem_ratio < 2 else 'MISSED'}; Arrow pool peak {whole['pool_max'] / 1e6:.0f} MB; "
+        f"read_csv alone grew RSS by {anchor['rss_delta'] / 1e6:.0f} MB"
+    )
+    print(f"first validation (no snapshot yet): {first['seconds']:.3f} s")
+    print("per step (one run, seconds): " + ", ".join(f"{k} {v:.3f}" for k, v in per_check.items()))
+    print("checks: " + ", ".join(f"{k}={v[0]}" for k, v in whole["checks"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
