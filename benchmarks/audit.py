@@ -1,0 +1,197 @@
+"""The audit log against the raw hashing floor, on 1,000,000 entries of about 200 bytes.
+
+Prints, in one run: the floor (leaf + node SHA-256 over the same entry bytes in a plain loop), batch append
+per entry (one write+fsync per batch; goal <= 3 us amortised) and its ratio to the floor, the cost of one
+durable record() on the full log, a full verify (goal <= 2.5x the floor), proof size (goal ceil(log2 n)
+hashes) and time, and `mlops audit verify` on a 100,000-entry log as a subprocess (goal < 1 s).
+
+    .venv/bin/python benchmarks/audit.py [--entries 1000000] [--batch 10000] [--cli-entries 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "benchmarks" / "out" / "audit"
+
+
+def events(start: int, count: int, pad: str) -> list[tuple[str, dict]]:
+    return [("monitoring_run", {"f1": 0.8731, "w": start + i, "n": pad}) for i in range(count)]
+
+
+def pad_for(target: int) -> str:
+    """Padding that makes an entry line about `target` bytes long."""
+    from mlops import audit
+
+    enc = audit.EntryEncoder("ci-bot", "f" * 40, "12345678901")
+    line = enc.line(
+        500_000, b"2026-11-22T06:00:00Z", "monitoring_run", audit.encode_payload(events(500_000, 1, "")[0][1])
+    )
+    return "x" * max(0, target - len(line))
+
+
+def build(root: Path, n: int, batch: int, pad: str) -> tuple[float, int]:
+    """Append n entries in batches (checkpoint after each); returns (seconds spent appending, checkpoints)."""
+    from mlops import audit
+    from mlops.repo import Repo
+
+    repo = Repo.at(root)
+    spent = 0.0
+    with audit.writer(repo, actor="ci-bot") as w:
+        done = 0
+        while done < n:
+            todo = events(done, min(batch, n - done), pad)  # building the dicts is the caller's work, not timed
+            t0 = time.perf_counter()
+            w.append_batch(todo)
+            spent += time.perf_counter() - t0
+            done += len(todo)
+    return spent, math.ceil(n / batch)
+
+
+def floor_seconds(lines: list[bytes]) -> float:
+    sha = hashlib.sha256
+    t0 = time.perf_counter()
+    for entry in lines:
+        h = sha(b"\x00" + entry).digest()
+        sha(b"\x01" + h + h).digest()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--cli-entries", type=int, default=100_000)
+    parser.add_argument("--cli-batch", type=int, default=100, help="entries per checkpoint in the CLI log")
+    parser.add_argument("--size", type=int, default=200, help="target entry size in bytes")
+    parser.add_argument("--keep", action="store_true", help="keep the generated logs in benchmarks/out/audit")
+    args = parser.parse_args(argv)
+
+    from mlops import audit
+    from mlops.merkle import MerkleTree, verify_inclusion
+    from mlops.repo import Repo
+
+    os.environ["GITHUB_SHA"] = "f" * 40  # the commit as in Actions (no git subprocess per append)
+    os.environ["GITHUB_RUN_ID"] = "12345678901"
+    shutil.rmtree(OUT, ignore_errors=True)
+    big, small = OUT / "big", OUT / "cli"
+    n = args.entries
+    pad = pad_for(args.size)
+
+    append_s, checkpoints = build(big, n, args.batch, pad)
+    data = audit.read_dir(big / "metadata" / "audit")
+    lines = data.lines
+    assert len(lines) == n
+    mean_size = sum(map(len, lines)) / n
+    floor = floor_seconds(lines)
+    per_floor = floor / n * 1e6
+    append_us = append_s / n * 1e6
+    print(
+        f"audit benchmark: {n:,} entries, mean {mean_size:.0f} bytes, "
+        f"batches of {args.batch:,} ({checkpoints} checkpoints)"
+    )
+    print(f"  floor (leaf + node SHA-256, plain loop)   {floor:7.2f} s  = {per_floor:.2f} us/entry   [anchor]")
+    print(
+        f"  batch append (encode+write+fsync+tree)   {append_s:7.2f} s  = {append_us:.2f} us/entry   "
+        f"{append_us / per_floor:.2f}x floor   (goal <= 3 us/entry: {'met' if append_us <= 3 else 'NOT met'})",
+        flush=True,
+    )
+    enc = audit.EntryEncoder("ci-bot", "f" * 40, "1")
+    sample = events(0, 100_000, pad)
+    t0 = time.perf_counter()
+    for i, (kind, payload) in enumerate(sample):
+        enc.line(i, b"2026-11-22T06:00:00Z", kind, audit.encode_payload(payload))
+    encode_us = (time.perf_counter() - t0) / len(sample) * 1e6
+    print(f"    of which encoding an entry (canonical JSON)  {encode_us:.2f} us/entry", flush=True)
+
+    t0 = time.perf_counter()
+    result = audit.verify(Repo.at(big))
+    verify_s = time.perf_counter() - t0
+    assert result.entries == n
+    print(
+        f"  full verify                              {verify_s:7.2f} s  = {verify_s / floor:.2f}x floor   "
+        f"(goal <= 2.5x: {'met' if verify_s <= 2.5 * floor else 'NOT met'})",
+        flush=True,
+    )
+
+    repo = Repo.at(big)
+    singles = []
+    for i in range(20):
+        t0 = time.perf_counter()
+        audit.record(repo, "gate_decision", {"i": i, "note": pad})
+        singles.append(time.perf_counter() - t0)
+    single_ms = sorted(singles)[len(singles) // 2] * 1e3
+    print(f"  single durable record() on the full log  {single_ms:.2f} ms (median of 20; 2 fsyncs + lock)", flush=True)
+
+    tree = result.tree
+    assert tree is not None
+    size = tree.size
+    rng = random.Random(7)
+    seqs = [rng.randrange(size) for _ in range(2000)]
+    t0 = time.perf_counter()
+    proofs = [tree.inclusion_proof(s) for s in seqs]
+    prove_us = (time.perf_counter() - t0) / len(seqs) * 1e6
+    root = tree.root()
+    t0 = time.perf_counter()
+    for s, p in zip(seqs, proofs, strict=True):
+        verify_inclusion(s, size, tree.leaf(s), p, root)
+    check_us = (time.perf_counter() - t0) / len(seqs) * 1e6
+    max_len = max(map(len, proofs))
+    firsts = [rng.randrange(1, size) for _ in range(2000)]
+    t0 = time.perf_counter()
+    cproofs = [tree.consistency_proof(m) for m in firsts]
+    cons_us = (time.perf_counter() - t0) / len(firsts) * 1e6
+    log2n = math.ceil(math.log2(size))
+    print(
+        f"  inclusion proof: max {max_len} hashes, ceil(log2 {size:,}) = {log2n} "
+        f"({'met' if max_len <= log2n else 'NOT met'}); generate {prove_us:.1f} us, verify {check_us:.1f} us"
+    )
+    print(f"  consistency proof: generate {cons_us:.1f} us, max {max(map(len, cproofs))} hashes")
+    t0 = time.perf_counter()
+    audit.prove(repo, seqs[0])
+    prove_cmd_s = time.perf_counter() - t0
+    print(f"  `mlops audit prove` end to end (reads + hashes the whole log)  {prove_cmd_s:.2f} s", flush=True)
+    one = MerkleTree()
+    t0 = time.perf_counter()
+    for entry in lines[:200_000]:
+        one.append(entry)
+    one_by_one_us = (time.perf_counter() - t0) / min(n, 200_000) * 1e6
+    print(
+        f"  MerkleTree.append one entry at a time    {one_by_one_us:.2f} us/entry   "
+        f"{one_by_one_us / per_floor:.2f}x floor"
+    )
+    del data, lines, result, tree, proofs, one
+
+    build(small, args.cli_entries, args.cli_batch, pad)
+    cmd = [str(ROOT / ".venv" / "bin" / "mlops"), "--repo", str(small), "audit", "verify"]
+    if not Path(cmd[0]).exists():
+        cmd = [sys.executable, "-m", "mlops", "--repo", str(small), "audit", "verify"]
+    cli_runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        cli_runs.append(time.perf_counter() - t0)
+        assert out.returncode == 0, out.stderr
+    cli_s = min(cli_runs)
+    print(
+        f"  `mlops audit verify` on {args.cli_entries:,} entries ({math.ceil(args.cli_entries / args.cli_batch):,} "
+        f"checkpoints), subprocess, best of 3: {cli_s:.3f} s  (goal < 1 s: {'met' if cli_s < 1 else 'NOT met'})"
+    )
+    if not args.keep:
+        shutil.rmtree(OUT, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
