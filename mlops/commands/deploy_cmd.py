@@ -1,0 +1,137 @@
+"""`mlops deploy`, `mlops rollback`, `mlops canary analyze`, `mlops predict`, `mlops serve` (docs/deployment.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _share(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a share like 0.1") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deploy", help="gate a model and change the deployment state (shadow, canary or full)")
+    p.add_argument("--mode", required=True, choices=["shadow", "canary", "full"], help="how the version serves")
+    p.add_argument("--version", help="model version (default: models/current)")
+    p.add_argument("--traffic", type=_share, help="canary share in (0, 1) (default: config/deployment.json)")
+    p.add_argument("--reason", help="why, recorded in the state's history and the audit log")
+    p.set_defaults(func=run_deploy)
+
+    p = sub.add_parser("rollback", help="restore the previous production version (integrity-checked)")
+    p.add_argument("--to", help="version to restore (default: the production before the current one)")
+    p.add_argument("--reason", help="why, recorded in the state's history and the audit log")
+    p.set_defaults(func=run_rollback)
+
+    p = sub.add_parser("canary", help="canary analysis")
+    canary = p.add_subparsers(dest="canary_command", metavar="ACTION", parser_class=type(p))
+    a = canary.add_parser("analyze", help="compare canary with production on the logged window")
+    a.add_argument("--apply", action="store_true", help="promote the canary to full, or roll it back")
+    a.add_argument("--since", help="start of the window (default: when the canary was deployed)")
+    a.set_defaults(func=run_analyze)
+    p.set_defaults(func=lambda args, parser=p: _usage(parser))
+
+    p = sub.add_parser("predict", help="score a CSV/Parquet file through the router (request_id column honoured)")
+    p.add_argument("--input", required=True, help="CSV or Parquet file with the model's features")
+    p.add_argument("--output", required=True, help="where to write request_id, score, prediction, version, role")
+    p.set_defaults(func=run_predict)
+
+    p = sub.add_parser("serve", help="HTTP JSON endpoint: POST /predict, GET /health")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
+    p.set_defaults(func=run_serve)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _load(args: argparse.Namespace):
+    from mlops import config
+    from mlops.repo import Repo
+
+    return config.load(Repo.at(args.repo))
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from mlops import deploy, gha
+
+    cfg = _load(args)
+    record = deploy.deploy(cfg, args.mode, args.version, args.traffic, reason=args.reason)
+    after = record["state_after"]
+    gha.set_outputs(
+        deployed=True,
+        version=record["version"],
+        mode=record["mode"],
+        production=after["production"] or "",
+        canary=(after["canary"] or {}).get("version", ""),
+    )
+    traffic = f" at {record['traffic']:.0%}" if record["mode"] == "canary" else ""
+    print(
+        f"deployed {record['version']} as {record['mode']}{traffic}; health check "
+        f"p95 {record['health_check'].get('latency_ms_p95')} ms"
+    )
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from mlops import deploy, gha
+
+    cfg = _load(args)
+    out = deploy.rollback(cfg, args.to, reason=args.reason)
+    gha.set_outputs(rolled_back=True, production=out["to"], previous=out["from"])
+    print(f"rolled back production {out['from']} -> {out['to']} ({out['reason']}); MLflow: {out['mlflow_champion']}")
+    return 0
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from mlops import deploy, gha
+
+    cfg = _load(args)
+    record = deploy.analyze(cfg, apply=args.apply, since=args.since)
+    gha.set_outputs(decision=record["decision"], applied=record["applied"], record=record["record"])
+    for x in record["checks"]:
+        mark = {True: "ok", False: "FAILED", None: "skipped"}[x["passed"]]
+        print(f"  {x['name']:<20} {str(x['value']):<28} limit {x['limit']!s:<8} {mark} {x['note']}")
+    print(f"decision: {record['decision']}{' (applied)' if record['applied'] else ''} — {record['record']}")
+    # A canary that fails analysis is the check this command enforces.
+    return 1 if record["decision"] == "rollback" else 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlops import config
+    from mlops.repo import Repo
+    from mlops.serving import predict_file
+
+    repo = Repo.at(args.repo)
+    config.load(repo)
+    out = predict_file(repo, Path(args.input), Path(args.output))
+    print(f"scored {out['rows']} rows -> {out['output']} ({', '.join(f'{k}: {v}' for k, v in out['roles'].items())})")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from mlops import config
+    from mlops.repo import Repo
+    from mlops.serving import make_server
+
+    repo = Repo.at(args.repo)
+    config.load(repo)
+    server = make_server(repo, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"serving on http://{host}:{port} (POST /predict, GET /health)", flush=True)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,407 @@
+"""The router that serves a deployment: production, canary by request-id hash, shadow on the side.
+
+A request goes to the canary when sha256(request_id), read as a fraction of 2**64, is below the
+canary's traffic share: deterministic, sticky per request id, and monotone (raising the share keeps
+every request id that was already on the canary there). The shadow model scores every request too;
+its answer is logged and never returned. Every prediction, shadow included, is appended to the
+prediction log with its role and version (mlops.predlog). A model whose file's sha256 differs from
+the one the deployment state pins is refused before it is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops import jsonio, registry
+from mlops.errors import BadInput, CheckFailed
+from mlops.repo import Repo
+
+THRESHOLD = 0.5  # same as mlops.metrics.THRESHOLD; kept here so the router needs no numpy at import
+_SCALE = float(2**64)
+
+
+def bucket(request_id: str) -> float:
+    """Where a request id falls in [0, 1): the first 8 bytes of its sha256 as a fraction."""
+    digest = hashlib.sha256(str(request_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / _SCALE
+
+
+class ModelRefused(CheckFailed):
+    """A model file that does not match the sha256 the deployment state pins."""
+
+
+@dataclass
+class Loaded:
+    role: str
+    version: str
+    sha256: str
+    pipeline: Any
+    manifest: dict[str, Any]
+
+    @property
+    def features(self) -> list[str]:
+        f = self.manifest.get("features", {})
+        return list(f.get("numeric", [])) + list(f.get("categorical", []))
+
+
+def load_pinned(repo: Repo, role: str, version: str, sha256: str) -> Loaded:
+    """Load a model only if its file hashes to the pinned sha256 (and to its manifest's)."""
+    folder = registry.find_version(repo, version)
+    path = folder / registry.MODEL_FILE
+    if not path.is_file():
+        raise ModelRefused(f"{repo.rel(path)}: the {role} model file is missing; restore it from git")
+    actual = registry.sha256_file(path)
+    if actual != sha256:
+        raise ModelRefused(
+            f"{repo.rel(path)}: refusing the {role} model: sha256 {actual[:12]}… is not the {sha256[:12]}… "
+            f"pinned in {repo.rel(repo.deployment_state)}; restore the file (git checkout) or redeploy"
+        )
+    try:
+        pipeline, manifest = registry.load_model(folder, repo)
+    except BadInput as exc:
+        raise ModelRefused(f"refusing the {role} model {version}: {exc}") from None
+    return Loaded(role, version, sha256, pipeline, manifest)
+
+
+class Router:
+    """Routes requests across the deployment state's models and logs every prediction."""
+
+    def __init__(self, repo: Repo, *, state: dict[str, Any] | None = None, log: bool = True):
+        from mlops import deploy
+
+        self.repo = repo
+        if state is None:
+            state = deploy.read_state(repo)
+            if state is None:
+                raise BadInput(
+                    repo.rel(repo.deployment_state),
+                    "no deployment yet",
+                    "deploy a model with `mlops deploy --mode full`",
+                )
+        self.state = state
+        self.log = log
+        self._lock = threading.Lock()
+        self.models: dict[str, Loaded] = {
+            "production": load_pinned(
+                repo, "production", state["production"]["version"], state["production"]["model_sha256"]
+            ),
+        }
+        for role in ("canary", "shadow"):
+            if state.get(role):
+                self.models[role] = load_pinned(repo, role, state[role]["version"], state[role]["sha256"])
+        self.traffic = float(state["canary"]["traffic"]) if state.get("canary") else 0.0
+        # A request must carry every feature any deployed model reads.
+        names: list[str] = []
+        for m in self.models.values():
+            names += [f for f in m.features if f not in names]
+        self.features = names
+
+    def role_for(self, request_id: str) -> str:
+        """production or canary, by the request id's hash and the canary share."""
+        if "canary" in self.models and bucket(request_id) < self.traffic:
+            return "canary"
+        return "production"
+
+    def _frame(self, rows: Any, where: str) -> Any:
+        import pandas as pd
+
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+        missing = [f for f in self.features if f not in frame.columns]
+        if missing:
+            raise BadInput(
+                where,
+                f"missing feature(s) {', '.join(missing[:8])}"
+                + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""),
+                f"send every feature the deployed models read: {', '.join(self.features)}",
+            )
+        return frame.reset_index(drop=True)
+
+    def predict(self, rows: Any, request_ids: list[str] | None = None, *, where: str = "request") -> Any:
+        """Answer rows (DataFrame or list of dicts); returns request_id, score, prediction, model_version, role."""
+        import numpy as np
+        import pandas as pd
+
+        frame = self._frame(rows, where)
+        n = len(frame)
+        if request_ids is None:
+            request_ids = [uuid.uuid4().hex for _ in range(n)]
+        ids = [str(r) for r in request_ids]
+        if len(ids) != n:
+            raise BadInput(where, f"{len(ids)} request ids for {n} rows", "send one request id per row")
+        roles = np.array([self.role_for(i) for i in ids], dtype=object)
+        scores = np.zeros(n)
+        versions = np.empty(n, dtype=object)
+        latency = np.zeros(n)
+        fallback = np.zeros(n, dtype=bool)
+        errors: list[dict[str, Any]] = []
+        now = jsonio.format_utc(jsonio.utc_now())
+        for role in ("canary", "production"):
+            idx = np.flatnonzero(roles == role)
+            if not len(idx):
+                continue
+            model = self.models[role]
+            t0 = time.perf_counter()
+            try:
+                proba = model.pipeline.predict_proba(frame.iloc[idx][model.features])[:, 1]
+            except Exception as exc:
+                errors += [
+                    {
+                        "request_id": ids[i],
+                        "time": now,
+                        "role": role,
+                        "model_version": model.version,
+                        "error": f"{type(exc).__name__}: {str(exc)[:200]}",
+                    }
+                    for i in idx
+                ]
+                if role == "production":
+                    self._log_errors(errors)
+                    raise
+                # A failing canary must not fail the caller: production answers, the error is logged.
+                roles[idx] = "production"
+                fallback[idx] = True
+                continue
+            latency[idx] = (time.perf_counter() - t0) * 1000 / len(idx)
+            scores[idx] = proba
+            versions[idx] = model.version
+        answer = pd.DataFrame(
+            {
+                "request_id": ids,
+                "score": scores,
+                "prediction": (scores >= THRESHOLD).astype(int),
+                "model_version": versions,
+                "role": roles,
+            }
+        )
+        shadow = None
+        if "shadow" in self.models:
+            model = self.models["shadow"]
+            t0 = time.perf_counter()
+            try:
+                shadow = model.pipeline.predict_proba(frame[model.features])[:, 1]
+                shadow_ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
+            except Exception as exc:  # noqa: BLE001 - the shadow never affects an answer
+                errors += [
+                    {
+                        "request_id": i,
+                        "time": now,
+                        "role": "shadow",
+                        "model_version": model.version,
+                        "error": f"{type(exc).__name__}: {str(exc)[:200]}",
+                    }
+                    for i in ids
+                ]
+        if self.log:
+            self._log(frame, answer, latency, fallback, shadow, shadow_ms if shadow is not None else 0.0, now)
+        if errors:
+            self._log_errors(errors)
+        return answer
+
+    def _log(self, frame, answer, latency, fallback, shadow, shadow_ms, now) -> None:
+        from mlops import predlog
+
+        feats = frame[self.features].astype(object).where(frame[self.features].notna(), None).to_dict("records")
+        records = []
+        for i, (rid, score, pred, version, role) in enumerate(answer.itertuples(index=False, name=None)):
+            rec = {
+                "request_id": rid,
+                "time": now,
+                "model_version": version,
+                "role": role,
+                "features": feats[i],
+                "score": float(score),
+                "prediction": int(pred),
+                "latency_ms": round(float(latency[i]), 4),
+            }
+            if fallback[i]:
+                rec["fallback_from"] = "canary"
+            records.append(rec)
+        if shadow is not None:
+            version = self.models["shadow"].version
+            for i, rid in enumerate(answer["request_id"]):
+                records.append(
+                    {
+                        "request_id": rid,
+                        "time": now,
+                        "model_version": version,
+                        "role": "shadow",
+                        "features": feats[i],
+                        "score": float(shadow[i]),
+                        "prediction": int(shadow[i] >= THRESHOLD),
+                        "latency_ms": round(shadow_ms, 4),
+                    }
+                )
+        with self._lock:
+            predlog.append_predictions(self.repo, records)
+
+    def _log_errors(self, errors: list[dict[str, Any]]) -> None:
+        if not self.log:
+            return
+        day = errors[0]["time"][:10].replace("-", "")
+        path = self.repo.production_logs / f"serving-errors-{day}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
+
+    def describe(self) -> dict[str, Any]:
+        return {role: {"version": m.version, "sha256": m.sha256} for role, m in self.models.items()} | {
+            "canary_traffic": self.traffic
+        }
+
+
+# ------------------------------------------------------------------------------------- batch
+
+
+def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, Any]:
+    """`mlops predict`: score a CSV or Parquet file through the router; request ids from a request_id column."""
+    import pandas as pd
+
+    where = str(input_path)
+    if input_path.suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(input_path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+            raise BadInput(where, f"cannot be read as Parquet ({exc})", "pass a CSV or Parquet file") from None
+    else:
+        from mlops.tabular import read_csv_checked
+
+        frame = read_csv_checked(input_path, where).to_pandas()
+    if output_path.suffix not in (".csv", ".parquet"):
+        raise BadInput(str(output_path), "unknown output format", "name the output *.csv or *.parquet")
+    router = Router(repo)
+    ids = None
+    if "request_id" in frame.columns:
+        if frame["request_id"].isna().any():
+            row = int(frame["request_id"].isna().to_numpy().argmax()) + 1
+            raise BadInput(f"{where}: data row {row}", "empty request_id", "give every row a request id")
+        ids = frame["request_id"].astype(str).tolist()
+    answer = router.predict(frame, ids, where=where)
+    if output_path.suffix == ".parquet":
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        jsonio.atomic_write_bytes(output_path, answer.to_parquet(index=False))
+    else:
+        jsonio.atomic_write_bytes(output_path, answer.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    counts = answer["role"].value_counts().to_dict()
+    return {"rows": len(answer), "roles": {k: int(v) for k, v in counts.items()}, "output": str(output_path)}
+
+
+# -------------------------------------------------------------------------------------- HTTP
+
+
+class _Serving:
+    """The live router, rebuilt when the state file changes (a `git pull` or revert takes effect)."""
+
+    def __init__(self, repo: Repo):
+        self.repo = repo
+        self.lock = threading.Lock()
+        self.router: Router | None = None
+        self.error: str | None = None
+        self.stamp: tuple | None = None
+        self.refresh()
+
+    def _stat(self) -> tuple | None:
+        try:
+            st = self.repo.deployment_state.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def refresh(self) -> None:
+        stamp = self._stat()
+        if stamp == self.stamp and (self.router is not None or self.error is not None):
+            return
+        try:
+            router = Router(self.repo)
+        except (BadInput, CheckFailed) as exc:
+            # Keep answering with the last good router; /health says why the new state is not served.
+            self.error, self.stamp = str(exc), stamp
+            return
+        self.router, self.error, self.stamp = router, None, stamp
+
+
+def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
+    """A ThreadingHTTPServer answering POST /predict and GET /health (not started)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from threadpoolctl import threadpool_limits
+
+    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.one_thread), for the process.
+    threadpool_limits(limits=1)
+    serving = _Serving(repo)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection serves many requests
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the prediction log is the record
+            return
+
+        def _send(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body, sort_keys=True).encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/health":
+                return self._send(404, {"error": f"no route {self.path}; use GET /health or POST /predict"})
+            with serving.lock:
+                serving.refresh()
+                router, error = serving.router, serving.error
+            if router is None:
+                return self._send(503, {"status": "unavailable", "error": error})
+            body = {"status": "ok" if error is None else "degraded", "models": router.describe()}
+            if error:
+                body["error"] = error
+            return self._send(200, body)
+
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != "/predict":
+                return self._send(404, {"error": f"no route {self.path}; use POST /predict"})
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                payload = json.loads(self.rfile.read(length) or b"null")
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                return self._send(400, {"error": f'request body: not JSON ({exc}); send {{"features": {{...}}}}'})
+            single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
+            if single:
+                items = [payload]
+            elif isinstance(payload, dict) and isinstance(payload.get("instances"), list):
+                items = payload["instances"]
+            else:
+                return self._send(
+                    400,
+                    {"error": 'request body: expected {"request_id": ..., "features": {...}} or {"instances": [...]}'},
+                )
+            if not items or not all(isinstance(i, dict) and isinstance(i.get("features"), dict) for i in items):
+                return self._send(400, {"error": "request body: every instance needs a 'features' object"})
+            ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
+            with serving.lock:
+                serving.refresh()
+                router = serving.router
+            if router is None:
+                return self._send(503, {"error": serving.error})
+            try:
+                answer = router.predict([i["features"] for i in items], ids)
+            except BadInput as exc:
+                return self._send(400, {"error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - a failed production prediction is a 500, not a crash
+                return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+            out = [
+                {"request_id": r, "score": float(s), "prediction": int(p), "model_version": v, "role": role}
+                for r, s, p, v, role in answer.itertuples(index=False, name=None)
+            ]
+            return self._send(200, out[0] if single else {"predictions": out})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    server.serving = serving  # type: ignore[attr-defined]
+    return server
