@@ -32,7 +32,8 @@ _PREFILTER = {
     "us_ssn": r"(^|[^0-9\-])[0-9]{3}-[0-9]{2}-[0-9]{4}($|[^0-9\-])",
 }
 
-_CARD = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?!\d)")
+# Not part of a decimal: "4111111111111111.0" is a float written as text, not a card.
+_CARD = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d]|[.,]\d)")
 _IBAN = re.compile(r"(?<![A-Z0-9])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){11,30})")
 _SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
 

@@ -1,0 +1,98 @@
+"""The hardened CSV reader: every kind of bad input is one line naming the file, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from mlops.errors import BadInput
+from mlops.tabular import read_csv_checked
+from tests.support.cli import run
+from tests.support.repo import make_repo, tree_snapshot
+
+GOOD = b"a,b,label\n1.5,x,0\n2.5,y,1\n"
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return make_repo(tmp_path / "repo")
+
+
+def test_good_csv_reads_with_types(tmp_path):
+    path = tmp_path / "ok.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD)  # a UTF-8 BOM is fine
+    table = read_csv_checked(path, "ok.csv")
+    assert table.column_names == ["a", "b", "label"]
+    assert table.num_rows == 2
+    assert str(table.schema.field("a").type) == "double"
+
+
+def test_empty_strings_are_missing(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_bytes(b"a,b\n1,\n2,y\n")
+    assert read_csv_checked(path, "gaps.csv").column("b").null_count == 1
+
+
+BAD = {
+    "empty": (b"", r"the file is empty \(0 bytes\)"),
+    "header_only": (b"a,b,label\n", "has a header but no data rows"),
+    "blank_lines": (b"\n\n\n", "holds only blank lines"),
+    "semicolons": (b"a;b;label\n1;2;0\n", "looks delimited by ';', not by commas"),
+    "tabs": (b"a\tb\tlabel\n1\t2\t0\n", "looks delimited by a tab, not by commas"),
+    "duplicate_header": (b"a,b,a\n1,2,3\n", r"duplicate header name 'a' \(columns 1 and 3\)"),
+    "empty_header_name": (b"a,,c\n1,2,3\n", "header column 2: has an empty name"),
+    "utf8_body": (b"a,b\n1,ok\n2,caf\xe9\n", r"column 'b': invalid UTF-8 in data row 2 \(CSV line 3\)"),
+    "utf8_header": (b"a,\xff\xfe,c\n1,2,3\n", "line 1: the header is not valid UTF-8"),
+    "ragged": (b"a,b,c\n1,2,3\n4,5\n", "line 3: has 2 field\\(s\\) where the header has 3"),
+    "gzip": (gzip.compress(GOOD), "is gzip-compressed data, not a CSV text file"),
+    "xlsx": (b"PK\x03\x04" + b"\x00" * 40, "is a zip archive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_raises_one_line(tmp_path, case):
+    content, message = BAD[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(content)
+    with pytest.raises(BadInput, match=message) as info:
+        read_csv_checked(path, f"data/{case}.csv")
+    text = str(info.value)
+    assert text.startswith(f"data/{case}.csv")
+    assert "\n" not in text
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(BadInput, match="nope.csv: the data file does not exist"):
+        read_csv_checked(tmp_path / "nope.csv", "nope.csv")
+    with pytest.raises(BadInput, match="dir.csv: is a directory, not a data file"):
+        (tmp_path / "dir.csv").mkdir()
+        read_csv_checked(tmp_path / "dir.csv", "dir.csv")
+
+
+CLI_CASES = {
+    "unreadable_missing": (None, "the data file does not exist"),
+    "unreadable_binary": (gzip.compress(GOOD), "is gzip-compressed data"),
+    "wrong_delimiter": (b"a;b;label\n1;2;0\n", "looks delimited by ';'"),
+    "invalid_utf8": (b"a,b\n1,ok\n2,caf\xe9\n", "invalid UTF-8 in data row 2"),
+    "duplicate_headers": (b"a,b,a\n1,2,3\n", "duplicate header name 'a'"),
+    "empty_file": (b"", "the file is empty"),
+    "header_only": (b"a,b,label\n", "has a header but no data rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_bad_input_one_line_exit_2_nothing_written(repo, case):
+    content, message = CLI_CASES[case]
+    path = repo / "datasets" / f"{case}.csv"
+    if content is not None:
+        path.write_bytes(content)
+    before = tree_snapshot(repo)
+    for action in ("validate", "infer-schema"):
+        r = run(repo, "data", action, "--path", str(path))
+        assert r.code == 2, (action, r.err)
+        lines = r.err.strip().splitlines()
+        assert len(lines) == 1, r.err
+        assert f"datasets/{case}.csv" in lines[0] and message in lines[0]
+    assert tree_snapshot(repo) == before
+    assert not (repo / f"datasets/{case}.schema.json").exists()
