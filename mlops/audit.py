@@ -435,8 +435,9 @@ def verify_data(data: LogData) -> VerifyResult:
                 f"checkpoint before it has size {prev_size} root {prev_root.hex()[:16]}…; the checkpoint was forged "
                 "or one was removed"
             )
-        if size <= prev_size:
-            raise CheckFailed(f"{at}: size {size} does not grow past the previous checkpoint's {prev_size}")
+        if size < prev_size or size == 0:
+            # Equal sizes are allowed: `keygen` re-signs the current tree head without a new entry.
+            raise CheckFailed(f"{at}: size {size} is below the previous checkpoint's {prev_size} or zero")
         if size > tree.size:
             bad = _first_bad_entry(data, prev_size, tree.size)
             raise CheckFailed(
@@ -465,6 +466,13 @@ def verify_data(data: LogData) -> VerifyResult:
             signed += 1
             seen_signed = True
         prev_size, prev_root, last = size, root, ck
+    if data.public_key is not None and last is not None and "signature" not in last:
+        # Otherwise stripping every signature would pass as "a log from before the key".
+        k = len(data.checkpoint_lines) - 1
+        raise CheckFailed(
+            f"{where}/{CHECKPOINTS} line {k + 1} (checkpoint #{k}): the latest checkpoint is not signed but "
+            f"{PUBLIC_KEY} is committed; signatures were stripped, or run `mlops audit keygen --force` to re-key"
+        )
     warnings = []
     tail_start = prev_size
     bad = _first_bad_entry(data, tail_start, tree.size)
@@ -645,7 +653,8 @@ class AuditWriter:
     the log; either way they are never taken from an entry that a checkpoint does not already cover.
     """
 
-    def __init__(self, repo: Repo, *, actor: str | None = None, timeout: float = 60.0):
+    def __init__(self, repo: Repo, *, actor: str | None = None, timeout: float = 60.0, signing_key: Any = None):
+        self._signing_key = signing_key
         self.repo = repo
         self.dir = repo.audit_dir
         self.where = repo.rel(self.dir)
@@ -658,7 +667,8 @@ class AuditWriter:
     def __enter__(self) -> AuditWriter:
         from filelock import FileLock, Timeout
 
-        self.signing_key = _signing_key_for(self.dir)  # validated before anything is created
+        # Validated before anything is created.
+        self.signing_key = self._signing_key or _signing_key_for(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.dir / LOCK))
         try:
@@ -841,11 +851,16 @@ class AuditWriter:
                 n >>= 1
         self.size = size
 
-    def checkpoint(self) -> dict:
-        """Append a checkpoint for the current size (signed when a key is set); returns it."""
+    def checkpoint(self, *, force: bool = False) -> dict:
+        """Append a checkpoint for the current size (signed when a key is set); returns it.
+
+        Without force, a checkpoint for an unchanged size is not repeated; force re-signs the current head.
+        """
         prev = self.last_checkpoint
-        if prev is not None and prev["size"] == self.size:
+        if prev is not None and prev["size"] == self.size and not force:
             return prev
+        if self.size == 0:
+            raise CheckFailed(f"{self.where}: the log is empty; there is no tree head to checkpoint")
         ck = {
             "prev_root": prev["root"] if prev else EMPTY_ROOT.hex(),
             "prev_size": prev["size"] if prev else 0,
@@ -990,7 +1005,7 @@ def repair_torn_tail(repo: Repo) -> list[str]:
 
 
 def keygen(repo: Repo, *, force: bool = False) -> tuple[str, Path]:
-    """Create an ed25519 key pair: writes the public key to checkpoint-key.pub, returns the private key text."""
+    """Create an ed25519 key pair: writes checkpoint-key.pub, signs the current head, returns the private key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -999,6 +1014,10 @@ def keygen(repo: Repo, *, force: bool = False) -> tuple[str, Path]:
         raise BadInput(repo.rel(path), "already exists", "pass --force to replace it (old signatures stop verifying)")
     key = Ed25519PrivateKey.generate()
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if any(repo.audit_dir.glob("entries-*.jsonl")):
+        # Sign the current tree head now, so the latest checkpoint is signed as soon as the key is committed.
+        with AuditWriter(repo, signing_key=key) as w:
+            w.checkpoint(force=True)
     jsonio.atomic_write_bytes(path, pem)
     seed = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     return _b64(seed), path
