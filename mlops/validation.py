@@ -630,11 +630,11 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
             pure, distinct = _pure(labelled, c, label)
             if not pure or distinct * 2 > n:
                 continue
-        same = pc.all(pc.equal(pc.cast(labelled.column(c), pa.string()), pc.cast(labelled.column(label), pa.string())))
-        if same.as_py():
+        leaks[c] = f"predicts the label perfectly: each of its {distinct} values occurs with one label only"
+    for c in leaks:
+        as_text = pc.cast(labelled.column(c), pa.string())
+        if pc.all(pc.equal(as_text, pc.cast(labelled.column(label), pa.string()))).as_py():
             leaks[c] = "equals the label in every row"
-        else:
-            leaks[c] = f"predicts the label perfectly: each of its {distinct} values occurs with one label only"
     details = {"leaks": leaks, "checked": len(features)}
     if leaks:
         first = next(iter(leaks))

@@ -1,0 +1,419 @@
+"""Dataset validation: each check fails once and passes once, on real files in temp repos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+
+from mlops import config, data, validation
+from mlops.repo import Repo
+from tests.support.cli import run
+from tests.support.repo import make_repo
+
+NOW = "2026-06-01T12:00:00Z"
+DATASET = {
+    "source": "local",
+    "local": {"path": "datasets/local/train.csv"},
+    "label": "churned",
+    "positive_label": 1,
+    "categorical": ["cat"],
+    "slices": [],
+}
+SCHEDULE = {"datasets": {"minimum_samples": 100, "refresh_interval_days": 30}}
+
+
+def columns(n: int = 600, seed: int = 0, pos: float = 0.3) -> dict[str, list]:
+    rng = np.random.default_rng(seed)
+    return {
+        "customer_id": rng.permutation(n).tolist(),
+        "x1": rng.normal(0, 1, n).round(6).tolist(),
+        "x2": rng.uniform(0, 10, n).round(6).tolist(),
+        "cat": rng.choice(["a", "b", "c"], n).tolist(),
+        "churned": (rng.uniform(size=n) < pos).astype(int).tolist(),
+    }
+
+
+def write(repo: Path, cols: dict[str, list], *, fetched_at: str | None = "2026-05-30T00:00:00Z", **side) -> Path:
+    path = repo / "datasets/local/train.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcsv.write_csv(pa.table(cols), path)
+    sidecar = path.with_name("train.csv.source.json")
+    record = {k: v for k, v in {"fetched_at": fetched_at, **side}.items() if v is not None}
+    if record:
+        sidecar.write_text(json.dumps(record))
+    elif sidecar.exists():
+        sidecar.unlink()
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_NOW", NOW)
+    return make_repo(tmp_path / "repo", dataset=DATASET, training_schedule=SCHEDULE)
+
+
+def patch_validation(repo: Path, patch: dict) -> None:
+    path = repo / "config/validation.json"
+    cfg = json.loads(path.read_text())
+    for section, values in patch.items():
+        cfg.setdefault(section, {}).update(values)
+    path.write_text(json.dumps(cfg))
+
+
+def check(repo: Path, name: str) -> validation.CheckResult:
+    return validate(repo).check(name)
+
+
+def validate(repo: Path) -> validation.ValidationResult:
+    cfg = config.load(Repo.at(repo), announce=False)
+    return validation.validate(cfg, data.acquire(cfg, no_download=True))
+
+
+def test_clean_data_passes_every_check(repo):
+    write(repo, columns())
+    result = validate(repo)
+    status = {c.name: c.status for c in result.checks}
+    assert status == {name: "pass" for name in validation.CHECKS} | {"schema_contract": "warn"}
+    assert result.passed and result.failures == [] and not result.stale
+    assert "run `mlops data infer-schema`" in result.check("schema_contract").summary
+
+
+# ---------------------------------------------------------------------------------- freshness
+
+
+def test_freshness_fails_on_source_metadata_before_fetch_time(repo):
+    write(repo, columns(), fetched_at="2026-05-31T00:00:00Z", updated_at="2026-04-01T00:00:00Z")
+    c = check(repo, "freshness")
+    assert c.status == "fail" and c.details["stale"] is True
+    assert c.details["basis"] == "source metadata (local last updated)"
+    assert c.summary.startswith("stale: 61.5 days old by source metadata")
+
+
+def test_freshness_passes_on_recorded_fetch_time(repo):
+    write(repo, columns(), fetched_at="2026-05-30T00:00:00Z")
+    c = check(repo, "freshness")
+    assert c.status == "pass" and c.details["age_days"] == 2.5
+    assert c.details["basis"] == "recorded fetch time (local)"
+
+
+def test_freshness_from_timestamp_column(repo):
+    cols = columns(n=300)
+    cols["ts"] = ["2026-01-01T00:00:00Z"] * 299 + ["2026-05-25T12:00:00Z"]
+    write(repo, cols, fetched_at=None)
+    patch_validation(repo, {"freshness": {"timestamp_column": "ts"}, "label_leak": {"ignore_columns": ["ts"]}})
+    c = check(repo, "freshness")
+    assert c.status == "pass" and c.details["basis"] == "maximum of timestamp column 'ts'"
+    assert c.details["age_days"] == 7.0
+    patch_validation(repo, {"freshness": {"max_age_days": 7}})
+    assert check(repo, "freshness").status == "fail"
+
+
+def test_freshness_unknown_age_warns_or_fails_by_config(repo):
+    write(repo, columns(), fetched_at=None)
+    c = check(repo, "freshness")
+    assert c.status == "warn" and "age is unknown" in c.summary
+    patch_validation(repo, {"freshness": {"when_unknown": "fail"}})
+    assert check(repo, "freshness").status == "fail"
+
+
+# ------------------------------------------------------------------------- size, balance, missing
+
+
+def test_size_fails_below_minimum_and_passes_at_it(repo):
+    write(repo, columns(n=600))
+    patch_validation(repo, {"size": {"minimum_rows": 601}})
+    c = check(repo, "size")
+    assert c.status == "fail" and c.summary == "600 rows, fewer than the minimum 601"
+    patch_validation(repo, {"size": {"minimum_rows": 600}})
+    assert check(repo, "size").status == "pass"
+
+
+def test_size_minimum_defaults_to_training_schedule(repo):
+    write(repo, columns(n=99))
+    assert check(repo, "size").details["minimum_rows"] == 100
+    assert check(repo, "size").status == "fail"
+
+
+def test_class_balance_fails_under_floor(repo):
+    write(repo, columns(n=2000, pos=0.02))
+    c = check(repo, "class_balance")
+    assert c.status == "fail" and "below the floor 5.0%" in c.summary
+    assert c.details["minority"] == "1" and c.details["minority_share"] < 0.05
+    patch_validation(repo, {"class_balance": {"minority_share_min": 0.01}})
+    assert check(repo, "class_balance").status == "pass"
+
+
+def test_class_balance_single_class_fails(repo):
+    cols = columns()
+    cols["churned"] = [0] * len(cols["churned"])
+    write(repo, cols)
+    assert check(repo, "class_balance").summary == "the label 'churned' has a single value ('0')"
+
+
+def test_missing_values_fail_at_limit_and_per_column_override(repo):
+    cols = columns(n=400)
+    cols["x1"] = [None if i % 4 == 0 else v for i, v in enumerate(cols["x1"])]  # 25 % empty
+    write(repo, cols)
+    c = check(repo, "missing_values")
+    assert c.status == "fail" and c.details["failing"] == {"x1": {"missing": 100, "share": 0.25, "limit": 0.2}}
+    patch_validation(repo, {"missing_values": {"per_column": {"x1": 0.3}}})
+    c = check(repo, "missing_values")
+    assert c.status == "pass" and c.details["shares"]["x1"] == 0.25
+
+
+# ------------------------------------------------------------------------------ schema contract
+
+
+def test_schema_contract_violations_with_counts_and_rows(repo):
+    cols = columns(n=300)
+    write(repo, cols)
+    r = run(repo, "data", "infer-schema")
+    assert r.code == 0, r.err
+    contract = json.loads((repo / "datasets/customer-churn.schema.json").read_text())
+    assert contract["label"] == {"column": "churned", "values": [0, 1]}
+    assert contract["columns"]["cat"] == {"type": "string", "categories": ["a", "b", "c"]}
+    assert check(repo, "schema_contract").status == "pass"
+
+    bad = dict(cols)
+    bad["x2"] = list(cols["x2"])
+    bad["x2"][4] = 999.0
+    bad["cat"] = list(cols["cat"])
+    bad["cat"][2] = bad["cat"][6] = "zzz"
+    bad["churned"] = list(cols["churned"])
+    bad["churned"][8] = 2
+    bad["extra"] = [1] * 300
+    del bad["x1"]
+    write(repo, bad)
+    c = check(repo, "schema_contract")
+    assert c.status == "fail"
+    got = {(v["column"], v["problem"]): (v.get("count"), v.get("rows")) for v in c.details["violations"]}
+    assert got[("x1", "missing column")] == (300, [])
+    assert got[("extra", "new column (integer)")] == (0, None)
+    assert got[("x2", f"above the maximum {contract['columns']['x2']['max']}")] == (1, [5])
+    assert got[("cat", "not an allowed category")] == (2, [3, 7])
+    assert got[("churned", "label value not in the contract")] == (1, [9])
+    assert got[("churned", "above the maximum 1")] == (1, [9])
+
+
+def test_schema_contract_retyped_column(repo):
+    cols = columns(n=200)
+    write(repo, cols)
+    assert run(repo, "data", "infer-schema").code == 0
+    cols["x2"] = [str(v) for v in cols["x2"]]
+    cols["x2"][10] = "unknown"
+    write(repo, cols)
+    c = check(repo, "schema_contract")
+    assert c.status == "fail" and "'x2' retyped: expected float, found string" in c.summary
+
+
+def test_schema_contract_missing_file_fails_when_required(repo):
+    write(repo, columns())
+    patch_validation(repo, {"schema_contract": {"when_missing": "fail"}})
+    assert check(repo, "schema_contract").status == "fail"
+
+
+def test_broken_contract_is_bad_input(repo):
+    write(repo, columns())
+    (repo / "datasets/customer-churn.schema.json").write_text(json.dumps({"format": 1, "dataset": "x"}))
+    r = run(repo, "data", "validate")
+    assert r.code == 2
+    assert "datasets/customer-churn.schema.json: /: expected the key" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert not (repo / "metadata/reports").exists()
+
+
+def test_infer_schema_refuses_to_overwrite_without_force(repo):
+    write(repo, columns())
+    assert run(repo, "data", "infer-schema").code == 0
+    target = repo / "datasets/customer-churn.schema.json"
+    target.write_text(target.read_text().replace('"a"', '"A"'))
+    edited = target.read_text()
+    r = run(repo, "data", "infer-schema")
+    assert r.code == 2 and "a schema contract already exists" in r.err and "--force" in r.err
+    assert target.read_text() == edited
+    assert run(repo, "data", "infer-schema", "--force").code == 0
+    assert target.read_text() != edited
+
+
+# ---------------------------------------------------------------------------------- duplicates
+
+
+def test_duplicates_counted_exactly_with_rows(repo):
+    cols = columns(n=600)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][:30]  # rows 601..630 repeat rows 1..30
+    cols["x1"][0] = cols["x1"][600] = None  # empty cells are equal to each other
+    write(repo, cols)
+    c = check(repo, "duplicates")
+    assert c.status == "fail" and c.details["duplicates"] == 30
+    assert c.details["rows"] == [601, 602, 603, 604, 605]
+    patch_validation(repo, {"duplicates": {"max_share": 0.05}})
+    assert check(repo, "duplicates").status == "pass"
+
+
+def test_near_duplicates_are_not_duplicates(repo):
+    cols = columns(n=300)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][:10]
+    cols["x2"][300:310] = [v + 1e-6 for v in cols["x2"][300:310]]
+    write(repo, cols)
+    c = check(repo, "duplicates")
+    assert c.status == "pass" and c.details["duplicates"] == 0
+
+
+# ---------------------------------------------------------------------------------- label leak
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda c, rng: list(c["churned"]), "equals the label in every row"),
+        (lambda c, rng: [y * 10 + float(rng.uniform()) for y in c["churned"]], "separates the label perfectly"),
+        (
+            lambda c, rng: [("p" if rng.uniform() < 0.5 else "q") if y else "r" for y in c["churned"]],
+            "each of its 3 values occurs with one label only",
+        ),
+    ],
+    ids=["copy", "threshold", "mapping"],
+)
+def test_label_leak_found(repo, make, expected):
+    cols = columns(n=500)
+    cols["leak"] = make(cols, np.random.default_rng(9))
+    write(repo, cols)
+    c = check(repo, "label_leak")
+    assert c.status == "fail" and list(c.details["leaks"]) == ["leak"]
+    assert expected in c.details["leaks"]["leak"]
+    patch_validation(repo, {"label_leak": {"ignore_columns": ["leak"]}})
+    assert check(repo, "label_leak").status == "pass"
+
+
+def test_identifier_columns_are_not_leaks(repo):
+    cols = columns(n=500)
+    cols["order_ref"] = [f"ord-{i}" for i in range(500)]
+    write(repo, cols)
+    assert check(repo, "label_leak").status == "pass"
+
+
+# ------------------------------------------------------------------------- distribution shift
+
+
+def test_distribution_shift_against_last_validated_snapshot(repo):
+    write(repo, columns(n=3000, seed=1))
+    cfg = config.load(Repo.at(repo), announce=False)
+    first = validation.write_reports(cfg, validation.validate(cfg, data.acquire(cfg, no_download=True)), audit=False)
+    assert first.check("distribution_shift").summary.startswith("no earlier validated snapshot")
+    snapshot = repo / "metadata/reports/validation/customer-churn/snapshot-profile.json"
+    assert json.loads(snapshot.read_text())["sha256"] == first.sha256
+
+    write(repo, columns(n=3000, seed=2))  # same distribution, other rows
+    c = check(repo, "distribution_shift")
+    assert c.status == "pass" and c.details["drifted"] == []
+
+    shifted = columns(n=3000, seed=3)
+    shifted["x1"] = [v + 1.0 for v in shifted["x1"]]
+    shifted["x2"] = [v * 0.5 for v in shifted["x2"]]
+    write(repo, shifted)
+    c = check(repo, "distribution_shift")
+    assert c.status == "warn" and sorted(c.details["drifted"]) == ["x1", "x2"]
+    patch_validation(repo, {"distribution_shift": {"action": "fail"}})
+    assert check(repo, "distribution_shift").status == "fail"
+
+
+# ---------------------------------------------------------------------------------------- PII
+
+
+def test_pii_blocks_by_default_and_warns_by_config(repo):
+    cols = columns(n=200)
+    cols["notes"] = ["ok"] * 200
+    for i in (3, 50, 120):
+        cols["notes"][i] = f"reach me at user{i}@example.com"
+    write(repo, cols)
+    c = check(repo, "pii")
+    assert c.status == "fail" and c.details["findings"] == [
+        {"column": "notes", "kind": "email", "count": 3, "rows": [4, 51, 121]}
+    ]
+    assert "example.com" not in json.dumps(c.as_dict())
+    patch_validation(repo, {"pii": {"action": "warn"}})
+    assert check(repo, "pii").status == "warn"
+
+
+def test_disabled_check_is_skipped(repo):
+    write(repo, columns(n=50))
+    patch_validation(repo, {"size": {"enabled": False}})
+    c = check(repo, "size")
+    assert c.status == "skip" and c.summary == "disabled in config/validation.json"
+
+
+# ----------------------------------------------------------------------- training and the CLI
+
+
+def test_validate_for_training(repo):
+    write(repo, columns(n=2000, pos=0.02))
+    cfg = config.load(Repo.at(repo), announce=False)
+    result = validation.validate_for_training(cfg, data.acquire(cfg, no_download=True))
+    assert not result.passed
+    assert result.failures[0].startswith("class_balance: minority class '1'")
+    assert result.report_path.exists() and result.markdown_path.exists()
+    assert json.loads(result.report_path.read_text())["passed"] is False
+    write(repo, columns(n=2000))
+    cfg = config.load(Repo.at(repo), announce=False)
+    assert validation.validate_for_training(cfg, data.acquire(cfg, no_download=True)).passed
+
+
+def outputs(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def outbox(repo: Path) -> list[dict]:
+    folder = repo / "metadata/alerts/outbox"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def test_cli_stale_data_exit_1_outputs_report_audit_alert_then_resolve(repo, tmp_path, monkeypatch):
+    out, summary = tmp_path / "out.txt", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    write(repo, columns(), updated_at="2026-01-01T00:00:00Z")
+
+    r = run(repo, "data", "validate")
+    assert r.code == 1, r.err
+    assert "data failed validation: freshness: stale:" in r.err
+    o = outputs(out)
+    assert o["valid"] == "false" and o["stale"] == "true" and o["failed_checks"] == "freshness"
+    report = json.loads((repo / o["report"]).read_text())
+    assert report["passed"] is False and report["stale"] is True
+    assert (repo / o["report"]).with_suffix(".md").exists()
+    assert "Data validation FAILED" in summary.read_text()
+    events = [json.loads(x) for p in (repo / "metadata/audit").glob("*.jsonl") for x in p.read_text().splitlines()]
+    validated = [e for e in events if e.get("type", e.get("event_type")) == "dataset_validated"]
+    assert len(validated) == 1 and validated[0]["payload"]["passed"] is False
+    raised = [e for e in outbox(repo) if e["action"] == "raise"]
+    assert len(raised) == 1
+    assert raised[0]["fingerprint"] == "data-quality:customer-churn:freshness"
+    assert raised[0]["alert"]["kind"] == "stale-dataset"
+
+    assert run(repo, "data", "validate").code == 1  # a recurrence: same fingerprint, deduplicated on delivery
+    assert {e["fingerprint"] for e in outbox(repo) if e["action"] == "raise"} == {raised[0]["fingerprint"]}
+
+    out.write_text("")
+    write(repo, columns(), fetched_at="2026-05-31T00:00:00Z")
+    r = run(repo, "data", "validate")
+    assert r.code == 0, r.err
+    assert outputs(out)["valid"] == "true" and outputs(out)["stale"] == "false"
+    resolved = [e for e in outbox(repo) if e["action"] == "resolve"]
+    assert [e["fingerprint"] for e in resolved] == ["data-quality:customer-churn:freshness"]
+    state = repo / "metadata/reports/validation/customer-churn/open-alerts.json"
+    assert json.loads(state.read_text()) == {}
+
+
+def test_cli_path_option_and_no_alerts(repo):
+    other = repo / "elsewhere.csv"
+    pcsv.write_csv(pa.table(columns(n=50)), other)
+    r = run(repo, "data", "validate", "--path", str(other), "--no-alerts")
+    assert r.code == 1 and "size: 50 rows, fewer than the minimum 100" in r.err
+    assert outbox(repo) == []
