@@ -141,6 +141,8 @@ class Alert:
         missing = [k for k in ("kind", "title", "summary", "fingerprint") if k not in data]
         if missing:
             raise BadInput(f"{where}: {missing[0]}", "missing", "add it (see docs/alerts.md)")
+        if not isinstance(data.get("extra_labels", []), list):
+            raise BadInput(f"{where}: extra_labels", "must be a list of label names", 'write ["name", ...]')
         alert = cls(
             kind=data["kind"],
             title=data["title"],
@@ -229,7 +231,9 @@ def target_from_env() -> Target:
     return Target(token, repository, api_url, server_url, run_id, run_key, os.environ.get("GITHUB_SHA") or None)
 
 
-_TOKEN_PATTERNS = re.compile(r"(gh[pousr]_[A-Za-z0-9_]{8,}|github_pat_[A-Za-z0-9_]{8,}|(?i:(?:token|bearer)\s+)\S{8,})")
+_TOKEN_PATTERNS = re.compile(
+    r"(gh[pousr]_[A-Za-z0-9_]{8,}|github_pat_[A-Za-z0-9_]{8,}|(?i:(?:token|bearer)\s+)[A-Za-z0-9_.=-]{20,})"
+)
 
 
 def scrub(text: str, token: str | None = None) -> str:
@@ -645,8 +649,13 @@ def read_outbox(repo: Any) -> list[tuple[Path, dict[str, Any]]]:
 def _drop_queued(repo: Any, fingerprint: str, upto_ns: int) -> int:
     """A delivered action supersedes every older queued one for the same fingerprint."""
     dropped = 0
-    for path, data in read_outbox(repo):
-        if data.get("fingerprint") == fingerprint and data.get("queued_ns", 0) <= upto_ns:
+    folder = outbox_dir(repo)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = jsonio.read_json(path, "outbox entry")
+        except BadInput:
+            continue  # a broken entry is reported by the next flush, not by a delivery that succeeded
+        if isinstance(data, dict) and data.get("fingerprint") == fingerprint and data.get("queued_ns", 0) <= upto_ns:
             path.unlink(missing_ok=True)
             dropped += 1
     return dropped

@@ -415,6 +415,12 @@ def test_bad_inputs_are_one_line_exit_2_and_change_nothing(gh, root, tmp_path, m
 
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_rejected0000000000000000")
     _bad(root, raise_argv, capsys, r"^error: GITHUB_TOKEN: GitHub rejected the token \(401 Bad credentials\)")
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert main(["--repo", str(root), *raise_argv]) == 0  # dry run: one entry in the outbox
+    capsys.readouterr()
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_rejected0000000000000000")
+    _bad(root, ["alerts", "flush"], capsys, r"^error: GITHUB_TOKEN: GitHub rejected the token")  # outbox kept as is
+    assert len(_outbox(root)) == 1
     monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
 
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/elsewhere")
