@@ -1,0 +1,279 @@
+"""The workflows, statically: strict YAML, schema, security audit, pins, permissions, crons, rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops.errors import BadInput
+from mlops.yamlcheck import load_json, load_yaml
+from mlops.yamlcheck import main as yamlcheck_main
+from tests.support.workflow_harness import (
+    ROOT,
+    WORKFLOWS,
+    HarnessError,
+    Workflow,
+    all_workflows,
+    evaluate,
+    interpolate,
+    parse_env_file,
+    step_condition,
+)
+
+BIN = Path(sys.executable).parent
+PINS = ROOT.parent / "shared" / "actions-pins.md"
+STATE_JOBS = {
+    ("ml-training.yml", "train"),
+    ("model-monitoring.yml", "monitor"),
+    ("dataset-validation.yml", "validate"),
+    ("deploy.yml", "deploy"),
+}
+
+
+def _config(name: str) -> dict:
+    return json.loads((ROOT / "config" / f"{name}.json").read_text())
+
+
+# ---- strict YAML ---------------------------------------------------------------------------------------
+
+DUPLICATE_IF = """
+jobs:
+  monitor:
+    steps:
+      - name: Alert
+        if: steps.monitor.outputs.drift == 'true'
+        if: always()
+        run: mlops alerts flush
+"""
+
+
+def test_duplicate_key_yaml_is_rejected_though_pyyaml_accepts_it():
+    import yaml
+
+    lenient = yaml.safe_load(DUPLICATE_IF)  # the reference design's bug: the second `if:` silently wins
+    assert lenient["jobs"]["monitor"]["steps"][0]["if"] == "always()"
+    with pytest.raises(
+        BadInput, match=r"invalid YAML at line 7 column 9: found duplicate key 'if' \(first at line 6\)"
+    ):
+        load_yaml(DUPLICATE_IF, "model-monitoring.yml")
+
+
+def test_duplicate_key_json_is_rejected():
+    with pytest.raises(BadInput, match=r"config/x.json: duplicate key 'seed' in a JSON object"):
+        load_json('{"seed": 1, "seed": 2}', "config/x.json")
+
+
+def test_yamlcheck_hook_reports_each_bad_file(tmp_path, capsys):
+    good, bad = tmp_path / "good.yml", tmp_path / "bad.yaml"
+    good.write_text("a: 1\nb: [1, 2]\n")
+    bad.write_text(DUPLICATE_IF)
+    assert yamlcheck_main([str(good)]) == 0
+    assert yamlcheck_main([str(good), str(bad)]) == 1
+    assert "bad.yaml: invalid YAML at line 7" in capsys.readouterr().err
+
+
+def test_every_workflow_and_config_file_loads_strictly():
+    for path in [*WORKFLOWS.glob("*.yml"), ROOT / ".pre-commit-config.yaml"]:
+        assert isinstance(load_yaml(path.read_text(), str(path)), dict), path
+    for path in (ROOT / "config").rglob("*.json"):
+        assert isinstance(load_json(path.read_text(), str(path)), dict), path
+
+
+# ---- external validators ------------------------------------------------------------------------------------
+
+
+def test_zizmor_offline_reports_no_findings_even_pedantic():
+    for persona in ("regular", "pedantic"):
+        proc = subprocess.run(
+            [str(BIN / "zizmor"), "--offline", "--persona", persona, "--no-progress", str(WORKFLOWS)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "No findings to report" in proc.stdout + proc.stderr
+
+
+def test_workflows_pass_the_github_workflow_schema():
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    proc = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---- crons mirror config ---------------------------------------------------------------------------------------
+
+
+def test_training_cron_mirrors_default_schedule():
+    assert Workflow.load("ml-training.yml").crons() == [_config("training-schedule")["default_schedule"]]
+
+
+def test_monitoring_every_six_hours_and_validation_mondays_0800_utc():
+    (monitor,) = Workflow.load("model-monitoring.yml").crons()
+    minute, hour, dom, month, dow = monitor.split()
+    assert (hour, dom, month, dow) == ("*/6", "*", "*", "*") and minute.isdigit()
+    assert Workflow.load("dataset-validation.yml").crons() == ["0 8 * * 1"]
+
+
+def test_cron_check_would_catch_a_disagreement(tmp_path):
+    changed = (WORKFLOWS / "ml-training.yml").read_text().replace('cron: "0 2 * * 0"', 'cron: "0 3 * * 0"')
+    path = tmp_path / "ml-training.yml"
+    path.write_text(changed)
+    assert Workflow.load(path).crons() != [_config("training-schedule")["default_schedule"]]
+
+
+def test_artifact_retention_mirrors_candidate_retention():
+    days = int(_config("training-schedule")["model_retention"]["candidates"].rstrip("d"))
+    seen = 0
+    for wf in all_workflows():
+        for job in wf.jobs():
+            for step in wf.steps(job):
+                if "upload-artifact" in step.get("uses", ""):
+                    assert step["with"]["retention-days"] == days, (wf.path.name, step.get("name"))
+                    seen += 1
+    assert seen >= 3
+
+
+# ---- the project's rules ------------------------------------------------------------------------------------
+
+
+def _pins() -> dict[str, str]:
+    text = PINS.read_text() if PINS.exists() else ""
+    return {m.group(1): m.group(3) for m in re.finditer(r"\| (\S+/\S+) \| (v[\d.]+) \| ([0-9a-f]{40}) \|", text)} | {
+        f"{m.group(1)}#tag": m.group(2) for m in re.finditer(r"\| (\S+/\S+) \| (v[\d.]+) \| ([0-9a-f]{40}) \|", text)
+    }
+
+
+def test_actions_pinned_to_known_shas_with_version_comment():
+    pins = _pins()
+    if not pins:
+        pytest.skip("/work/shared/actions-pins.md is not available outside the team's machine")
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            m = re.search(r"uses: ([^@\s]+)@(\S+)(?:\s+# (\S+))?", line)
+            if not m:
+                continue
+            action, sha, tag = m.groups()
+            assert pins.get(action) == sha, f"{path.name}: {action}@{sha} is not a pin from actions-pins.md"
+            assert tag == pins[f"{action}#tag"], f"{path.name}: {action} needs the comment # {pins[action + '#tag']}"
+
+
+def test_no_expression_inside_run_and_every_run_step_is_one_command():
+    for wf in all_workflows():
+        for job in wf.jobs():
+            for step in wf.steps(job):
+                if "run" not in step:
+                    continue
+                script = step["run"].strip()
+                assert "${{" not in script, (wf.path.name, step.get("name"))
+                assert "\n" not in script, f"{wf.path.name}: {step.get('name')}: one command per step"
+                assert not re.search(r"[|;&`]|\$\(|\bjq\b", script), (wf.path.name, script)
+                assert re.match(
+                    r"^(mlops |scripts/commit-state |python -m pytest |pre-commit run |pip install )", script
+                )
+
+
+def test_least_privilege_permissions():
+    for wf in all_workflows():
+        assert wf.doc["permissions"] == {}, f"{wf.path.name}: top-level permissions must be {{}}"
+        for name, job in wf.jobs().items():
+            perms = job.get("permissions")
+            assert isinstance(perms, dict) and perms, f"{wf.path.name}/{name}: declare the job's permissions"
+            assert set(perms.values()) <= {"read", "write"}
+            writes_state = (wf.path.name, name) in STATE_JOBS
+            assert (perms.get("contents") == "write") == writes_state, (wf.path.name, name, perms)
+            runs = " ".join(s.get("run", "") for s in job["steps"])
+            if "mlops alerts" in runs or "mlops monitor" in runs:
+                assert perms.get("issues") == "write", (wf.path.name, name)
+            if "dispatch" in runs or "mlops monitor" in runs:
+                assert perms.get("actions") == "write", (wf.path.name, name)
+            if perms.get("actions") == "write":
+                assert "dispatch" in runs or "mlops monitor" in runs, f"{wf.path.name}/{name}: actions: write unused"
+
+
+def test_persist_credentials_only_where_state_is_pushed_and_shared_concurrency():
+    for wf in all_workflows():
+        for name, job in wf.jobs().items():
+            checkout = next(s for s in job["steps"] if "actions/checkout" in s.get("uses", ""))
+            pushes = any("scripts/commit-state" in s.get("run", "") for s in job["steps"])
+            assert checkout["with"]["persist-credentials"] is pushes, (wf.path.name, name)
+            if (wf.path.name, name) in STATE_JOBS:
+                assert pushes
+                assert job["concurrency"] == {"group": "mlops-state", "cancel-in-progress": False}
+
+
+def test_installs_use_the_lock_on_python_311():
+    for wf in all_workflows():
+        for job in wf.jobs().values():
+            setup = [s for s in job["steps"] if "setup-python" in s.get("uses", "")]
+            assert setup and setup[0]["with"]["python-version"] == "3.11"
+            installs = [s["run"] for s in job["steps"] if s.get("run", "").startswith("pip install")]
+            assert installs and all(" -c requirements-lock.txt -e " in i for i in installs)
+
+
+def test_dispatch_inputs_reach_commands_through_env():
+    training = Workflow.load("ml-training.yml")
+    assert set(training.dispatch_inputs()) == {"model_types", "force_retrain", "no_download", "reason"}
+    train = next(s for s in training.steps("train") if s.get("id") == "train")
+    assert train["env"]["MODEL_TYPES"] == "${{ inputs.model_types }}"
+    assert "$MODEL_TYPES" in train["run"]
+    deploy = Workflow.load("deploy.yml")
+    assert deploy.dispatch_inputs()["mode"]["options"] == ["canary", "shadow", "full"]
+
+
+# ---- the harness's evaluator --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("inputs.force_retrain && '--force-retrain' || ''", "--force-retrain"),
+        ("inputs.no_download && '--no-download' || ''", ""),
+        ("steps.train.outputs.promoted == 'true'", True),
+        ("steps.train.outputs.promoted == 'TRUE'", True),  # GitHub compares strings ignoring case
+        ("steps.missing.outputs.x == 'true'", False),
+        ("format('--traffic={0}', inputs.traffic)", "--traffic=0.25"),
+        ("inputs.traffic != '' && format('--t={0}', inputs.traffic) || ''", "--t=0.25"),
+        ("github.event_name == 'pull_request' && format('origin/{0}', github.base_ref) || 'x'", "x"),
+        ("!cancelled()", True),
+        ("contains(fromJSON('[\"a\",\"b\"]'), 'B')", True),
+        ("1 == '1'", True),
+        ("github.event.pull_request.number", 5.0),
+    ],
+)
+def test_expression_evaluator(expr, expected):
+    ctx = {
+        "inputs": {"force_retrain": True, "no_download": False, "traffic": "0.25"},
+        "steps": {"train": {"outputs": {"promoted": "true"}}},
+        "github": {"event_name": "push", "base_ref": "", "event": {"pull_request": {"number": 5.0}}},
+    }
+    assert evaluate(expr, ctx) == expected
+
+
+def test_interpolation_and_conditions():
+    ctx = {"github": {"run_id": "12"}, "steps": {"m": {"outputs": {"drift": "false"}}}}
+    assert interpolate("run ${{ github.run_id }} done", ctx) == "run 12 done"
+    assert step_condition("steps.m.outputs.drift == 'true'", ctx, {"failed": False, "cancelled": False}) is False
+    assert step_condition(None, ctx, {"failed": True, "cancelled": False}) is False
+    assert step_condition("${{ !cancelled() }}", ctx, {"failed": True, "cancelled": False}) is True
+    assert step_condition("failure() && true", ctx, {"failed": True, "cancelled": False}) is True
+    with pytest.raises(HarnessError, match="unknown context 'secret'"):
+        evaluate("secret.X", ctx)
+
+
+def test_env_file_parser_reads_heredocs(tmp_path):
+    path = tmp_path / "out"
+    path.write_text("a=1\nbody<<EOF_X\nline 1\nline=2\nEOF_X\nb=x=y\n")
+    assert parse_env_file(path) == {"a": "1", "body": "line 1\nline=2", "b": "x=y"}
+    path.write_text("c<<END\nnever closed\n")
+    with pytest.raises(HarnessError, match="never ends"):
+        parse_env_file(path)
