@@ -34,4 +34,7 @@ def test_unknown_command_is_usage_error():
 def test_no_config_folder_is_bad_input(tmp_path):
     r = run(tmp_path, "train")
     assert r.code == 2
-    assert r.err.strip() == f"error: {tmp_path}/config: no config/ folder here; run from the repository root or pass --repo"
+    assert (
+        r.err.strip()
+        == f"error: {tmp_path}/config: no config/ folder here; run from the repository root or pass --repo"
+    )
