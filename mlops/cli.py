@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "mlops.commands.deploy_cmd",
     "mlops.commands.card_cmd",
     "mlops.commands.retention_cmd",
+    "mlops.commands.report_cmd",
+    "mlops.commands.workflow_cmd",
     "mlops.commands.demo_cmd",
 ]
 
