@@ -60,9 +60,8 @@ def cfg(root):
 
 @pytest.fixture
 def gh(fake_github, monkeypatch):
-    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
-    monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
+    for key, value in fake_github.env().items():
+        monkeypatch.setenv(key, value)
     return fake_github
 
 

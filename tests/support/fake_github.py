@@ -179,6 +179,10 @@ class FakeGitHub:
         return f"http://{host}:{port}"
 
     # ---- test-side helpers -----------------------------------------------------------------
+    def env(self, repository: str = "acme/model") -> dict[str, str]:
+        """The GITHUB_* variables that point mlops at this fake (use with monkeypatch.setenv)."""
+        return {"GITHUB_TOKEN": self.token or "any-token", "GITHUB_REPOSITORY": repository, "GITHUB_API_URL": self.url}
+
     def repo(self, full: str = "acme/model") -> RepoState:
         return self.repos[full.lower()]
 
