@@ -115,7 +115,7 @@ def read_csv_checked(path: Path, where: str) -> Any:
     names = check_header(path, where)
     convert = pcsv.ConvertOptions(strings_can_be_null=True)
     try:
-        table = pcsv.read_csv(path, convert_options=convert)
+        table = _read(path, convert)
     except pa.ArrowInvalid as exc:
         raise _explain_arrow_error(path, where, str(exc), convert) from None
     except OSError as exc:
@@ -133,6 +133,22 @@ def read_csv_checked(path: Path, where: str) -> Any:
     if table.num_rows == 0:
         raise BadInput(where, "has a header but no data rows", "export the data again with its rows")
     return table
+
+
+def _read(path: Path, convert: Any) -> Any:
+    """Stream the file block by block (peak memory ~ the table, not table + whole file + parse
+    buffers as with read_csv); types come from the first block, so when a later block disagrees
+    (text below numbers) read again with read_csv, which infers types over the whole file."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        with pcsv.open_csv(path, convert_options=convert) as reader:
+            return reader.read_all()
+    except pa.ArrowInvalid as exc:
+        if "conversion error" not in str(exc) and "In CSV column" not in str(exc):
+            raise
+    return pcsv.read_csv(path, convert_options=convert)
 
 
 def _first_invalid_utf8(column: Any) -> int:
