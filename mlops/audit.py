@@ -679,7 +679,8 @@ class AuditWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.dir / LOCK))
         try:
-            self._lock.acquire(timeout=self._timeout)
+            # A short poll: filelock retries a busy lock by polling, and appends hold it for milliseconds.
+            self._lock.acquire(timeout=self._timeout, poll_interval=0.002)
         except Timeout:
             raise CheckFailed(
                 f"{self.where}/{LOCK}: another process held the audit lock for {self._timeout:.0f}s"

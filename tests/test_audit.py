@@ -615,18 +615,27 @@ def test_kill_9_at_random_points_never_loses_a_committed_entry(repo):
     print(f"{len(acked)} acknowledged entries, {torn_seen} torn tails repaired")
 
 
-def test_two_processes_appending_at_once_do_not_corrupt_the_log(repo):
+def test_two_processes_appending_at_once_do_not_corrupt_the_log(repo, tmp_path):
+    go = tmp_path / "go"
     code = (
-        "import sys; from mlops import audit; from mlops.repo import Repo\n"
-        "r = Repo.at(sys.argv[1])\n"
-        "for i in range(40): audit.record(r, 'monitoring_run', {'w': sys.argv[2], 'i': i})\n"
+        "import os, sys, time; from mlops import audit; from mlops.repo import Repo\n"
+        "r = Repo.at(sys.argv[1]); open(sys.argv[3] + sys.argv[2], 'w').close()\n"
+        "while not os.path.exists(sys.argv[3]): time.sleep(0.001)\n"  # both start appending together
+        "for i in range(60): audit.record(r, 'monitoring_run', {'w': sys.argv[2], 'i': i})\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(repo), w], env=env) for w in ("a", "b")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GITHUB_SHA": "d" * 40}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(repo), w, str(go)], env=env) for w in ("a", "b")]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{go}{w}").exists() for w in "ab") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     res = audit.verify(Repo.at(repo))
-    assert (res.entries, res.checkpoints, res.unchecked_tail) == (80, 80, 0)
+    assert (res.entries, res.checkpoints, res.unchecked_tail) == (120, 120, 0)
     stored = [json.loads(x) for x in audit.read_dir(repo / "metadata/audit").lines]
-    assert [e["seq"] for e in stored] == list(range(80))
+    assert [e["seq"] for e in stored] == list(range(120))
     for w in ("a", "b"):
-        assert [e["payload"]["i"] for e in stored if e["payload"]["w"] == w] == list(range(40))
+        assert [e["payload"]["i"] for e in stored if e["payload"]["w"] == w] == list(range(60))
+    # The appends really interleaved (lock handover is not fair, so typically a handful of turns, not 120).
+    owners = [e["payload"]["w"] for e in stored]
+    assert sum(a != b for a, b in zip(owners, owners[1:], strict=False)) >= 2
