@@ -833,7 +833,12 @@ def _ks(a: Any, b: Any) -> float:
 
 def _role_stats(records: list[dict], errors: int, labels: dict[str, Any]) -> dict[str, Any]:
     scores = [float(r["score"]) for r in records]
-    lat = [float(r["latency_ms"]) for r in records if isinstance(r.get("latency_ms"), (int, float))]
+    # Latency only from single-row requests: a batch's per-row time depends on the batch's size.
+    lat = [
+        float(r["latency_ms"])
+        for r in records
+        if r.get("batch_size") == 1 and isinstance(r.get("latency_ms"), (int, float))
+    ]
     labelled = [(int(r["prediction"]), int(labels[r["request_id"]])) for r in records if r["request_id"] in labels]
     n = len(records)
     return {
@@ -930,7 +935,7 @@ def analyze(cfg: Config, *, apply: bool = False, since: str | None = None, actor
             ratio = c["latency_ms_p95"] / p["latency_ms_p95"]
             check("latency_ratio", round(ratio, 4), tol["max_latency_ratio"], ratio <= tol["max_latency_ratio"])
         else:
-            check("latency_ratio", None, tol["max_latency_ratio"], None, "no latency logged")
+            check("latency_ratio", None, tol["max_latency_ratio"], None, "no single-row requests logged for both roles")
         if c["feedback"] >= tol["min_feedback"] and p["feedback"] >= tol["min_feedback"]:
             drop = p["accuracy"] - c["accuracy"]
             check("accuracy_drop", round(drop, 6), tol["max_accuracy_drop"], drop <= tol["max_accuracy_drop"])

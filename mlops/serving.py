@@ -125,23 +125,44 @@ class Router:
 
     def predict(self, rows: Any, request_ids: list[str] | None = None, *, where: str = "request") -> Any:
         """Answer rows (DataFrame or list of dicts); returns request_id, score, prediction, model_version, role."""
+        answer, records, errors = self.route(rows, request_ids, where=where)
+        if self.log and records:
+            from mlops import predlog
+
+            with self._lock:
+                predlog.append_predictions(self.repo, records)
+        if errors:
+            self._log_errors(errors)
+        return answer
+
+    def route(
+        self, rows: Any, request_ids: list[str] | None = None, times: list[str] | None = None, *, where: str = "request"
+    ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Score without logging: (answer frame, prediction-log records incl. shadow, serving errors)."""
         import numpy as np
         import pandas as pd
 
         frame = self._frame(rows, where)
         n = len(frame)
-        if request_ids is None:
-            request_ids = [uuid.uuid4().hex for _ in range(n)]
-        ids = [str(r) for r in request_ids]
+        ids = [uuid.uuid4().hex for _ in range(n)] if request_ids is None else [str(r) for r in request_ids]
         if len(ids) != n:
             raise BadInput(where, f"{len(ids)} request ids for {n} rows", "send one request id per row")
+        now = jsonio.format_utc(jsonio.utc_now())
+        stamps = times if times is not None else [now] * n
         roles = np.array([self.role_for(i) for i in ids], dtype=object)
         scores = np.zeros(n)
         versions = np.empty(n, dtype=object)
         latency = np.zeros(n)
         fallback = np.zeros(n, dtype=bool)
         errors: list[dict[str, Any]] = []
-        now = jsonio.format_utc(jsonio.utc_now())
+
+        def failed(role: str, version: str, idx: Any, exc: Exception) -> None:
+            text = f"{type(exc).__name__}: {str(exc)[:200]}"
+            errors.extend(
+                {"request_id": ids[i], "time": stamps[i], "role": role, "model_version": version, "error": text}
+                for i in idx
+            )
+
         for role in ("canary", "production"):
             idx = np.flatnonzero(roles == role)
             if not len(idx):
@@ -151,16 +172,7 @@ class Router:
             try:
                 proba = model.pipeline.predict_proba(frame.iloc[idx][model.features])[:, 1]
             except Exception as exc:
-                errors += [
-                    {
-                        "request_id": ids[i],
-                        "time": now,
-                        "role": role,
-                        "model_version": model.version,
-                        "error": f"{type(exc).__name__}: {str(exc)[:200]}",
-                    }
-                    for i in idx
-                ]
+                failed(role, model.version, idx, exc)
                 if role == "production":
                     self._log_errors(errors)
                     raise
@@ -180,7 +192,7 @@ class Router:
                 "role": roles,
             }
         )
-        shadow = None
+        shadow, shadow_ms = None, 0.0
         if "shadow" in self.models:
             model = self.models["shadow"]
             t0 = time.perf_counter()
@@ -188,58 +200,28 @@ class Router:
                 shadow = model.pipeline.predict_proba(frame[model.features])[:, 1]
                 shadow_ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
             except Exception as exc:  # noqa: BLE001 - the shadow never affects an answer
-                errors += [
-                    {
-                        "request_id": i,
-                        "time": now,
-                        "role": "shadow",
-                        "model_version": model.version,
-                        "error": f"{type(exc).__name__}: {str(exc)[:200]}",
-                    }
-                    for i in ids
-                ]
-        if self.log:
-            self._log(frame, answer, latency, fallback, shadow, shadow_ms if shadow is not None else 0.0, now)
-        if errors:
-            self._log_errors(errors)
-        return answer
-
-    def _log(self, frame, answer, latency, fallback, shadow, shadow_ms, now) -> None:
-        from mlops import predlog
-
+                failed("shadow", model.version, range(n), exc)
         feats = frame[self.features].astype(object).where(frame[self.features].notna(), None).to_dict("records")
         records = []
+        # batch_size: latency is the model call's time per row, comparable only between equal batch sizes.
         for i, (rid, score, pred, version, role) in enumerate(answer.itertuples(index=False, name=None)):
             rec = {
-                "request_id": rid,
-                "time": now,
-                "model_version": version,
-                "role": role,
-                "features": feats[i],
-                "score": float(score),
-                "prediction": int(pred),
-                "latency_ms": round(float(latency[i]), 4),
-            }
+                "request_id": rid, "time": stamps[i], "model_version": version, "role": role,
+                "features": feats[i], "score": float(score), "prediction": int(pred),
+                "latency_ms": round(float(latency[i]), 4), "batch_size": n,
+            }  # fmt: skip
             if fallback[i]:
                 rec["fallback_from"] = "canary"
             records.append(rec)
         if shadow is not None:
             version = self.models["shadow"].version
-            for i, rid in enumerate(answer["request_id"]):
-                records.append(
-                    {
-                        "request_id": rid,
-                        "time": now,
-                        "model_version": version,
-                        "role": "shadow",
-                        "features": feats[i],
-                        "score": float(shadow[i]),
-                        "prediction": int(shadow[i] >= THRESHOLD),
-                        "latency_ms": round(shadow_ms, 4),
-                    }
-                )
-        with self._lock:
-            predlog.append_predictions(self.repo, records)
+            for i, rid in enumerate(ids):
+                records.append({
+                    "request_id": rid, "time": stamps[i], "model_version": version, "role": "shadow",
+                    "features": feats[i], "score": float(shadow[i]), "prediction": int(shadow[i] >= THRESHOLD),
+                    "latency_ms": round(shadow_ms, 4), "batch_size": n,
+                })  # fmt: skip
+        return answer, records, errors
 
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:
         if not self.log:
@@ -257,6 +239,17 @@ class Router:
 
 
 # ------------------------------------------------------------------------------------- batch
+
+
+def score_rows(repo: Repo, df: Any, request_ids: list[str], times: list[str]) -> list[dict[str, Any]]:
+    """mlops.traffic's boundary: route rows as the deployment says; return log records (served rows in
+    order, then shadow rows) for the caller to append. Serving errors are logged here."""
+    router = Router(repo, log=False)
+    _answer, records, errors = router.route(df, request_ids, times, where="simulated traffic")
+    if errors:
+        router.log = True
+        router._log_errors(errors)
+    return records
 
 
 def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, Any]:

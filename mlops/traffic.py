@@ -18,19 +18,16 @@ from mlops.errors import BadInput
 from mlops.repo import Repo
 
 
-def score_rows(repo: Repo, df: Any) -> list[dict]:
-    """Score feature rows and return prediction records (request_id/time filled in by the caller).
+def score_rows(repo: Repo, df: Any, request_ids: list[str], times: list[str]) -> list[dict]:
+    """Score feature rows and return prediction records, one per row in order, then any shadow records.
 
-    This is the boundary the router replaces: when models/deployment.json exists and
-    mlops.serving provides `score_rows(repo, df)`, it routes production/canary/shadow itself.
+    This is the boundary the router replaces: once models/deployment.json exists, mlops.serving
+    routes each request id to production or canary and adds the shadow's records (issue 7).
     """
     if repo.deployment_state.exists():
-        try:
-            from mlops import serving
-        except ImportError:
-            serving = None
-        if serving is not None and hasattr(serving, "score_rows"):
-            return serving.score_rows(repo, df)
+        from mlops import serving
+
+        return serving.score_rows(repo, df, request_ids, times)
     from mlops import registry
     from mlops.profile import positive_scores
 
@@ -39,9 +36,9 @@ def score_rows(repo: Repo, df: Any) -> list[dict]:
     scores = positive_scores(pipeline, df[features])
     rows = _plain_rows(df[features])
     return [
-        {"model_version": manifest["version"], "role": "production", "features": feats,
-         "score": float(s), "prediction": int(s >= 0.5)}
-        for feats, s in zip(rows, scores, strict=True)
+        {"request_id": rid, "time": when, "model_version": manifest["version"], "role": "production",
+         "features": feats, "score": float(s), "prediction": int(s >= 0.5)}
+        for rid, when, feats, s in zip(request_ids, times, rows, scores, strict=True)
     ]  # fmt: skip
 
 
@@ -117,19 +114,18 @@ def simulate(
     shifted = sorted(rng.choice(numeric, size=features, replace=False).tolist()) if features else []
     for c in shifted:
         df[c] = df[c].astype(float) + shift * float(profile["columns"][c].get("std") or 0.0)
-    records = score_rows(repo, df)
     step = (end - start) / rows
     stamp = jsonio.format_utc(end).replace("-", "").replace(":", "")
-    for i, rec in enumerate(records):
-        rec["request_id"] = f"sim-{stamp}-{seed}-{i:07d}"
-        rec["time"] = jsonio.format_utc(start + step * i)
+    # Ids exist before scoring: the router routes by request id (issue 7).
+    ids = [f"sim-{stamp}-{seed}-{i:07d}" for i in range(rows)]
+    records = score_rows(repo, df, ids, [jsonio.format_utc(start + step * i) for i in range(rows)])
     fb_records = []
     if feedback and labels is not None:
         flip = rng.uniform(size=rows) < label_noise
         truth = np.where(flip, 1 - labels, labels)
         fb_records = [
             {"request_id": r["request_id"], "label": int(y), "time": jsonio.format_utc(end)}
-            for r, y in zip(records, truth, strict=True)
+            for r, y in zip(records[:rows], truth, strict=True)  # shadow records follow the served ones
         ]
     if fmt == "parquet":
         folder = repo.production_logs
