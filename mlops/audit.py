@@ -536,7 +536,12 @@ def _git(repo: Repo, *args: str, input: bytes | None = None) -> bytes:
 
 
 def read_git(repo: Repo, ref: str) -> LogData:
-    """Read the log as committed at a git ref (one `git cat-file --batch` for every file)."""
+    """Read the log as committed at a git ref (one `git cat-file --batch` for every file).
+
+    The all-zero SHA (GitHub's `before` of a push that creates a branch) names the empty log.
+    """
+    if re.fullmatch(r"0{40}|0{64}", ref):
+        return LogData(where=f"{ref[:12]}…:{repo.rel(repo.audit_dir)}")
     try:
         _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except BadInput:

@@ -453,6 +453,9 @@ def test_verify_against_a_git_ref(tmp_path, capsys):
     assert rc == 1 and "the log at HEAD holds 3 entries but the work tree only 2" in err
     rc, _, err = cli(root, "verify", "--against", "no-such-ref", capsys=capsys)
     assert rc == 2 and "--against: 'no-such-ref' is not a commit in this repository" in err
+    # GitHub's `before` of a branch-creating push: nothing to compare with.
+    rc, out, _ = cli(root, "verify", "--against", "0" * 40, capsys=capsys)
+    assert rc == 0 and "append-only since 0000000000000000000000000000000000000000 (0 entries" in out
 
 
 def test_rewritten_committed_checkpoint_is_caught_against_a_ref(tmp_path, capsys):
