@@ -758,12 +758,14 @@ _STYLE = {
 _PNG_METADATA = {"Software": None}
 
 
-def _figure(width: float, height: float) -> tuple[Any, Any]:
+def _figure(width: float, height: float, *, left: float = 0.6, bottom: float = 0.5) -> tuple[Any, Any]:
+    """A figure with fixed margins in inches: tight_layout would cost an extra full draw per plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=left / width, right=1 - 0.15 / width, bottom=bottom / height, top=1 - 0.35 / height)
     return fig, fig.add_subplot(1, 1, 1)
 
 
@@ -803,7 +805,6 @@ def _plot_roc(card: dict[str, Any]) -> bytes:
     else:
         _note(ax, "ROC curve not recorded")
     ax.set_title("ROC curve (test split)")
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -846,13 +847,12 @@ def _plot_reliability(card: dict[str, Any]) -> bytes:
     else:
         _note(ax, "reliability not recorded")
     ax.set_title(f"Reliability diagram (ECE {_num(ece)})")
-    fig.tight_layout()
     return _png(fig)
 
 
 def _plot_confusion(card: dict[str, Any]) -> bytes:
     c = card["quantitative_analysis"].get("confusion")
-    fig, ax = _figure(4.0, 3.6)
+    fig, ax = _figure(4.0, 3.6, left=0.75)
     if c:
         grid = [[c["tp"], c["fn"]], [c["fp"], c["tn"]]]
         top = max(max(row) for row in grid) or 1
@@ -874,7 +874,6 @@ def _plot_confusion(card: dict[str, Any]) -> bytes:
     else:
         _note(ax, "confusion matrix not recorded")
     ax.set_title(f"Confusion matrix (threshold {(c or {}).get('threshold', 0.5):g})")
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -887,7 +886,9 @@ def _plot_slices(card: dict[str, Any]) -> bytes:
             labels.append(f"{column}={row[0].strip('`')}")
             acc.append(row[ia] or 0.0)
             f1.append(row[if1] or 0.0)
-    fig, ax = _figure(6.0, max(2.0, 0.45 * len(labels) + 1.2))
+    # Room for the longest label at ~6 px per character of the 9 pt font.
+    left = 0.25 + 0.075 * max((len(x) for x in labels), default=4)
+    fig, ax = _figure(6.0, max(2.0, 0.45 * len(labels) + 1.2), left=left, bottom=0.75)
     if labels:
         ys = list(range(len(labels)))
         ax.barh([y - 0.2 for y in ys], acc, height=0.4, color="#1f77b4", label="accuracy")
@@ -895,11 +896,10 @@ def _plot_slices(card: dict[str, Any]) -> bytes:
         ax.set_yticks(ys, labels)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=2, frameon=False)
+        fig.legend(loc="lower center", ncol=2, frameon=False)
     else:
         _note(ax, "no slice columns configured")
     ax.set_title("Per-slice metrics (test split)")
-    fig.tight_layout()
     return _png(fig)
 
 
