@@ -157,6 +157,8 @@ def test_bulk_and_single_appends_build_the_same_log(tmp_path):
         b.audit_dir / "entries-000000000000.jsonl"
     ).read_bytes()
     assert audit.verify(a).root == audit.verify(b).root
+    for line in lines(b.root, SEG0):
+        assert line == jsonio.canonical(json.loads(line))
 
 
 # ---------------------------------------------------------------------------------------------- tampering
