@@ -53,6 +53,7 @@ LABELS: dict[str, tuple[str, str]] = {
 SEVERITIES = ("info", "warning", "critical")
 FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/=+-]{0,199}$")
 REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+RUN_COMMENT_WINDOW_HOURS = 12  # longer than any Actions run (jobs stop at 6 h); re-runs get a new attempt key
 MAX_BODY = 60000  # GitHub refuses bodies over 65536 characters
 _PROCESS_RUN = f"local-{uuid.uuid4().hex[:12]}"
 
@@ -525,10 +526,16 @@ def _ensure_labels(ch: _Channel, names: list[str]) -> list[str]:
 
 def _upsert_comment(ch: _Channel, issue: Any, marker: str, text: str) -> tuple[Any, bool]:
     """At most one comment per run and action: edit this run's comment if it exists, else add one."""
+    import datetime as dt
+
     body = f"{marker}\n\n{text}"
+    # This run's comment was written during this run, so only recently updated comments can be it;
+    # `since` keeps a years-old issue with hundreds of comments to one page. Real clock on purpose:
+    # it is compared with GitHub's clock, not with MLOPS_NOW.
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=RUN_COMMENT_WINDOW_HOURS)
 
     def find() -> Any:
-        for comment in issue.get_comments():
+        for comment in issue.get_comments(since=since):
             if (_raw(comment).get("body") or "").startswith(marker):
                 return comment
         return None

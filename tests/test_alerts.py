@@ -87,7 +87,10 @@ def _run_markers(fake: FakeGitHub, number: int) -> list[str]:
 # ---- dedupe, update, close, reopen ----------------------------------------------------------------------
 
 
-def test_hundred_alerts_one_issue_then_resolve_closes_and_recurrence_reopens(gh, cfg, root, monkeypatch):
+def test_hundred_alerts_one_issue_then_resolve_closes_and_recurrence_reopens(gh, tmp_path, monkeypatch):
+    # GitHub's page size here: 99 comments on one page (paging is covered by the dedupe test).
+    root = make_repo(tmp_path / "big", alerts={"delivery": {**FAST["delivery"], "per_page": 100}})
+    cfg = config.load(Repo.at(root), announce=False)
     for run in range(100):
         monkeypatch.setenv("GITHUB_RUN_ID", str(5000 + run))
         result = alerts.raise_alert(cfg, _alert(facts={"psi max": 0.3 + run / 1000}))
@@ -121,6 +124,8 @@ def test_same_run_comments_at_most_once_and_keeps_it_current(gh, cfg):
     comments = gh.comments_on(1)
     assert len(comments) == 1 and "0.5400" in comments[0]["body"]
     assert gh.count("PATCH", r"/issues/comments/\d+$") == 4
+    listings = [r for r in gh.requests if r.method == "GET" and r.path.endswith("/comments")]
+    assert listings and all("since" in r.query for r in listings)  # old comments are never paged through
 
 
 def test_six_labels_created_once_with_colours_and_existing_ones_left_alone(gh, cfg):

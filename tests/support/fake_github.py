@@ -473,6 +473,8 @@ class FakeGitHub:
     def _list_comments(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
         self._issue(state, number)
         items = sorted((c for c in state.comments.values() if c["_issue"] == int(number)), key=lambda c: c["id"])
+        if "since" in query:  # only comments updated at or after this time (same ISO format: strings compare)
+            items = [c for c in items if c["updated_at"] >= query["since"][0]]
         status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/issues/{number}/comments")
         return status, headers, [self._comment_json(c) for c in chunk]
 
