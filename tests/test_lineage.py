@@ -1,0 +1,166 @@
+"""Lineage and reproduction on a fork in miniature (config + the mlops/ and training/ packages, committed)."""
+
+import json
+import shutil
+
+import pytest
+
+from mlops import audit, config, lineage
+from mlops.errors import BadInput, CheckFailed
+from mlops.repo import Repo
+from tests.support.cli import run
+from tests.support.trained import clean_env, train, with_code
+
+
+@pytest.fixture(scope="module")
+def fork(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp)
+        repo = with_code(tmp_path_factory.mktemp("lineage") / "repo")
+        manifest = train(repo, types="logistic_regression")
+        yield {"repo": repo, "version": manifest["version"], "manifest": manifest}
+
+
+def test_lineage_prints_commit_data_run_gate_and_a_proof_check_proof_accepts(fork, tmp_path):
+    repo, version, manifest = fork["repo"], fork["version"], fork["manifest"]
+    proof_path = tmp_path / "proof.json"
+    r = run(repo, "lineage", version, "--proof-out", str(proof_path))
+    assert r.code == 0, r.err
+    assert f"commit       {manifest['commit']}" in r.out
+    assert f"synthetic (SYNTHETIC) sha256 {manifest['dataset']['sha256']}" in r.out
+    assert (
+        f"run {manifest['mlflow']['run_id']}" in r.out
+        and f"model version {manifest['mlflow']['model_version']}" in r.out
+    )
+    assert f"gate         metadata/gates/{version}.json: passed, promoted" in r.out
+    proof = json.loads(proof_path.read_text())
+    entry = json.loads(proof["entry"])
+    assert entry["type"] == "promotion" and entry["payload"]["version"] == version
+    assert entry["payload"]["model_sha256"] == manifest["model_sha256"]
+    assert f"audit        promotion: seq {entry['seq']} in checkpoint #" in r.out
+    ok = run(repo, "audit", "check-proof", str(proof_path))
+    assert ok.code == 0, ok.err
+    assert f"proof ok: entry seq {entry['seq']}" in ok.out
+
+
+def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, tmp_path):
+    repo, version = fork["repo"], fork["version"]
+    doc = lineage.lineage(config.load(Repo.at(repo), announce=False), version)["proof"]
+    entry = doc["entry"]
+    assert audit.check_proof(doc)["seq"] == doc["seq"]
+    for i in range(len(entry)):  # every byte, each flipped in its lowest bit
+        tampered = dict(doc, entry=entry[:i] + chr(ord(entry[i]) ^ 1) + entry[i + 1 :])
+        with pytest.raises((CheckFailed, BadInput)):
+            audit.check_proof(tampered)
+    # and through the CLI: exit 1 naming the entry
+    bad = dict(doc, entry=entry.replace(version, version[:-1] + ("0" if version[-1] != "0" else "1")))
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    r = run(repo, "audit", "check-proof", str(path))
+    assert r.code == 1
+    assert f"entry seq {doc['seq']} is not included" in r.err
+
+
+def test_lineage_json_and_deployment_history_from_the_state_file(fork):
+    repo, version = fork["repo"], fork["version"]
+    state = repo / "models/deployment.json"
+    state.write_text(json.dumps({
+        "production": {"version": version, "sha256": fork["manifest"]["model_sha256"]},
+        "canary": None,
+        "history": [
+            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"},
+            {"action": "deploy", "role": "canary", "version": "20260101T000000Z-other-00000000"},
+        ],
+    }))  # fmt: skip
+    try:
+        r = run(repo, "lineage", version, "--json")
+        assert r.code == 0, r.err
+        info = json.loads(r.out)
+        assert info["deployment"]["roles"] == ["production.version"]
+        assert info["deployment"]["history"] == [
+            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"}
+        ]
+        assert info["commit"] == fork["manifest"]["commit"]
+        assert info["dataset"]["synthetic"] is True
+        assert info["proof_of"] == "promotion"
+        assert audit.check_proof(info["proof"])["seq"] == info["audit"]["promotion"]["seq"]
+        text = run(repo, "lineage", version).out
+        assert "deployment   production.version; 1 history entries in models/deployment.json" in text
+    finally:
+        state.unlink()
+
+
+def test_lineage_of_an_unknown_version_is_bad_input(fork):
+    r = run(fork["repo"], "lineage", "20990101T000000Z-nope-00000000")
+    assert r.code == 2
+    assert "no such model in models/current, models/candidates or models/archived" in r.err
+
+
+@pytest.mark.slow  # trains, then re-trains in a child process
+def test_reproduce_the_promoted_model_from_its_commit_reports_identical_metrics(fork):
+    repo, version = fork["repo"], fork["version"]
+    r = run(repo, "reproduce", version, "--json")
+    assert r.code == 0, r.err
+    result = json.loads(r.out)
+    assert result["source"]["kind"] == "commit" and result["source"]["commit"] == fork["manifest"]["commit"]
+    assert result["source"]["code"].startswith(f"mlops and training/ from commit {fork['manifest']['commit']}")
+    assert "mlops-reproduce-" in result["source"]["code"]  # the code really came from the exported commit
+    assert result["dataset"]["sha256"] == fork["manifest"]["dataset"]["sha256"]
+    assert result["metrics_identical"] is True
+    assert all(c["identical"] for c in result["checks"].values())
+    assert result["predictions"] == {"identical": True, "rows": 4000, "max_abs_difference": 0.0}
+    assert result["model_content_identical"] is True
+    assert result["reproduced"] is True
+    if not result["model_bytes_identical"]:
+        assert "object ids from id()" in result["model_note"]
+
+
+def test_reproduce_refuses_when_the_recorded_data_changed(tmp_path):
+    repo = with_code(tmp_path / "local", dataset={"source": "local"})
+    from mlops import synthetic
+
+    data = repo / "datasets/local/train.csv"
+    data.parent.mkdir(parents=True)
+    synthetic.generate(4000, 3).to_csv(data, index=False, lineterminator="\n")
+    manifest = train(repo, "--no-tracking", types="logistic_regression")
+    assert manifest["dataset"]["source"] == "local"
+    with open(data, "a") as fh:
+        fh.write(data.read_text().splitlines()[1] + "\n")
+    r = run(repo, "reproduce", manifest["version"])
+    assert r.code == 1
+    assert "the data set's sha256 is" in r.err and f"the manifest records {manifest['dataset']['sha256'][:12]}" in r.err
+    data.unlink()
+    r = run(repo, "reproduce", manifest["version"])
+    assert r.code == 2
+    assert "data file 'datasets/local/train.csv' is not in this checkout" in r.err
+
+
+def test_skops_content_digest_ignores_ids_and_timestamps_but_not_the_model():
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    a = sio.dumps(LogisticRegression(random_state=0).fit(X, y))
+    b = sio.dumps(LogisticRegression(random_state=0).fit(X, y))
+    assert a != b  # separate objects: different id()s in names and references
+    assert lineage.skops_content_digest(a) == lineage.skops_content_digest(b)
+    c = sio.dumps(LogisticRegression(random_state=0, C=0.5).fit(X, y))
+    assert lineage.skops_content_digest(c) != lineage.skops_content_digest(a)
+    shifted = sio.dumps(LogisticRegression(random_state=0).fit(X, (X[:, 1] > 0).astype(int)))
+    assert lineage.skops_content_digest(shifted) != lineage.skops_content_digest(a)
+
+
+@pytest.mark.slow  # trains, then re-trains in a child process
+def test_reproduce_without_a_commit_uses_the_current_tree_and_says_so(tmp_path):
+    src = tmp_path / "plain"
+    repo = with_code(src)
+    shutil.rmtree(repo / ".git")  # trained outside git: the manifest records commit "unknown"
+    manifest = train(repo, "--no-tracking", types="logistic_regression")
+    assert manifest["commit"] == "unknown"
+    r = run(repo, "reproduce", manifest["version"])
+    assert r.code == 0, r.err
+    assert "current tree: the manifest records no commit (trained outside git)" in r.out
+    assert "REPRODUCED: identical metrics" in r.out
