@@ -41,6 +41,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,6 +430,7 @@ class StepResult:
     stdout: str = ""
     stderr: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -452,7 +454,8 @@ class JobResult:
     def log(self) -> str:
         parts = []
         for s in self.steps:
-            parts.append(f"--- {s.name} [{s.outcome}{'' if s.code is None else f' exit {s.code}'}]")
+            code = "" if s.code is None else f" exit {s.code}"
+            parts.append(f"--- {s.name} [{s.outcome}{code}, {s.seconds:.1f} s]")
             if s.stdout.strip():
                 parts.append(s.stdout.rstrip())
             if s.stderr.strip():
@@ -565,10 +568,12 @@ class Runner:
             env["GITHUB_ACTION"] = step.get("id") or f"__run_{index}"
             env.update(step_env)
             env.update(self.extra_env)
+            started = time.monotonic()
             if "run" in step:
                 result = self._run_step(step, name, env)
             else:
                 result = self._use_step(step, name, ctx, extra_path, artifacts)
+            result.seconds = time.monotonic() - started
             result.outputs = parse_env_file(files["GITHUB_OUTPUT"])
             job_env.update(parse_env_file(files["GITHUB_ENV"]))
             extra_path[:0] = [p for p in files["GITHUB_PATH"].read_text().splitlines() if p.strip()][::-1]

@@ -1,0 +1,251 @@
+"""The workflows' own steps, run from their YAML in temporary clones (tests/support/workflow_harness.py).
+
+GitHub is the fake REST server; the repository's origin is a local bare remote. Each test checks
+what a maintainer would look at afterwards: issues, comments, dispatches, and what reached main.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub
+from tests.support.workflow_harness import (
+    GIT_ENV,
+    Runner,
+    Workflow,
+    clone,
+    remote_files,
+    remote_log,
+    seed_remote,
+)
+
+pytestmark = pytest.mark.slow
+
+MLOPS = str(Path(sys.executable).parent / "mlops")
+# Small but real: one model type, fewer bootstrap resamples, no Evidently HTML report.
+FAST = {
+    "training": {"model_types": ["logistic_regression"], "bootstrap_iterations": 20},
+    "monitoring": {"evidently_report": False},
+    "alerts": {"delivery": {"seconds_between_writes": 0}},
+    "gitops": {"commit": {"backoff_base_seconds": 0.05}},
+}
+
+
+def _mlops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLOPS_"))}
+    proc = subprocess.run([MLOPS, *args], cwd=cwd, env={**clean, **env}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"mlops {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _train_champion(seed: Path) -> None:
+    _mlops(seed, "train", "--no-download", "--no-tracking")
+
+
+@pytest.fixture(scope="module")
+def champion_remote(tmp_path_factory) -> Path:
+    """A remote whose main already has a trained champion (models/current, card, audit log)."""
+    return seed_remote(tmp_path_factory.mktemp("champion"), config=FAST, prepare=_train_champion)
+
+
+@pytest.fixture
+def fake():
+    server = FakeGitHub(workflows=("ml-training.yml", "deploy.yml")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _runner(workspace: Path, fake: FakeGitHub, run_id: int, **kw) -> Runner:
+    return Runner(workspace, api_url=fake.url, token=DEFAULT_TOKEN, run_id=run_id, **kw)
+
+
+def _ok(result) -> None:
+    assert not result.failed, result.log()
+
+
+# ---- monitoring --------------------------------------------------------------------------------------------
+
+
+def test_monitoring_opens_one_drift_issue_dispatches_training_then_comments(champion_remote, fake, tmp_path):
+    remote = _copy_remote(champion_remote, tmp_path)
+    workflow = Workflow.load("model-monitoring.yml")
+    results = []
+    for run in (1, 2):
+        ws = clone(remote, tmp_path / f"ws{run}")
+        # Production traffic with four shifted features (predictions only, so the only alarm is drift).
+        _mlops(ws, "simulate-traffic", "--rows", "1500", "--shift", "2.5", "--features", "4", "--seed", str(run),
+               "--no-feedback")  # fmt: skip
+        result = _runner(ws, fake, 100 + run).run(workflow, event="schedule")
+        _ok(result)
+        assert result.step("monitor").outputs["drift"] == "true"
+        results.append(result)
+
+    issues = fake.issues()
+    assert len(issues) == 1, [i["title"] for i in issues]
+    (issue,) = issues
+    assert issue["state"] == "open" and "drift-alert" in set(issue["_labels"])
+    assert len(fake.comments_on(issue["number"])) >= 1  # the second run commented instead of opening
+    assert fake.count("POST", r"/issues$") == 1
+    dispatches = fake.repo().dispatches
+    assert [d["workflow"] for d in dispatches] == ["ml-training.yml"]  # the cool-down held on run 2
+    assert "drift" in dispatches[0]["inputs"]["reason"]
+    # Both runs committed their report and state; the second saw the first's through the remote.
+    log = remote_log(remote)
+    assert log[:2] == ["monitoring: run 102", "monitoring: run 101"]
+    assert any(f.startswith("metadata/reports/monitoring/") for f in remote_files(remote))
+    assert "Monitoring" in results[0].summary or "drift" in results[0].summary.lower()
+
+
+# ---- training -------------------------------------------------------------------------------------------------
+
+
+def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fake, tmp_path):
+    remote = seed_remote(tmp_path / "bare", config={**FAST, "training": {**FAST["training"],
+                         "promotion": {"deploy_after_promotion": True}}})  # fmt: skip
+    ws = clone(remote, tmp_path / "ws")
+    other = clone(remote, tmp_path / "other")
+
+    def concurrent_push(step: dict) -> None:
+        # Someone pushes to main after this job checked out and before it commits: the first
+        # push of scripts/commit-state is rejected and the fetch-rebase-push retry must win.
+        if step.get("name") == "Commit state":
+            (other / "docs").mkdir(exist_ok=True)
+            (other / "docs" / "concurrent.md").write_text("pushed while training ran\n")
+            env = {**os.environ, **GIT_ENV}
+            subprocess.run(["git", "add", "docs/concurrent.md"], cwd=other, check=True, env=env)
+            subprocess.run(["git", "commit", "-qm", "docs: concurrent push"], cwd=other, check=True, env=env)
+            subprocess.run(["git", "push", "-q", "origin", "main"], cwd=other, check=True, env=env)
+
+    result = _runner(ws, fake, 301, before_step=concurrent_push).run(
+        Workflow.load("ml-training.yml"), event="workflow_dispatch", inputs={"no_download": True}
+    )
+    _ok(result)
+    train = result.step("train").outputs
+    assert train["promoted"] == "true"
+    version = train["version"]
+    commit = result.step("Commit state")
+    assert "pushed to main in 2 attempt(s)" in commit.stdout, commit.stdout + commit.stderr
+    assert remote_log(remote)[:3] == ["training: run 301 (workflow_dispatch)", "docs: concurrent push", "seed"]
+    files = remote_files(remote)
+    assert "docs/concurrent.md" in files
+    assert f"metadata/cards/{version}.md" in files and "models/current/manifest.json" in files
+    assert any(f.startswith("metadata/audit/entries-") for f in files)
+    # The pushed audit log verifies, and holds the promotion.
+    check = clone(remote, tmp_path / "check")
+    assert "audit log ok" in _mlops(check, "audit", "verify").stdout
+    entries = "".join(p.read_text() for p in (check / "metadata" / "audit").glob("entries-*.jsonl"))
+    assert '"promotion"' in entries and version in entries
+    # deploy_after_promotion: deploy.yml was dispatched for the promoted version.
+    assert fake.repo().dispatches == [{"workflow": "deploy.yml", "ref": "main",
+                                       "inputs": {"mode": "canary", "version": version}}]  # fmt: skip
+    assert "### State commit" in result.summary
+    assert (tmp_path / "artifacts" / "training-301" / ".mlflow").is_dir()  # hidden folder uploaded on purpose
+
+
+# ---- dataset validation ---------------------------------------------------------------------------------------------
+
+
+def test_dataset_validation_on_a_stale_dataset_opens_a_data_quality_issue(fake, tmp_path):
+    remote = seed_remote(tmp_path / "bare", config=FAST)
+    ws = clone(remote, tmp_path / "ws")
+    # The cached copy was fetched 45 days ago (config: refresh_interval_days 30).
+    _mlops(ws, "data", "validate", "--no-download", "--no-alerts", MLOPS_NOW="2026-10-01T08:00:00Z")
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=ws, check=True)
+    subprocess.run(["git", "clean", "-qfd", "metadata"], cwd=ws, check=True)
+    result = _runner(ws, fake, 401, extra_env={"MLOPS_NOW": "2026-11-15T08:00:00Z"}).run(
+        Workflow.load("dataset-validation.yml"), event="schedule"
+    )
+    data = result.step("data")
+    assert data.outcome == "failure" and data.code == 1, result.log()
+    assert data.outputs["stale"] == "true" and data.outputs["valid"] == "false"
+    assert result.step("Commit state").outcome == "success", result.log()
+    (issue,) = fake.issues()
+    labels = set(issue["_labels"])
+    assert "data-quality" in labels and "Stale dataset" in issue["title"]
+    assert remote_log(remote)[0] == "dataset validation: run 401"
+
+
+# ---- experiment report on pull requests ---------------------------------------------------------------------------
+
+
+def _pr_payload(number: int, sha: str, head_repo: str = "acme/model") -> dict:
+    return {
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "merge_sha": sha,
+            "head": {"ref": "experiment", "sha": sha, "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "repo": {"full_name": "acme/model"}},
+        },
+    }
+
+
+def test_two_pull_request_runs_leave_one_comment_updated_by_the_second(champion_remote, fake, tmp_path):
+    number = fake.add_pull("Try a stronger regulariser")
+    workflow = Workflow.load("experiment-report.yml")
+    bodies = []
+    for run, sha in ((1, "a" * 40), (2, "b" * 40)):
+        ws = clone(champion_remote, tmp_path / f"ws{run}")
+        result = _runner(ws, fake, 500 + run).run(workflow, event="pull_request", payload=_pr_payload(number, sha))
+        _ok(result)
+        (comment,) = fake.comments_on(number)
+        bodies.append(comment["body"])
+        assert "Experiment report" in result.summary
+    assert fake.count("POST", rf"/issues/{number}/comments$") == 1
+    assert fake.count("PATCH", r"/issues/comments/\d+$") == 1
+    assert "<!-- mlops-experiment-report -->" in bodies[1]
+    assert "`aaaaaaaaaaaa`" in bodies[0] and "`bbbbbbbbbbbb`" in bodies[1] and "`aaaaaaaaaaaa`" not in bodies[1]
+    assert "Gate decision" in bodies[1] and "champion" in bodies[1]
+
+
+def test_a_forks_pull_request_gets_the_report_in_the_job_summary(champion_remote, fake, tmp_path):
+    number = fake.add_pull("From a fork")
+    ws = clone(champion_remote, tmp_path / "ws")
+    result = _runner(ws, fake, 601).run(
+        Workflow.load("experiment-report.yml"), event="pull_request", payload=_pr_payload(number, "c" * 40, "fork/m")
+    )
+    _ok(result)
+    assert fake.comments_on(number) == []
+    assert "Experiment report" in result.summary and "Gate decision" in result.summary
+
+
+def _copy_remote(remote: Path, tmp_path: Path) -> Path:
+    """A private copy of a module-scoped remote, so one test's pushes never reach another's."""
+    dest = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(remote), str(dest)], check=True)
+    return dest
+
+
+def test_harness_refuses_a_workflow_that_breaks_the_rules(tmp_path):
+    from tests.support.workflow_harness import HarnessError
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        json.dumps(
+            {
+                "on": {"workflow_dispatch": {"inputs": {"x": {"type": "string", "default": ""}}}},
+                "permissions": {},
+                "jobs": {
+                    "j": {"runs-on": "ubuntu-latest", "steps": [{"run": "mlops train --model-types ${{ inputs.x }}"}]}
+                },
+            }
+        )
+    )
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(ws)], check=True)
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=ws, check=True, env={**os.environ, **GIT_ENV}
+    )
+    with pytest.raises(HarnessError, match=r"inside run: \(pass it through env:\)"):
+        Runner(ws).run(Workflow.load(bad), inputs={"x": "a; rm -rf /"})
+    with pytest.raises(HarnessError, match="declares no input"):
+        Runner(ws).run(Workflow.load(bad), inputs={"y": "1"})
