@@ -150,7 +150,7 @@ def _summary(outcome: dict[str, Any]) -> None:
     ]  # fmt: skip
     title = "### Retention (dry run)" if outcome["dry_run"] else "### Retention"
     count = len(outcome["would_remove"] or outcome["removed"])
-    body = f"{title}\n\n{count} model folder(s) {verb}."
+    body = f"{title}\n\n{count} model folder(s) {'would be deleted' if outcome['dry_run'] else 'deleted'}."
     if rows:
         body += "\n\n" + gha.md_table(["version", "kind", "created", "age (days)", "action", "why"], rows)
     gha.add_summary(body)

@@ -115,7 +115,7 @@ def test_dry_run_changes_nothing_and_lists_what_would_go(fixture_repo):
     r = run(fixture_repo, "retention", "--dry-run")
     assert r.code == 0, r.err
     assert tree_snapshot(fixture_repo) == before
-    assert "retention: 3 model folder(s) would delete (dry run: nothing changed)" in r.out
+    assert "retention: 3 model folder(s) would be deleted (dry run: nothing changed)" in r.out
     assert not (fixture_repo / "metadata" / "audit").exists() or not list(
         (fixture_repo / "metadata" / "audit").glob("entries-*.jsonl")
     )

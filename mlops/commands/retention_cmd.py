@@ -37,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
         action = verb if item.action == "delete" else item.action
         print(f"  {item.kind:<9} {item.version:<56} {action:<12} {item.why}")
     count = len(outcome["would_remove"] if args.dry_run else outcome["removed"])
-    print(f"retention: {count} model folder(s) {verb}" + (" (dry run: nothing changed)" if args.dry_run else ""))
+    done = "would be deleted (dry run: nothing changed)" if args.dry_run else "deleted"
+    print(f"retention: {count} model folder(s) {done}")
     return 0
