@@ -124,6 +124,7 @@ def push_with_retry(
                 "it is kept locally at HEAD: rebase by hand, or serialise the writers with the workflows' "
                 "shared concurrency group"
             )
+    last = "; ".join(line.strip() for line in last.splitlines() if line.strip())  # the error is one line
     raise CheckFailed(
         f"commit-state: could not push to {remote}/{branch} after {settings.max_attempts} attempts ({last[-300:]}); "
         "raise commit.max_attempts in config/gitops.json or re-run the job"

@@ -1,0 +1,186 @@
+"""scripts/commit-state (mlops.commit_state): state-only commits, bounded retried pushes, pull-request mode."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops.commit_state import CommitSettings, backoff, commit_state
+from mlops.errors import BadInput, CheckFailed
+from mlops.repo import Repo
+from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub, _HTTPError
+from tests.support.repo import make_repo
+from tests.support.workflow_harness import GIT_ENV, ROOT, clone, remote_files, remote_log
+
+FAST = CommitSettings(max_attempts=4, backoff_base_seconds=0.0, backoff_max_seconds=0.0)
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture
+def remote(tmp_path) -> Path:
+    seed = make_repo(tmp_path / "seed", git=True)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(seed, "push", "-q", str(bare), "main:main")
+    return bare
+
+
+def _push_other(remote: Path, tmp_path: Path, rel: str, text: str, name: str = "other") -> None:
+    other = clone(remote, tmp_path / name)
+    (other / rel).parent.mkdir(parents=True, exist_ok=True)
+    (other / rel).write_text(text)
+    git(other, "add", rel)
+    git(other, "commit", "-qm", f"other: {rel}")
+    git(other, "push", "-q", "origin", "main")
+
+
+def test_commits_only_state_folders_and_leaves_other_work_alone(remote, tmp_path, capsys):
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "models" / "current").mkdir(parents=True)
+    (ws / "models" / "current" / "manifest.json").write_text("{}\n")
+    (ws / "metadata" / "cards").mkdir(parents=True)
+    (ws / "metadata" / "cards" / "v.md").write_text("# card\n")
+    (ws / "config" / "training.json").write_text('{"edited": true}\n')  # someone's unrelated edit
+    (ws / "notes.txt").write_text("scratch\n")
+    git(ws, "add", "notes.txt")  # staged by hand, not state: must stay staged and uncommitted
+    result = commit_state(Repo.at(ws), "training: run 1", FAST)
+    assert result["committed"] and result["attempts"] == 1
+    assert sorted(result["files"]) == ["metadata/cards/v.md", "models/current/manifest.json"]
+    assert remote_log(remote)[0] == "training: run 1"
+    assert "notes.txt" not in remote_files(remote)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=ws, capture_output=True, text=True).stdout
+    assert set(status.splitlines()) == {"A  notes.txt", " M config/training.json"}
+    assert "pushed to main in 1 attempt(s)" in capsys.readouterr().out
+
+
+def test_nothing_to_commit_is_success(remote, tmp_path, monkeypatch):
+    ws = clone(remote, tmp_path / "ws")
+    out = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert commit_state(Repo.at(ws), "monitoring: run 2", FAST) == {"committed": False, "files": []}
+    assert out.read_text() == "committed=false\n"
+    assert remote_log(remote) == ["init"]
+
+
+def test_a_concurrent_push_is_fetched_rebased_and_the_retry_wins(remote, tmp_path):
+    ws = clone(remote, tmp_path / "ws")
+    _push_other(remote, tmp_path, "docs/x.md", "landed first\n")
+    (ws / "metadata").mkdir(exist_ok=True)
+    (ws / "metadata" / "report.md").write_text("state\n")
+    result = commit_state(Repo.at(ws), "monitoring: run 3", FAST)
+    assert result["attempts"] == 2
+    assert remote_log(remote) == ["monitoring: run 3", "other: docs/x.md", "init"]
+
+
+def test_a_conflicting_push_stops_with_the_commit_kept_locally(remote, tmp_path):
+    ws = clone(remote, tmp_path / "ws")
+    _push_other(remote, tmp_path, "metadata/report.md", "theirs\n")
+    (ws / "metadata").mkdir(exist_ok=True)
+    (ws / "metadata" / "report.md").write_text("ours\n")
+    with pytest.raises(CheckFailed, match=r"the state commit conflicts with origin/main .*kept locally at HEAD"):
+        commit_state(Repo.at(ws), "training: run 4", FAST)
+    assert git(ws, "log", "-1", "--format=%s") == "training: run 4"
+    assert not (ws / ".git" / "rebase-merge").exists() and not (ws / ".git" / "rebase-apply").exists()
+    assert remote_log(remote)[0] == "other: metadata/report.md"
+
+
+def test_retries_are_bounded(remote, tmp_path):
+    hook = remote / "hooks" / "pre-receive"
+    count = tmp_path / "attempts"
+    hook.write_text(f"#!/bin/sh\necho x >> {count}\necho 'busy' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "models").mkdir(exist_ok=True)
+    (ws / "models" / "deployment.json").write_text("{}\n")
+    with pytest.raises(
+        CheckFailed, match=r"could not push to origin/main after 4 attempts .*raise commit.max_attempts"
+    ):
+        commit_state(Repo.at(ws), "deploy: run 5", FAST)
+    assert len(count.read_text().splitlines()) == 4
+
+
+def test_backoff_is_full_jitter_under_a_doubling_cap():
+    settings = CommitSettings(backoff_base_seconds=1.0, backoff_max_seconds=5.0)
+    rng = random.Random(1)
+    for attempt, cap in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (9, 5.0)):
+        draws = [backoff(attempt, settings, rng) for _ in range(200)]
+        assert all(0 <= d <= cap for d in draws)
+        assert max(draws) > 0.8 * cap  # spread over the whole range, not a fixed delay
+    assert len({round(backoff(3, settings, rng), 6) for _ in range(20)}) > 15
+
+
+def test_empty_message_is_bad_input(remote, tmp_path):
+    ws = clone(remote, tmp_path / "ws")
+    with pytest.raises(BadInput, match=r"--message: empty; say what produced the state"):
+        commit_state(Repo.at(ws), "  ", FAST)
+
+
+def test_script_exit_codes(remote, tmp_path):
+    ws = clone(remote, tmp_path / "ws")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}, **GIT_ENV}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    script = str(ROOT / "scripts" / "commit-state")
+    ok = subprocess.run([script, "-m", "x"], cwd=ws, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and "nothing to commit" in ok.stdout
+    (ws / "config" / "gitops.json").write_text('{"commit": {"mode": "force-push"}}')
+    bad = subprocess.run([script, "-m", "x"], cwd=ws, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert re.match(r"error: config/gitops.json: /commit/mode: expected one of \"push\", \"pull-request\"", bad.stderr)
+
+
+class _PullsFake(FakeGitHub):
+    """The shared fake plus POST /pulls, which only this test needs."""
+
+    def __init__(self, *a: Any, **kw: Any):
+        super().__init__(*a, **kw)
+        self.pulls: list[dict[str, Any]] = []
+
+    def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, dict, Any]:
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/pulls", path)
+        if method == "POST" and m:
+            state = self.repos[f"{m.group(1)}/{m.group(2)}".lower()]
+            if not all(isinstance(body.get(k), str) and body[k] for k in ("title", "head", "base")):
+                raise _HTTPError(422, "Validation Failed")
+            issue = self._new_issue(state, {"title": body["title"], "body": body.get("body", "")})
+            issue["pull_request"] = {"url": f"{self._base(state)}/pulls/{issue['number']}"}
+            self.pulls.append({**body, "number": issue["number"]})
+            out = self._issue_json(state, issue)
+            out["html_url"] = f"{self.url}/{state.full_name}/pull/{issue['number']}"
+            out["head"] = {"ref": body["head"]}
+            out["base"] = {"ref": body["base"]}
+            return 201, {}, out
+        return super()._route(method, path, query, body)
+
+
+def test_pull_request_mode_pushes_a_branch_and_opens_one_pull_request(remote, tmp_path, monkeypatch):
+    fake = _PullsFake().start()
+    try:
+        monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
+        monkeypatch.setenv("GITHUB_API_URL", fake.url)
+        monkeypatch.setenv("GITHUB_RUN_ID", "77")
+        ws = clone(remote, tmp_path / "ws")
+        (ws / "metadata").mkdir(exist_ok=True)
+        (ws / "metadata" / "r.md").write_text("x\n")
+        settings = CommitSettings(mode="pull-request", pr_branch_prefix="mlops-state/")
+        result = commit_state(Repo.at(ws), "training: run 77", settings)
+    finally:
+        fake.stop()
+    assert result["branch"] == "mlops-state/77-1" and result["pull_request"].endswith("/acme/model/pull/1")
+    (pull,) = fake.pulls
+    assert (pull["head"], pull["base"], pull["title"]) == ("mlops-state/77-1", "main", "training: run 77")
+    assert "checks wait until a person approves them" in pull["body"]
+    assert remote_log(remote) == ["init"]  # main untouched
+    assert remote_log(remote, "mlops-state/77-1")[0] == "training: run 77"
