@@ -184,6 +184,30 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
         ]
         for check in gate["checks"]:
             assert f"| {check['name']} | {check['value']:.4f} | {check['op']} | {check['threshold']:.4f} |" in md
+        # Every number in every table cell of the Markdown is one the manifest or the gate record holds.
+        recorded = _numbers(manifest) | _numbers(gate)
+        cells = [c.strip() for line in md.splitlines() if line.startswith("|") for c in line.strip("|").split("|")]
+        checked = 0
+        for cell in cells:
+            for token in cell.split(" – "):
+                if re.fullmatch(r"-?\d+\.\d{4}|\d+", token):
+                    assert token in recorded, (version, token)
+                    checked += 1
+        assert checked > 100
+
+
+def _numbers(value) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_numbers(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_numbers(v) for v in value)) if value else set()
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, int):
+        return {str(value), f"{value:.4f}"}
+    if isinstance(value, float):
+        return {f"{value:.4f}"}
+    return set()
 
 
 def test_gate_and_lineage_section_shows_champion_diff_audit_seq_and_checkpoint(trained):
