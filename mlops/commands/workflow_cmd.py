@@ -66,6 +66,7 @@ def dispatch(workflow: str, ref: str, inputs: dict[str, str]) -> dict:
         gha.add_summary(f"### Dispatch (dry run)\n\nWould dispatch `{workflow}` on `{ref}` with {shown}.")
         gha.set_outputs(dispatched=False)
         return {"status": "dry-run", "workflow": workflow, "ref": ref, "inputs": inputs}
+    import requests
     from github import Auth, Github, GithubException
 
     gh = Github(auth=Auth.Token(target.token), base_url=target.api_url, timeout=30, retry=None)
@@ -77,6 +78,10 @@ def dispatch(workflow: str, ref: str, inputs: dict[str, str]) -> dict:
         raise CheckFailed(
             f"dispatch of {workflow} on {ref} failed: HTTP {exc.status} {message}; "
             "the job needs `permissions: actions: write` and the workflow must have a workflow_dispatch trigger"
+        ) from None
+    except requests.RequestException as exc:
+        raise CheckFailed(
+            f"dispatch of {workflow} on {ref} failed: could not reach {target.api_url} ({type(exc).__name__})"
         ) from None
     finally:
         gh.close()

@@ -1,0 +1,80 @@
+"""mlops workflow dispatch / dispatch-deploy against the fake GitHub server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.commands.workflow_cmd import parse_inputs
+from mlops.errors import BadInput
+from tests.support.cli import run
+from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub
+from tests.support.repo import make_repo
+
+VERSION = "20261122T020000Z-logistic_regression-0123abcd"
+
+
+@pytest.fixture
+def fake():
+    server = FakeGitHub(workflows=("ml-training.yml", "deploy.yml")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _with_model(tmp_path, deploy_after: bool):
+    repo = make_repo(tmp_path / "repo", training={"promotion": {"deploy_after_promotion": deploy_after}})
+    folder = repo / "models" / "current"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"version": VERSION}))
+    return repo
+
+
+def _token_env(monkeypatch, fake):
+    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+
+
+def test_dispatch_deploy_follows_the_config_switch(tmp_path, fake, monkeypatch):
+    _token_env(monkeypatch, fake)
+    off = run(_with_model(tmp_path / "off", False), "workflow", "dispatch-deploy", "--version", VERSION)
+    assert off.code == 0 and "promotion.deploy_after_promotion is false" in off.out
+    assert fake.repo().dispatches == []
+    monkeypatch.setenv("GITHUB_REF_NAME", "main")
+    on = run(_with_model(tmp_path / "on", True), "workflow", "dispatch-deploy", "--version", VERSION)
+    assert on.code == 0, on.err
+    assert fake.repo().dispatches == [{"workflow": "deploy.yml", "ref": "main",
+                                       "inputs": {"mode": "canary", "version": VERSION}}]  # fmt: skip
+
+
+def test_dispatch_deploy_refuses_an_unknown_version(tmp_path, fake, monkeypatch):
+    _token_env(monkeypatch, fake)
+    r = run(_with_model(tmp_path, True), "workflow", "dispatch-deploy", "--version", VERSION.replace("0123", "9999"))
+    assert r.code == 2
+    assert "no such model in models/current, models/candidates or models/archived" in r.err
+    assert fake.repo().dispatches == []
+
+
+def test_dispatch_without_token_is_a_dry_run(tmp_path, fake):
+    r = run(_with_model(tmp_path, True), "workflow", "dispatch", "--workflow", "deploy.yml", "--input", "mode=full")
+    assert r.code == 0
+    assert "dry run (no GITHUB_TOKEN): would dispatch deploy.yml on main with mode=full" in r.out
+    assert fake.requests == []
+
+
+def test_dispatch_of_a_missing_workflow_fails_with_the_fix(tmp_path, fake, monkeypatch):
+    _token_env(monkeypatch, fake)
+    r = run(_with_model(tmp_path, True), "workflow", "dispatch", "--workflow", "nope.yml")
+    assert r.code == 1
+    assert "dispatch of nope.yml on main failed: HTTP 404" in r.err and "actions: write" in r.err
+
+
+def test_inputs_parse_and_refuse_malformed_pairs():
+    assert parse_inputs(["mode=canary", "note=a=b"]) == {"mode": "canary", "note": "a=b"}
+    with pytest.raises(BadInput, match=r"--input: 'mode' is not KEY=VALUE; write it like --input mode=canary"):
+        parse_inputs(["mode"])
+    with pytest.raises(BadInput, match="at most 10"):
+        parse_inputs([f"k{i}=v" for i in range(11)])
