@@ -96,29 +96,46 @@ def classification_metrics(y_true: Any, proba: Any, bins: int = 10) -> dict[str,
 def bootstrap_intervals(
     y_true: Any, proba: Any, *, iterations: int, seed: int, bins: int = 10
 ) -> dict[str, dict[str, float]]:
-    """Percentile 95 % intervals of the primary metrics over `iterations` resamples of the test split."""
+    """Percentile 95 % intervals of the primary metrics over `iterations` resamples of the test split.
+
+    A resample is represented by how many times it draws each row (a weight vector), so every
+    metric is a weighted sum over the rows sorted once: O(n) per resample instead of a re-sort
+    and sklearn's validation overhead per call. Results equal the metrics of the resampled arrays.
+    """
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
     if iterations <= 0:
         return {}
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(proba, dtype=float)
-    rng = np.random.default_rng(seed)
     n = len(y)
+    order = np.argsort(p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])  # groups of tied scores
+    correct = ((ps >= THRESHOLD).astype(int) == ys).astype(float)
+    pred_pos = (ps >= THRESHOLD).astype(float)
+    bin_idx = np.minimum((ps * bins).astype(int), bins - 1)
+    rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {m: [] for m in PRIMARY}
     for _ in range(iterations):
-        idx = rng.integers(0, n, n)
-        yb, pb = y[idx], p[idx]
-        pred = (pb >= THRESHOLD).astype(int)
-        tp, fp, fn, tn = _counts(yb, pred)
+        w = np.bincount(rng.integers(0, n, n), minlength=n)[order].astype(float)
+        wp, wn = w * ys, w * (1 - ys)
+        samples["accuracy"].append(float(w @ correct) / n)
+        tp, fp = float(wp @ pred_pos), float(wn @ pred_pos)
+        fn = float(wp.sum()) - tp
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
-        samples["accuracy"].append((tp + tn) / n)
         samples["f1"].append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        if 0 < yb.sum() < n:
-            samples["roc_auc"].append(float(roc_auc_score(yb, pb)))
-        samples["ece"].append(expected_calibration_error(yb, pb, bins))
+        pos_g, neg_g = np.add.reduceat(wp, starts), np.add.reduceat(wn, starts)
+        total_pos, total_neg = pos_g.sum(), neg_g.sum()
+        if total_pos and total_neg:
+            below = np.cumsum(neg_g) - neg_g  # negatives scored strictly lower than each tie group
+            samples["roc_auc"].append(float(pos_g @ (below + 0.5 * neg_g)) / (total_pos * total_neg))
+        counts = np.bincount(bin_idx, weights=w, minlength=bins)
+        gap = np.abs(
+            np.bincount(bin_idx, weights=wp, minlength=bins) - np.bincount(bin_idx, weights=w * ps, minlength=bins)
+        )
+        samples["ece"].append(float(gap[counts > 0].sum()) / n)
     return {
         m: {"low": float(np.percentile(v, 2.5)), "high": float(np.percentile(v, 97.5))} for m, v in samples.items() if v
     }

@@ -71,3 +71,19 @@ def test_slice_metrics_cover_every_value_including_missing():
     assert set(out["region"]) == {"a", "b", "(missing)"}
     assert out["region"]["a"]["accuracy"] == 1.0
     assert out["region"]["b"]["accuracy"] == 0.0
+
+
+def test_weighted_bootstrap_equals_metrics_of_resampled_arrays():
+    # The fast path must give exactly what recomputing on the resampled rows gives.
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    p = np.round(rng.uniform(size=500), 2)  # rounding creates ties, the hard case for AUC
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    for seed in range(3):
+        got = bootstrap_intervals(y, p, iterations=1, seed=seed)
+        idx = np.random.default_rng(seed).integers(0, len(y), len(y))
+        m = classification_metrics(y[idx], p[idx])
+        for name in ("accuracy", "f1", "ece"):
+            assert got[name]["low"] == pytest.approx(m[name], abs=1e-12)
+        assert got["roc_auc"]["low"] == pytest.approx(roc_auc_score(y[idx], p[idx]), abs=1e-12)

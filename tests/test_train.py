@@ -9,7 +9,12 @@ import pytest
 from tests.support.cli import run
 from tests.support.repo import make_repo, tree_snapshot
 
-FAST = {"dataset": {"synthetic": {"rows": 4000, "seed": 11}}, "training": {"bootstrap_iterations": 50}}
+FAST = {
+    "dataset": {"synthetic": {"rows": 4000, "seed": 11}},
+    "training": {"bootstrap_iterations": 50},
+    # small data for speed; validation's size check would (rightly) refuse 4,000 rows otherwise
+    "training_schedule": {"datasets": {"minimum_samples": 1000}},
+}
 
 
 def fast_repo(tmp_path, name="r", **extra):
