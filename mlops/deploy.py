@@ -38,10 +38,10 @@ _ROLLBACK_ACTIONS = ("rollback", "auto-rollback")
 class Settings:
     canary_traffic: float = 0.1
     holdout_rows: int = 500
-    latency_budget_ms_p95: float = 50.0
+    latency_budget_ms_p95: float = 100.0
     latency_probe_rows: int = 100
     health_requests: int = 50
-    health_latency_budget_ms_p95: float = 100.0
+    health_latency_budget_ms_p95: float = 250.0
     analysis: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -62,10 +62,10 @@ class Settings:
         return cls(
             canary_traffic=float(raw.get("canary_traffic", 0.1)),
             holdout_rows=int(raw.get("holdout_rows", 500)),
-            latency_budget_ms_p95=float(raw.get("latency_budget_ms_p95", 50.0)),
+            latency_budget_ms_p95=float(raw.get("latency_budget_ms_p95", 100.0)),
             latency_probe_rows=int(raw.get("latency_probe_rows", 100)),
             health_requests=int(health.get("requests", 50)),
-            health_latency_budget_ms_p95=float(health.get("latency_budget_ms_p95", 100.0)),
+            health_latency_budget_ms_p95=float(health.get("latency_budget_ms_p95", 250.0)),
             analysis=analysis,
         )
 
@@ -86,7 +86,13 @@ def _first_violation(schema: dict[str, Any], data: Any) -> Any:
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator)
     )
-    return errors[0] if errors else None
+    if not errors:
+        return None
+    err = errors[0]
+    # "null or an object" fails as a whole; the useful line is the deepest failure inside the object branch.
+    while err.validator in ("oneOf", "anyOf") and err.context:
+        err = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    return err
 
 
 def _pointer(path: Any) -> str:

@@ -1,0 +1,424 @@
+"""Gated deployment end to end on temp repos: real models, real router, real MLflow, real git, real kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlops import deploy, registry
+from mlops.repo import Repo
+from mlops.serving import ModelRefused, Router
+from tests.support.cli import run
+from tests.support.deployed import copy_repo, feature_rows, set_config, template
+from tests.support.repo import tree_snapshot
+
+
+@pytest.fixture
+def trained(tmp_path, tmp_path_factory):
+    """A copy without the MLflow store (importing MLflow costs seconds); see `tracked` for one with it."""
+    return copy_repo(template(tmp_path_factory), tmp_path / "repo", tracking=False)
+
+
+@pytest.fixture
+def tracked(tmp_path, tmp_path_factory):
+    return copy_repo(template(tmp_path_factory), tmp_path / "repo")
+
+
+@pytest.fixture
+def live(trained):
+    """v1 in production."""
+    repo, v1, v2 = trained
+    r = run(repo, "deploy", "--mode", "full", "--version", v1)
+    assert r.code == 0, r.err
+    return repo, v1, v2
+
+
+def state(repo: Path) -> dict:
+    return json.loads((repo / "models/deployment.json").read_text())
+
+
+def log_records(repo: Path) -> list[dict]:
+    out = []
+    for p in sorted((repo / "datasets/production").glob("predictions-*.jsonl")):
+        out += [json.loads(line) for line in p.read_text().splitlines()]
+    return out
+
+
+def outbox(repo: Path) -> list[dict]:
+    folder = repo / "metadata/alerts/outbox"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def champion_tag(repo: Path) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    return client.get_model_version_by_alias("customer-churn-classifier", "champion").tags["mlops.version"]
+
+
+def audit_types(repo: Path) -> list[str]:
+    lines = []
+    for p in sorted((repo / "metadata/audit").glob("entries-*.jsonl")):
+        lines += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    return [e["type"] for e in lines]
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def test_shadow_canary_promote_rollback_end_to_end(tracked):
+    repo, v1, v2 = tracked
+    r = run(repo, "deploy", "--mode", "full", "--version", v1)
+    assert r.code == 0, r.err
+    assert state(repo)["production"] == {
+        "version": v1,
+        "model_sha256": registry.sha256_file(registry.find_version(Repo.at(repo), v1) / "model.skops"),
+        "since": state(repo)["updated_at"],
+    }
+    assert champion_tag(repo) == v1
+
+    # Shadow: v2 scores every request, its answers are logged and never returned.
+    assert run(repo, "deploy", "--mode", "shadow", "--version", v2).code == 0
+    rows = feature_rows(500, seed=5)
+    ids = [f"shadow-{i}" for i in range(500)]
+    answer = Router(Repo.at(repo)).predict(rows, ids)
+    assert set(answer["role"]) == {"production"} and set(answer["model_version"]) == {v1}
+    logged = log_records(repo)
+    shadow = [x for x in logged if x["role"] == "shadow"]
+    assert [x["request_id"] for x in shadow] == ids and {x["model_version"] for x in shadow} == {v2}
+    assert len([x for x in logged if x["role"] == "production"]) == 500
+
+    # Canary at the configured default share (10 %), 10,000 requests through the router.
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2)
+    assert r.code == 0, r.err
+    s = state(repo)
+    assert s["canary"]["version"] == v2 and s["canary"]["traffic"] == 0.1 and s["shadow"] is None
+    router = Router(Repo.at(repo))
+    rows = feature_rows(10_000, seed=6)
+    ids = [f"user-{i}" for i in range(10_000)]
+    roles = {}
+    for start in range(0, 10_000, 1000):
+        part = router.predict(rows.iloc[start : start + 1000], ids[start : start + 1000])
+        roles.update(zip(part["request_id"], zip(part["role"], part["model_version"], strict=True), strict=True))
+    share = sum(role == "canary" for role, _ in roles.values()) / 10_000
+    assert 0.09 <= share <= 0.11, share
+    assert all(version == (v2 if role == "canary" else v1) for role, version in roles.values())
+    assert "shadow" not in {role for role, _ in roles.values()}
+    # Sticky: the same ids, in another order, one at a time and through a fresh router, land on the same model.
+    again = Router(Repo.at(repo))
+    sample = random.Random(1).sample(range(10_000), 300)
+    for i in sample:
+        one = again.predict(rows.iloc[[i]], [ids[i]])
+        assert (one["role"].iloc[0], one["model_version"].iloc[0]) == roles[ids[i]]
+
+    r = run(repo, "canary", "analyze", "--apply")
+    assert r.code == 0, r.out + r.err
+    assert "decision: promote (applied)" in r.out
+    s = state(repo)
+    assert s["production"]["version"] == v2 and s["canary"] is None
+    assert s["history"][-1]["action"] == "promote-canary"
+    analysis = json.loads((repo / s["history"][-1]["record"]).read_text())
+    assert analysis["decision"] == "promote" and analysis["stats"]["canary"]["requests"] > 200
+    assert {c["name"] for c in analysis["checks"]} >= {"score_ks", "positive_rate_delta", "error_rate_delta"}
+    assert champion_tag(repo) == v2, analysis.get("mlflow_champion")
+
+    r = run(repo, "rollback", "--reason", "on-call: revert to v1")
+    assert r.code == 0, r.err
+    s = state(repo)
+    assert s["production"]["version"] == v1 and s["history"][-1]["reason"] == "on-call: revert to v1"
+    assert champion_tag(repo) == v1
+    answer = Router(Repo.at(repo)).predict(feature_rows(50, seed=8), [f"after-{i}" for i in range(50)])
+    assert set(answer["model_version"]) == {v1}
+    types = audit_types(repo)
+    assert types.count("deployment_change") == 4 and types.count("rollback") == 1
+
+
+def test_failing_canary_is_rolled_back_with_numbers(live):
+    repo, v1, v2 = live
+    set_config(repo, "deployment", {"canary_analysis": {"max_score_ks": 0.0001, "min_requests": 50}})
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2, "--traffic", "0.3").code == 0
+    Router(Repo.at(repo)).predict(feature_rows(1000, seed=9), [f"r{i}" for i in range(1000)])
+    r = run(repo, "canary", "analyze", "--apply")
+    assert r.code == 1, r.out + r.err
+    assert "decision: rollback (applied)" in r.out
+    s = state(repo)
+    assert s["canary"] is None and s["production"]["version"] == v1
+    record = json.loads((repo / s["history"][-1]["record"]).read_text())
+    ks = next(c for c in record["checks"] if c["name"] == "score_ks")
+    assert ks["passed"] is False and ks["value"] > 0.0001 and ks["limit"] == 0.0001
+    assert any(a.get("alert", a).get("kind") == "deployment-failure" for a in outbox(repo))
+
+
+def test_canary_analysis_waits_for_enough_requests(live):
+    repo, v1, v2 = live
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2).code == 0
+    Router(Repo.at(repo)).predict(feature_rows(100, seed=9), [f"r{i}" for i in range(100)])
+    before = state(repo)
+    r = run(repo, "canary", "analyze", "--apply")
+    assert r.code == 0 and "decision: wait" in r.out
+    assert state(repo) == before
+
+
+# --------------------------------------------------------------------------------------- gates
+
+
+def test_one_byte_change_refused_by_deploy_and_router(live):
+    repo, v1, v2 = live
+    folder = registry.find_version(Repo.at(repo), v2)
+    data = bytearray((folder / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / "model.skops").write_bytes(bytes(data))
+    before = (repo / "models/deployment.json").read_bytes()
+
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2)
+    assert r.code == 1
+    assert "deployment refused by gate integrity" in r.err
+    assert (repo / "models/deployment.json").read_bytes() == before
+    alerts = outbox(repo)
+    assert alerts and "needs-attention" in json.dumps(alerts[-1])
+    records = sorted((repo / "metadata/deployments").glob(f"*-canary-{v2}.json"))
+    gates = {g["name"]: g["passed"] for g in json.loads(records[-1].read_text())["gates"]}
+    assert gates["integrity"] is False and gates["load_and_query"] is None
+
+    # The router refuses a production model whose bytes changed after deployment.
+    prod = registry.find_version(Repo.at(repo), v1) / "model.skops"
+    data = bytearray(prod.read_bytes())
+    data[100] ^= 0x01
+    prod.write_bytes(bytes(data))
+    with pytest.raises(ModelRefused, match=r"refusing the production model: sha256 .* is not the .* pinned in"):
+        Router(Repo.at(repo))
+    rows = feature_rows(5, seed=1)
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 1 and "refusing the production model" in r.err
+    assert not (repo / "out.csv").exists()
+
+
+def test_threshold_gate_rechecks_manifest_metrics(live):
+    repo, v1, v2 = live
+    set_config(repo, "training-schedule", {"performance_thresholds": {"accuracy_min": 0.99}})
+    before = tree_snapshot(repo)["models/deployment.json"]
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2)
+    assert r.code == 1 and "gate thresholds: accuracy" in r.err and "< accuracy_min 0.99" in r.err
+    assert (repo / "models/deployment.json").read_bytes() == before
+
+
+def test_compatibility_gate_refuses_other_features(live):
+    repo, v1, v2 = live
+    src = registry.find_version(Repo.at(repo), v2)
+    fake = "20991231T000000Z-logistic_regression-0badf00d"
+    dest = repo / "models/candidates" / fake
+    import shutil
+
+    shutil.copytree(src, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["version"] = fake
+    manifest["features"]["numeric"] = [f for f in manifest["features"]["numeric"] if f != "age"] + ["shoe_size"]
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    r = run(repo, "deploy", "--mode", "shadow", "--version", fake)
+    assert r.code == 1
+    assert "gate compatibility: numeric features not served: shoe_size; numeric features the model lacks: age" in r.err
+
+
+def test_failed_health_check_rolls_back_automatically(live):
+    repo, v1, v2 = live
+    before = state(repo)
+    set_config(repo, "deployment", {"health_check": {"latency_budget_ms_p95": 0.0001}})
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2)
+    assert r.code == 1 and "failed the post-deploy health check" in r.err and "was rolled back" in r.err
+    s = state(repo)
+    assert s["production"] == before["production"] and s["canary"] is None
+    assert [h["action"] for h in s["history"]][-2:] == ["deploy-canary", "auto-rollback"]
+    assert audit_types(repo)[-1] == "rollback"
+    assert any("rolled back" in json.dumps(a) for a in outbox(repo))
+
+
+def test_rollback_refuses_a_tampered_target(live):
+    repo, v1, v2 = live
+    assert run(repo, "deploy", "--mode", "full", "--version", v2).code == 0
+    before = (repo / "models/deployment.json").read_bytes()
+    target = registry.find_version(Repo.at(repo), v1) / "model.skops"
+    target.write_bytes(target.read_bytes() + b"\0")
+    r = run(repo, "rollback")
+    assert r.code == 1 and f"rollback to {v1} refused" in r.err and "does not match the manifest" in r.err
+    assert (repo / "models/deployment.json").read_bytes() == before
+
+
+def test_previous_production_replays_history_as_a_stack():
+    def h(action, to):
+        return {"action": action, "to": to}
+
+    s = {"production": {"version": "c"}, "history": [h("deploy-full", "a"), h("deploy-full", "b"),
+                                                     h("deploy-canary", "c"), h("promote-canary", "c")]}  # fmt: skip
+    assert deploy.previous_production(s) == "b"
+    s["history"].append(h("rollback", "b"))
+    s["production"]["version"] = "b"
+    assert deploy.previous_production(s) == "a"
+    s["history"].append(h("rollback", "a"))
+    s["production"]["version"] = "a"
+    assert deploy.previous_production(s) is None
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "--mode", "canary", "--version", "20990101T000000Z-logistic_regression-deadbeef"],
+         "version 20990101T000000Z-logistic_regression-deadbeef: no such model"),
+        (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "0"], "--traffic: 0.0 is outside (0, 1)"),
+        (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "1.5"], "--traffic: 1.5 is outside (0, 1)"),
+        (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "-0.1"], "--traffic: -0.1 is outside (0, 1)"),
+        (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "nan"], "--traffic: nan is outside (0, 1)"),
+        (["deploy", "--mode", "full", "--version", "V2", "--traffic", "0.5"],
+         "--traffic: a traffic share only applies to --mode canary, not --mode full"),
+        (["deploy", "--mode", "full", "--version", "V1"], "is already production"),
+        (["deploy", "--mode", "blue-green"], "argument --mode: invalid choice"),
+        (["rollback"], "history has no production version before"),
+        (["rollback", "--to", "20990101T000000Z-logistic_regression-deadbeef"], "no such model"),
+        (["canary", "analyze"], "there is no canary to analyze"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_exit_2_nothing_changed(live, args, message):
+    repo, v1, v2 = live
+    args = [{"V1": v1, "V2": v2}.get(a, a) for a in args]
+    before = tree_snapshot(repo)
+    r = run(repo, *args)
+    assert r.code == 2, r.err
+    assert message in r.err and r.err.strip().count("\n") == 0, r.err
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "--mode", "canary", "--version", "V2"],
+        ["rollback", "--to", "V1"],
+        ["canary", "analyze"],
+        ["predict", "--input", "IN", "--output", "OUT"],
+    ],
+)
+def test_state_breaking_its_schema_is_refused(live, args):
+    repo, v1, v2 = live
+    broken = state(repo)
+    broken["canary"] = {"version": v2, "sha256": broken["production"]["model_sha256"], "traffic": 2}
+    (repo / "models/deployment.json").write_text(json.dumps(broken))
+    feature_rows(3, seed=1).to_csv(repo / "in.csv", index=False)
+    subs = {"V1": v1, "V2": v2, "IN": str(repo / "in.csv"), "OUT": str(repo / "out.csv")}
+    before = tree_snapshot(repo)
+    r = run(repo, *[subs.get(a, a) for a in args])
+    assert r.code == 2
+    assert "models/deployment.json: /canary/traffic: expected a number < 1, found 2" in r.err
+    assert r.err.strip().count("\n") == 0
+    assert tree_snapshot(repo) == before and not (repo / "out.csv").exists()
+
+
+def test_request_missing_features_is_refused(live):
+    repo, v1, v2 = live
+    feature_rows(3, seed=1).drop(columns=["age", "plan"]).to_csv(repo / "in.csv", index=False)
+    before = tree_snapshot(repo)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 2 and "missing feature(s) age, plan" in r.err and r.err.strip().count("\n") == 0
+    assert tree_snapshot(repo) == before and not (repo / "datasets/production").exists()
+
+
+# ------------------------------------------------------------------------------------- GitOps
+
+
+def git(repo: Path, *args: str) -> str:
+    cmd = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def test_git_revert_of_the_state_commit_serves_the_previous_version(trained):
+    repo, v1, v2 = trained
+    (repo / ".gitignore").write_text(".mlflow/\ndatasets/cache/\ndatasets/production/\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "trained")
+    assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
+    git(repo, "add", "models", "metadata")
+    git(repo, "commit", "-qm", f"deploy {v1}")
+    assert run(repo, "deploy", "--mode", "full", "--version", v2).code == 0
+    git(repo, "add", "models", "metadata")
+    git(repo, "commit", "-qm", f"deploy {v2}")
+    rows = feature_rows(20, seed=3)
+    assert set(Router(Repo.at(repo), log=False).predict(rows)["model_version"]) == {v2}
+
+    git(repo, "revert", "--no-edit", "HEAD")
+    assert state(repo)["production"]["version"] == v1
+    assert set(Router(Repo.at(repo), log=False).predict(rows)["model_version"]) == {v1}
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 0, r.err
+    assert {line.split(",")[3] for line in (repo / "out.csv").read_text().splitlines()[1:]} == {v1}
+
+
+# ------------------------------------------------------------------------------------- kill -9
+
+
+def _intact(repo: Path) -> dict:
+    s = deploy.read_state(Repo.at(repo))  # schema-valid or BadInput
+    assert s is not None
+    pins = [(s["production"]["version"], s["production"]["model_sha256"])]
+    pins += [(s[r]["version"], s[r]["sha256"]) for r in ("canary", "shadow") if s[r]]
+    for version, sha in pins:
+        folder = registry.find_version(Repo.at(repo), version)
+        assert registry.verify_integrity(folder, Repo.at(repo))["model_sha256"] == sha
+    return s
+
+
+def test_kill_9_at_random_points_never_leaves_a_bad_state(tmp_path, tmp_path_factory):
+    from mlops.cli import main
+
+    repo, v1, v2 = copy_repo(template(tmp_path_factory), tmp_path / "repo", tracking=False)
+    # Small probes keep one deploy near 0.1 s, so 52 kills land all over deploys and rollbacks.
+    set_config(repo, "deployment", {"latency_probe_rows": 5, "health_check": {"requests": 5}})
+    assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
+    commands = [
+        ["deploy", "--mode", "full", "--version", v2],
+        ["rollback", "--reason", "kill test"],
+        ["deploy", "--mode", "canary", "--version", v2, "--traffic", "0.3"],
+        ["deploy", "--mode", "shadow", "--version", v2],
+        ["rollback", "--to", v1],
+    ]
+    rng = random.Random(20261122)
+    kills, first = 0, len(state(repo)["history"])
+    for k in range(52):
+        pid = os.fork()
+        if pid == 0:  # the child: deploy and roll back until killed, starting at a rotating command
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                i = k
+                while True:
+                    main(["--repo", str(repo), *commands[i % len(commands)]])
+                    i += 1
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.0, 0.4))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        kills += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        _intact(repo)
+    assert kills >= 50
+    # The kills landed while the state kept changing: many changes completed between them.
+    assert len(state(repo)["history"]) - first >= 20
+    Router(Repo.at(repo), log=False).predict(feature_rows(5, seed=2))
+
+
+def test_load_and_query_gate_enforces_the_latency_budget(live):
+    repo, v1, v2 = live
+    set_config(repo, "deployment", {"latency_budget_ms_p95": 0.0001})
+    r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
+    assert r.code == 1 and "gate load_and_query: p95 single-row latency" in r.err and "exceeds the budget" in r.err
+    assert state(repo)["shadow"] is None
