@@ -1,0 +1,139 @@
+"""The router's hashing, `mlops predict`, `mlops serve` over real HTTP, and simulate-traffic through the router."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlops.repo import Repo
+from mlops.serving import Router, bucket
+from tests.support.cli import run
+from tests.support.deployed import copy_repo, feature_rows, template
+
+
+@pytest.fixture
+def canary(tmp_path, tmp_path_factory):
+    """v1 in production, v2 as a 20 % canary."""
+    repo, v1, v2 = copy_repo(template(tmp_path_factory), tmp_path / "repo", tracking=False)
+    assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2, "--traffic", "0.2")
+    assert r.code == 0, r.err
+    return repo, v1, v2
+
+
+def log_records(repo: Path) -> list[dict]:
+    out = []
+    for p in sorted((repo / "datasets/production").glob("predictions-*.jsonl")):
+        out += [json.loads(line) for line in p.read_text().splitlines()]
+    return out
+
+
+def test_bucket_is_uniform_deterministic_and_monotone():
+    ids = [f"id-{i}" for i in range(100_000)]
+    buckets = [bucket(i) for i in ids]
+    assert buckets == [bucket(i) for i in ids]
+    assert all(0 <= b < 1 for b in buckets)
+    for share in (0.01, 0.1, 0.5):
+        assert abs(sum(b < share for b in buckets) / len(ids) - share) < 0.005
+    # Raising the share only adds request ids to the canary; none leaves it.
+    small = {i for i, b in zip(ids, buckets, strict=True) if b < 0.1}
+    large = {i for i, b in zip(ids, buckets, strict=True) if b < 0.2}
+    assert small < large
+
+
+def test_predict_command_uses_request_id_column(canary):
+    repo, v1, v2 = canary
+    rows = feature_rows(400, seed=4)
+    rows.insert(0, "request_id", [f"cust-{i}" for i in range(400)])
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 0, r.err
+    import pandas as pd
+
+    out = pd.read_csv(repo / "out.csv")
+    assert list(out.columns) == ["request_id", "score", "prediction", "model_version", "role"]
+    assert out["request_id"].tolist() == rows["request_id"].tolist()
+    router = Router(Repo.at(repo), log=False)
+    assert out["role"].tolist() == [router.role_for(i) for i in rows["request_id"]]
+    assert set(out.loc[out["role"] == "canary", "model_version"]) == {v2}
+    assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
+    assert ((out["score"] >= 0.5).astype(int) == out["prediction"]).all()
+    logged = log_records(repo)
+    assert [x["request_id"] for x in logged] == rows["request_id"].tolist()
+    assert logged[0]["features"].keys() >= {"age", "plan"} and logged[0]["batch_size"] == 400
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_serve_answers_a_real_http_client(canary):
+    repo, v1, v2 = canary
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "--repo", str(repo), "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving on http://127.0.0.1:"), line + proc.stderr.read()
+        base = line.split()[2]
+        with urllib.request.urlopen(f"{base}/health", timeout=30) as resp:
+            health = json.loads(resp.read())
+        assert health["status"] == "ok"
+        assert health["models"]["production"]["version"] == v1 and health["models"]["canary"]["version"] == v2
+
+        rows = feature_rows(30, seed=12).to_dict("records")
+        answers = []
+        for i, feats in enumerate(rows):
+            code, body = _post(f"{base}/predict", {"request_id": f"http-{i}", "features": feats})
+            assert code == 200, body
+            answers.append(body)
+        router = Router(Repo.at(repo), log=False)
+        assert [a["role"] for a in answers] == [router.role_for(f"http-{i}") for i in range(30)]
+        assert all(0 <= a["score"] <= 1 and a["model_version"] in (v1, v2) for a in answers)
+
+        code, body = _post(f"{base}/predict", {"instances": [{"request_id": "b-1", "features": rows[0]}]})
+        assert code == 200 and body["predictions"][0]["request_id"] == "b-1"
+        code, body = _post(f"{base}/predict", {"request_id": "bad", "features": {"age": 40}})
+        assert code == 400 and "missing feature(s) income" in body["error"]
+        code, body = _post(f"{base}/predict", [1, 2])
+        assert code == 400 and "expected" in body["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    logged = [x["request_id"] for x in log_records(repo)]
+    assert logged == [f"http-{i}" for i in range(30)] + ["b-1"]
+
+
+def test_simulate_traffic_goes_through_the_router(canary):
+    repo, v1, v2 = canary
+    r = run(repo, "simulate-traffic", "--rows", "2000", "--seed", "3")
+    assert r.code == 0, r.err
+    logged = log_records(repo)
+    assert len(logged) == 2000
+    canary_rows = [x for x in logged if x["role"] == "canary"]
+    assert 0.17 <= len(canary_rows) / 2000 <= 0.23
+    assert {x["model_version"] for x in canary_rows} == {v2}
+    assert {x["model_version"] for x in logged if x["role"] == "production"} == {v1}
+    router = Router(Repo.at(repo), log=False)
+    assert all(router.role_for(x["request_id"]) == x["role"] for x in logged)
+    feedback = (repo / "datasets/production").glob("feedback-*.jsonl")
+    assert sum(len(p.read_text().splitlines()) for p in feedback) == 2000
