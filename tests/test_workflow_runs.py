@@ -217,6 +217,49 @@ def test_a_forks_pull_request_gets_the_report_in_the_job_summary(champion_remote
     assert "Experiment report" in result.summary and "Gate decision" in result.summary
 
 
+def _two_versions(seed: Path) -> None:
+    """Champion A deployed to production, then a better B promoted to models/current (A archived)."""
+    _train_champion(seed)
+    _mlops(seed, "deploy", "--mode", "full", "--reason", "first production")
+    _mlops(seed, "train", "--no-download", "--no-tracking", "--model-types", "hist_gradient_boosting")
+
+
+def _deployment(root: Path) -> dict:
+    return json.loads((root / "models" / "deployment.json").read_text())
+
+
+def test_deploy_commits_the_new_state_and_rolls_back_when_the_commit_fails(fake, tmp_path):
+    remote = seed_remote(tmp_path / "bare", config={**FAST, "gitops": {"commit": {"max_attempts": 1}}},
+                         prepare=_two_versions)  # fmt: skip
+    before = _deployment(clone(remote, tmp_path / "before"))
+    first = before["production"]["version"]
+    # The remote refuses exactly one push (the deployment's), then accepts (the rollback's).
+    hook = remote / "hooks" / "pre-receive"
+    flag = tmp_path / "refused-once"
+    hook.write_text(f"#!/bin/sh\nif [ ! -e {flag} ]; then touch {flag}; echo 'protected' >&2; exit 1; fi\n")
+    hook.chmod(0o755)
+    ws = clone(remote, tmp_path / "ws")
+    result = _runner(ws, fake, 801).run(Workflow.load("deploy.yml"), inputs={"mode": "full"})
+    outcomes = {s.name: s.outcome for s in result.steps}
+    assert outcomes["Deploy"] == "success" and outcomes["Commit deployment state"] == "failure", result.log()
+    assert outcomes["Roll back"] == "success" and outcomes["Commit rollback"] == "success", result.log()
+    after = _deployment(clone(remote, tmp_path / "after"))
+    assert after["production"]["version"] == first
+    assert [h["action"] for h in after["history"]][-2:] == ["deploy-full", "rollback"]
+    assert "failed after the deployment state changed" in after["history"][-1]["reason"]
+    assert remote_log(remote)[0] == "rollback: deploy run 801 failed"
+
+    # With the remote accepting pushes, the same dispatch deploys and commits, and nothing rolls back.
+    ws2 = clone(remote, tmp_path / "ws2")
+    ok = _runner(ws2, fake, 802).run(Workflow.load("deploy.yml"), inputs={"mode": "canary", "traffic": "0.2"})
+    _ok(ok)
+    assert ok.step("Roll back").outcome == "skipped"
+    state = _deployment(clone(remote, tmp_path / "after2"))
+    assert state["production"]["version"] == first and state["canary"]["traffic"] == 0.2
+    assert state["canary"]["version"] != first
+    assert remote_log(remote)[0] == "deploy: canary run 802"
+
+
 def _copy_remote(remote: Path, tmp_path: Path) -> Path:
     """A private copy of a module-scoped remote, so one test's pushes never reach another's."""
     dest = tmp_path / "remote.git"
