@@ -501,24 +501,25 @@ def _compare_predictions(repo: Repo, folder: Path, new_folder: Path, target: Pat
 
 
 def reproduce_text(result: dict[str, Any]) -> str:
+    """The comparison, one line per thing compared."""
     src = result["source"]
-    lines = [
-        f"reproduce {result['version']} ({result['model_type']}, seed {result['seed']})",
-        "code         " + (src["code"] if src["kind"] == "commit" else f"current tree: {src['reason']}; {src['code']}"),
-        f"data         sha256 {result['dataset']['sha256']} matches the manifest ({result['dataset']['how']})",
+    code = src["code"] if src["kind"] == "commit" else f"current tree: {src['reason']}; {src['code']}"
+    ds = result["dataset"]
+    rows = [
+        ("code", code),
+        ("data", f"sha256 {ds['sha256']} matches the manifest ({ds['how']})"),
     ]
     for key, c in result["checks"].items():
-        lines.append(f"{key:<12} {'identical' if c['identical'] else 'DIFFERENT: ' + str(c['difference'])}")
+        rows.append((key, "identical" if c["identical"] else f"DIFFERENT: {c['difference']}"))
     p = result["predictions"]
     if p.get("identical") is None:
-        lines.append(f"predictions  {p.get('note')}")
+        rows.append(("predictions", str(p.get("note"))))
     else:
-        lines.append(
-            f"predictions  {'identical' if p['identical'] else 'DIFFERENT'} on {p['rows']} rows "
-            f"(max |difference| {p['max_abs_difference']:.3g})"
-        )
-    lines.append(f"model        {result['model_note']}")
-    lines.append("result       " + ("REPRODUCED: identical metrics" if result["reproduced"] else "NOT REPRODUCED"))
+        state = "identical" if p["identical"] else "DIFFERENT"
+        rows.append(("predictions", f"{state} on {p['rows']} rows (max |difference| {p['max_abs_difference']:.3g})"))
+    rows.append(("model", result["model_note"]))
+    rows.append(("result", "REPRODUCED: identical metrics" if result["reproduced"] else "NOT REPRODUCED"))
     if result.get("scratch"):
-        lines.append(f"scratch      {result['scratch']}")
-    return "\n".join(lines)
+        rows.append(("scratch", result["scratch"]))
+    head = f"reproduce {result['version']} ({result['model_type']}, seed {result['seed']})"
+    return "\n".join([head] + [f"{k:<18} {v}" for k, v in rows])
