@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -258,6 +259,29 @@ def test_deploy_commits_the_new_state_and_rolls_back_when_the_commit_fails(fake,
     assert state["production"]["version"] == first and state["canary"]["traffic"] == 0.2
     assert state["canary"]["version"] != first
     assert remote_log(remote)[0] == "deploy: canary run 802"
+
+
+def test_ci_audit_job_accepts_appends_and_refuses_a_rewritten_log(champion_remote, fake, tmp_path):
+    workflow = Workflow.load("ci.yml")
+    payload = _pr_payload(7, "f" * 40)
+    honest = clone(champion_remote, tmp_path / "honest")
+    _mlops(honest, "audit", "record", "--type", "alert_opened", "--payload", '{"note": "appended on a branch"}')
+    subprocess.run(["git", "add", "metadata"], cwd=honest, check=True)
+    subprocess.run(["git", "commit", "-qm", "append"], cwd=honest, check=True, env={**os.environ, **GIT_ENV})
+    _ok(_runner(honest, fake, 901).run(workflow, "audit", event="pull_request", payload=payload))
+
+    forged = clone(champion_remote, tmp_path / "forged")
+    # A self-consistent rewrite (fresh entries and checkpoints) passes a local verify; only the
+    # comparison with the base branch can tell that main's history was dropped.
+    shutil.rmtree(forged / "metadata" / "audit")
+    _mlops(forged, "audit", "record", "--type", "training_run", "--payload", '{"note": "a different past"}')
+    assert "audit log ok" in _mlops(forged, "audit", "verify").stdout
+    subprocess.run(["git", "add", "-A", "metadata"], cwd=forged, check=True)
+    subprocess.run(["git", "commit", "-qam", "rewrite history"], cwd=forged, check=True, env={**os.environ, **GIT_ENV})
+    result = _runner(forged, fake, 902).run(workflow, "audit", event="pull_request", payload=payload)
+    step = result.step("Verify against the base")
+    assert step.outcome == "failure" and step.code == 1, result.log()
+    assert "origin/main" in step.stderr, step.stderr
 
 
 def _copy_remote(remote: Path, tmp_path: Path) -> Path:
