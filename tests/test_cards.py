@@ -330,3 +330,10 @@ def test_metrics_diff_markdown_as_dvc_metrics_diff():
     cand["dataset"]["sha256"] = "b" * 64
     assert "Measured on different data sets" in cards.metrics_diff_markdown(cand, champ)
     assert cards.metrics_diff_markdown(cand, None) == "No champion to compare `B` with: it would be the first model."
+
+
+def test_card_commands_without_a_version_are_bad_usage(repo):
+    for action in ("build", "render", "check"):
+        r = run(repo, "card", action)
+        assert r.code == 2
+        assert f"mlops card {action}: names no version; pass VERSION ... or --all" in r.err

@@ -67,8 +67,8 @@ def run_render(args: argparse.Namespace) -> int:
     repo = Repo.at(args.repo)
     config.load(repo)
     versions = _versions(args, cards.all_card_versions(repo))
-    cards_ = [cards.load_card(repo, v) for v in versions]  # all validated before any file is written
-    del cards_
+    for version in versions:  # every card is validated before any file is written
+        cards.load_card(repo, version)
     for version in versions:
         changed = cards.render(repo, version)
         print(f"card {version}: " + (f"rewrote {', '.join(changed)}" if changed else "unchanged"))
