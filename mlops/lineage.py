@@ -129,6 +129,14 @@ def lineage(cfg: Config, version: str, *, proof: bool = True) -> dict[str, Any]:
     return out
 
 
+def _history_line(h: Any) -> str:
+    if isinstance(h, dict) and "action" in h:
+        move = f"{h.get('from') or '-'} -> {h.get('to') or '-'}" if ("from" in h or "to" in h) else ""
+        why = f" ({h['reason']})" if h.get("reason") else ""
+        return f"{h.get('time', '')} {h['action']} {move}{why}".strip()[:240]
+    return json.dumps(h, sort_keys=True)[:240]
+
+
 def lineage_text(info: dict[str, Any]) -> str:
     """Human-readable lineage, one fact per line."""
     ds, ml, gate, dep = info["dataset"], info.get("mlflow") or {}, info["gate"], info["deployment"]
@@ -161,7 +169,7 @@ def lineage_text(info: dict[str, Any]) -> str:
         roles = ", ".join(dep["roles"]) or "not serving"
         lines.append(f"deployment   {roles}; {len(dep['history'])} history entries in {dep['state_file']}")
         for h in dep["history"]:
-            lines.append(f"             {json.dumps(h, sort_keys=True)[:160]}")
+            lines.append(f"             {_history_line(h)}")
     audit = info["audit"]
     for kind in ("gate_decision", "promotion"):
         e = audit.get(kind)
