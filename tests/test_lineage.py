@@ -164,3 +164,21 @@ def test_reproduce_without_a_commit_uses_the_current_tree_and_says_so(tmp_path):
     assert r.code == 0, r.err
     assert "current tree: the manifest records no commit (trained outside git)" in r.out
     assert "REPRODUCED: identical metrics" in r.out
+
+
+def test_lineage_refuses_to_prove_from_a_tampered_log(fork, tmp_path):
+    repo, version = fork["repo"], fork["version"]
+    segment = next((repo / "metadata/audit").glob("entries-*.jsonl"))
+    original = segment.read_bytes()
+    lines = original.split(b"\n")
+    at = next(i for i, line in enumerate(lines) if b'"type":"promotion"' in line and version.encode() in line)
+    try:
+        lines[at] = lines[at].replace(b'"reason":"', b'"reason":"X', 1)
+        segment.write_bytes(b"\n".join(lines))
+        r = run(repo, "lineage", version, "--proof-out", str(tmp_path / "p.json"))
+        assert r.code == 1
+        assert "do not match checkpoint" in r.err and "mlops audit verify" in r.err
+        assert not (tmp_path / "p.json").exists()
+    finally:
+        segment.write_bytes(original)
+    assert run(repo, "lineage", version).code == 0
