@@ -10,6 +10,7 @@ are pure functions of that JSON: `mlops card render` rebuilds them byte for byte
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,6 @@ def _ordered_metrics(metrics: dict[str, Any]) -> list[str]:
 
 def find_audit_entries(repo: Repo, version: str) -> dict[str, Any]:
     """The promotion and gate_decision entries naming `version`, each with the checkpoint that first covers it."""
-    import json
 
     try:
         from mlops import audit
@@ -283,7 +283,45 @@ def assemble(
             "environment": manifest.get("environment") or {},
         },
     }
+    card["huggingface"] = _hf_metadata(card, manifest)
     return card
+
+
+def _hf_metadata(card: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The Hugging Face model card metadata (the README's YAML header) for the same model, so Hub tools can read it."""
+    md = card["model_details"]
+    ds = card["lineage"]["dataset"]
+    metrics = manifest.get("metrics") or {}
+    dataset_name = ds.get("detail") if ds.get("synthetic") else (ds.get("path") or "")
+    return {
+        "library_name": "sklearn",
+        "license": md["licenses"][0]["identifier"].lower() if md["licenses"] else "other",
+        "tags": sorted(
+            {"tabular-classification", "sklearn", "skops", md["model_type"] or "model"}
+            | ({"synthetic-data"} if ds.get("synthetic") else set())
+        ),
+        "model-index": [
+            {
+                "name": md["name"],
+                "results": [
+                    {
+                        "task": {"type": "tabular-classification", "name": "Tabular Classification"},
+                        "dataset": {
+                            "name": dataset_name,
+                            "type": ds.get("source") or "",
+                            "split": "test",
+                            "revision": ds.get("sha256") or "",
+                        },
+                        "metrics": [
+                            {"type": name, "value": metrics[name], "name": f"test {name}"}
+                            for name in ("accuracy", "f1", "precision", "recall", "roc_auc")
+                            if isinstance(metrics.get(name), (int, float))
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def _run_caveats(manifest: dict[str, Any], gate_record: dict[str, Any] | None) -> list[str]:
@@ -643,6 +681,9 @@ def render_markdown(card: dict[str, Any]) -> str:
     add("## Gate and lineage")
     add(_gate_markdown(gate, {p["type"]: p["value"] for p in test}))
     add(_lineage_markdown(card))
+    # JSON is valid YAML: the block can be pasted as the front matter of a Hugging Face model card.
+    hf = json.dumps(card["huggingface"], indent=2, sort_keys=True, ensure_ascii=False)
+    add(_details("Hugging Face model card metadata (YAML front matter)", f"```yaml\n{hf}\n```"))
     return "\n\n".join(out) + "\n"
 
 

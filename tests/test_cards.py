@@ -166,6 +166,11 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
                 got = {p["type"]: p["value"] for p in qa["performance_metrics"] if p["slice"] == f"{column}={value}"}
                 assert got == metrics
                 assert f"| `{value}` | {metrics['n']} | {metrics['accuracy']:.4f} |" in md
+        hf = card["huggingface"]["model-index"][0]["results"][0]
+        assert {m["type"]: m["value"] for m in hf["metrics"]} == {
+            k: manifest["metrics"][k] for k in ("accuracy", "f1", "precision", "recall", "roc_auc")
+        }
+        assert hf["dataset"]["revision"] == manifest["dataset"]["sha256"]
         assert qa["confusion"] == manifest["curves"]["confusion"]
         c = manifest["curves"]["confusion"]
         assert f"| actual positive | {c['tp']} | {c['fn']} |" in md
