@@ -465,7 +465,14 @@ def _compare(
     else:
         model_note = "model file content differs"
     ok = metrics_identical and (bytes_identical or content_identical) and predictions.get("identical", True)
+    hint = None
+    if not ok and not source["code"].startswith("mlops and training/ from commit"):
+        hint = (
+            "the code that ran is not the recorded commit's, so a change to mlops/ or training/ since training "
+            "explains differences as well as non-determinism does; reproduce in a fork whose commits hold the code"
+        )
     return {
+        "hint": hint,
         "version": old["version"],
         "reproduced_version": new["version"],
         "model_type": old["model_type"],
@@ -527,6 +534,8 @@ def reproduce_text(result: dict[str, Any]) -> str:
         rows.append(("predictions", f"{state} on {p['rows']} rows (max |difference| {p['max_abs_difference']:.3g})"))
     rows.append(("model", result["model_note"]))
     rows.append(("result", "REPRODUCED: identical metrics" if result["reproduced"] else "NOT REPRODUCED"))
+    if result.get("hint"):
+        rows.append(("hint", result["hint"]))
     if result.get("scratch"):
         rows.append(("scratch", result["scratch"]))
     head = f"reproduce {result['version']} ({result['model_type']}, seed {result['seed']})"
