@@ -53,12 +53,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     root = base.parent / f"deploy-template-{run_id}" if run_id else base / "deploy-template"
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"), pytest.MonkeyPatch.context() as mp:
+    with FileLock(str(root) + ".lock"):
         if not (root / "versions.json").exists():
-            for key in list(os.environ):
-                if key.startswith(_ENV_PREFIXES) or key in {"CI", "RUNNER_TEMP"}:
-                    mp.delenv(key, raising=False)
-            _build(root)
+            # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI; left set, later deploys in this
+            # process would move aliases in the template's store instead of their own copy's.
+            saved = dict(os.environ)
+            try:
+                for key in list(os.environ):
+                    if key.startswith(_ENV_PREFIXES) or key in {"CI", "RUNNER_TEMP"}:
+                        del os.environ[key]
+                _build(root)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
     return root
 
 
