@@ -164,6 +164,16 @@ def test_reproduce_without_a_commit_uses_the_current_tree_and_says_so(tmp_path):
     assert r.code == 0, r.err
     assert "current tree: the manifest records no commit (trained outside git)" in r.out
     assert "REPRODUCED: identical metrics" in r.out
+    # A recorded number that the re-training does not give back is reported, with where and why to look.
+    path = repo / "models/current/manifest.json"
+    doctored = json.loads(path.read_text())
+    doctored["metrics"]["accuracy"] += 1e-9
+    path.write_text(json.dumps(doctored))
+    r = run(repo, "reproduce", manifest["version"])
+    assert r.code == 1
+    assert f"metrics            DIFFERENT: metrics/accuracy: recorded {doctored['metrics']['accuracy']!r}" in r.out
+    assert "NOT REPRODUCED" in r.out and "hint               the code that ran is not the recorded commit's" in r.out
+    assert f"{manifest['version']} was not reproduced" in r.err
 
 
 def test_lineage_refuses_to_prove_from_a_tampered_log(fork, tmp_path):
