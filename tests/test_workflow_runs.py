@@ -284,6 +284,28 @@ def test_ci_audit_job_accepts_appends_and_refuses_a_rewritten_log(champion_remot
     assert "origin/main" in step.stderr, step.stderr
 
 
+def test_a_checkout_without_persisted_credentials_cannot_push(tmp_path):
+    """The harness's checkout equivalent: `persist-credentials: false` leaves the job unable to push."""
+    remote = seed_remote(tmp_path / "bare")
+    workflow = tmp_path / "probe.yml"
+    checkout = "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1"
+    setup = "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97"
+    for persist, expected in ((False, "failure"), (True, "success")):
+        workflow.write_text(json.dumps({
+            "on": {"workflow_dispatch": {}}, "permissions": {},
+            "jobs": {"j": {"runs-on": "ubuntu-latest", "permissions": {"contents": "write"}, "steps": [
+                {"uses": checkout, "with": {"persist-credentials": persist}},
+                {"uses": setup, "with": {"python-version": "3.11"}},
+                {"run": "mlops audit record --type training_run --payload '{}'"},
+                {"name": "push", "run": "scripts/commit-state --message probe"},
+            ]}},
+        }))  # fmt: skip
+        ws = clone(remote, tmp_path / f"ws-{persist}")
+        result = Runner(ws, run_id=1 + persist).run(Workflow.load(workflow))
+        assert result.step("push").outcome == expected, result.log()
+    assert remote_log(remote) == ["probe", "seed"]
+
+
 def _copy_remote(remote: Path, tmp_path: Path) -> Path:
     """A private copy of a module-scoped remote, so one test's pushes never reach another's."""
     dest = tmp_path / "remote.git"
