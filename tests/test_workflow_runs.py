@@ -126,7 +126,7 @@ def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fa
             subprocess.run(["git", "push", "-q", "origin", "main"], cwd=other, check=True, env=env)
 
     result = _runner(ws, fake, 301, before_step=concurrent_push).run(
-        Workflow.load("ml-training.yml"), event="workflow_dispatch", inputs={"no_download": True}
+        Workflow.load("ml-training.yml"), event="workflow_dispatch", inputs={"no_download": True, "reason": "drift"}
     )
     _ok(result)
     train = result.step("train").outputs
@@ -134,7 +134,7 @@ def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fa
     version = train["version"]
     commit = result.step("Commit state")
     assert "pushed to main in 2 attempt(s)" in commit.stdout, commit.stdout + commit.stderr
-    assert remote_log(remote)[:3] == ["training: run 301 (workflow_dispatch)", "docs: concurrent push", "seed"]
+    assert remote_log(remote)[:3] == ["training: run 301 (workflow_dispatch): drift", "docs: concurrent push", "seed"]
     files = remote_files(remote)
     assert "docs/concurrent.md" in files
     assert f"metadata/cards/{version}.md" in files and "models/current/manifest.json" in files
