@@ -390,6 +390,12 @@ def test_kill_9_at_random_points_never_leaves_a_bad_state(tmp_path, tmp_path_fac
         ["deploy", "--mode", "shadow", "--version", v2],
         ["rollback", "--to", v1],
     ]
+    # Kill delays scale with how long one change takes on this machine, so a loaded runner still
+    # sees kills before, inside and between changes.
+    began = time.perf_counter()
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2).code == 0
+    assert run(repo, "rollback", "--to", v1).code == 0
+    window = max(0.2, 1.5 * (time.perf_counter() - began))
     rng = random.Random(20261122)
     kills, first = 0, len(state(repo)["history"])
     for k in range(52):
@@ -405,14 +411,14 @@ def test_kill_9_at_random_points_never_leaves_a_bad_state(tmp_path, tmp_path_fac
                     i += 1
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, window))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         kills += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         _intact(repo)
     assert kills >= 50
     # The kills landed while the state kept changing: many changes completed between them.
-    assert len(state(repo)["history"]) - first >= 20
+    assert len(state(repo)["history"]) - first >= 15
     Router(Repo.at(repo), log=False).predict(feature_rows(5, seed=2))
 
 
