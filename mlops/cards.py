@@ -39,6 +39,7 @@ METRIC_ORDER = (
 )
 SLICE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "ece", "positive_rate")
 LOWER_IS_BETTER = frozenset({"ece", "brier", "log_loss"})
+HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
 
 
 # ---------------------------------------------------------------------------------------------- paths
@@ -461,8 +462,10 @@ def diff_rows(candidate: dict[str, Any], champion: dict[str, Any]) -> list[list[
             continue
         if isinstance(new, (int, float)) and isinstance(old, (int, float)):
             change = new - old
+            # Rates such as positive_rate describe the data or the threshold, not quality: no verdict for them.
+            directional = name in LOWER_IS_BETTER or name in HIGHER_IS_BETTER
             better = change < 0 if name in LOWER_IS_BETTER else change > 0
-            mark = "" if change == 0 else (" (better)" if better else " (worse)")
+            mark = "" if change == 0 or not directional else (" (better)" if better else " (worse)")
             rows.append([name, old, new, f"{change:+.4f}{mark}"])
         else:
             rows.append([name, old, new, "n/a"])

@@ -319,9 +319,11 @@ def test_write_for_version_never_fails_training(trained, capsys):
 
 
 def test_metrics_diff_markdown_as_dvc_metrics_diff():
-    champ = {"version": "A", "metrics": {"accuracy": 0.8, "f1": 0.7, "ece": 0.05, "roc_auc": None, "n": 10},
+    champ = {"version": "A", "metrics": {"accuracy": 0.8, "f1": 0.7, "ece": 0.05, "roc_auc": None, "n": 10,
+                                         "predicted_positive_rate": 0.25},
              "dataset": {"sha256": "a" * 64}}  # fmt: skip
-    cand = {"version": "B", "metrics": {"accuracy": 0.85, "f1": 0.7, "ece": 0.06, "roc_auc": 0.9, "n": 10},
+    cand = {"version": "B", "metrics": {"accuracy": 0.85, "f1": 0.7, "ece": 0.06, "roc_auc": 0.9, "n": 10,
+                                        "predicted_positive_rate": 0.3},
             "dataset": {"sha256": "a" * 64}}  # fmt: skip
     md = cards.metrics_diff_markdown(cand, champ)
     lines = md.splitlines()
@@ -330,6 +332,7 @@ def test_metrics_diff_markdown_as_dvc_metrics_diff():
     assert "| f1 | 0.7000 | 0.7000 | +0.0000 |" in lines
     assert "| ece | 0.0500 | 0.0600 | +0.0100 (worse) |" in lines  # lower is better for ECE
     assert "| roc_auc | n/a | 0.9000 | n/a |" in lines
+    assert "| predicted_positive_rate | 0.2500 | 0.3000 | +0.0500 |" in lines  # a rate, not a quality: no verdict
     assert not any(line.startswith("| n |") for line in lines)
     assert "Both measured on the same data set" in md
     cand["dataset"]["sha256"] = "b" * 64
