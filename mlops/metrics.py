@@ -175,5 +175,7 @@ def curves(y_true: Any, proba: Any, points: int = 101) -> dict[str, Any]:
     if 0 < y.sum() < len(y):
         fpr, tpr, _ = roc_curve(y, p)
         grid = np.linspace(0.0, 1.0, points)
-        out["roc"] = [[round(float(f), 6), round(float(t), 6)] for f, t in zip(grid, np.interp(grid, fpr, tpr))]
+        out["roc"] = [
+            [round(float(f), 6), round(float(t), 6)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)
+        ]
     return out

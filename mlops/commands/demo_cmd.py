@@ -42,17 +42,35 @@ def _prepare(source: Path, work: Path, rows: int) -> None:
     work.mkdir(parents=True)
     (work / MARKER).write_text("scratch folder made by `mlops demo`; safe to delete\n")
     shutil.copytree(source / "config", work / "config")
+    (work / "datasets").mkdir()
+    for contract in (source / "datasets").glob("*.json"):  # the reviewed schema contracts
+        shutil.copy(contract, work / "datasets" / contract.name)
     ds_path = work / "config" / "dataset.json"
     ds = json.loads(ds_path.read_text())
     ds["source"] = "synthetic"
     ds.setdefault("synthetic", {})["rows"] = rows
     ds_path.write_text(json.dumps(ds, indent=2, sort_keys=True) + "\n")
-    for sub in ("models", "metadata", "datasets"):
+    for sub in ("models", "metadata"):
         (work / sub).mkdir(exist_ok=True)
     (work / ".gitignore").write_text(".mlflow/\ndatasets/cache/\ndatasets/production/\n")
     _git(work, "init", "-q", "-b", "main")
     _git(work, "add", "-A")
     _git(work, "commit", "-qm", "demo: initial config")
+
+
+def _commit(work: Path, message: str) -> None:
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def _new_week(work: Path) -> None:
+    """A week later the export has new rows: the synthetic generator with the next seed."""
+    ds_path = work / "config" / "dataset.json"
+    ds = json.loads(ds_path.read_text())
+    ds["synthetic"]["seed"] = int(ds["synthetic"].get("seed", 7)) + 1
+    ds_path.write_text(json.dumps(ds, indent=2, sort_keys=True) + "\n")
+    _commit(work, "demo: week 2 data export")
+    print("\n==> a week passes: config/dataset.json now points at a fresh export (synthetic seed + 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n==> {title}: skipped (`mlops {argv[0]}` is not built in this checkout)")
             return None
         print(f"\n==> {title}: mlops {' '.join(argv)}", flush=True)
+        began = time.monotonic()
         code = main(["--repo", str(work), *argv])
+        print(f"    (exit {code}, {time.monotonic() - began:.1f} s)", flush=True)
         results.append((title, f"exit {code}"))
         if code not in ok:
             from mlops.errors import CheckFailed
@@ -84,20 +104,24 @@ def run(args: argparse.Namespace) -> int:
         return code
 
     step("check config", "config", "check")
-    step("validate data", "data", "validate", ok=(0, 1))
-    step("train, gate, promote, card, audit", "train", "--no-download")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "--allow-empty", "-m", "demo: training state")
+    step("validate week 1 data", "data", "validate", ok=(0, 1))
+    step("train week 1: every model type, gate, promote, card, audit", "train", "--no-download")
+    step("first deployment: the champion takes all traffic", "deploy", "--mode", "full")
+    _commit(work, "demo: week 1 model in production")
+    _new_week(work)
+    step("validate week 2 data", "data", "validate", ok=(0, 1))
+    step("train week 2 on fresh data", "train", "--no-download")
+    step("deploy the new champion as a 10% canary", "deploy", "--mode", "canary", "--traffic", "0.1", ok=(0, 1))
     step("verify the audit log", "audit", "verify")
-    step("deploy the champion as a 10% canary", "deploy", "--mode", "canary", "--traffic", "0.1", ok=(0, 1))
-    step("simulate production traffic with drift", "simulate-traffic", "--rows", "20000", "--shift", "0.5",
-         "--features", "4", "--seed", "1")  # fmt: skip
+    _commit(work, "demo: week 2 canary")
+    step("simulate production traffic (4 features drift by 0.5 sd)", "simulate-traffic", "--rows", "20000",
+         "--shift", "0.5", "--features", "4", "--seed", "1")  # fmt: skip
+    step("canary analysis (report only)", "canary", "analyze", ok=(0, 1))
     step("monitor the production window", "monitor")
-    step("send alerts (dry run: outbox)", "alerts", "flush", ok=(0, 1))
+    step("send alerts (no token: dry run to the outbox)", "alerts", "flush", ok=(0, 1))
     step("retention dry run", "retention", "--dry-run")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "--allow-empty", "-m", "demo: monitoring state")
-    step("verify the log is an append-only extension of the first commit", "audit", "verify", "--against", "HEAD~1")
+    _commit(work, "demo: monitoring state")
+    step("the audit log only grew since the last commit", "audit", "verify", "--against", "HEAD~1")
 
     manifest_path = work / "models" / "current" / "manifest.json"
     version = json.loads(manifest_path.read_text())["version"] if manifest_path.exists() else None
