@@ -105,7 +105,7 @@ def push_with_retry(
         proc = _git(root, "push", "--porcelain", remote, f"HEAD:refs/heads/{branch}", check=False)
         if proc.returncode == 0:
             return attempt
-        last = (proc.stderr or proc.stdout).strip()
+        last = f"{proc.stdout}\n{proc.stderr}".strip()  # --porcelain puts the per-ref verdict on stdout
         why = next((line for line in last.splitlines() if "rejected" in line), last.splitlines()[-1] if last else "")
         gha.info(f"commit-state: push attempt {attempt}/{settings.max_attempts} failed: {why.strip()}")
         if attempt == settings.max_attempts:

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -114,26 +116,58 @@ def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fa
     ws = clone(remote, tmp_path / "ws")
     other = clone(remote, tmp_path / "other")
 
-    def concurrent_push(step: dict) -> None:
-        # Someone pushes to main after this job checked out and before it commits: the first
-        # push of scripts/commit-state is rejected and the fetch-rebase-push retry must win.
-        if step.get("name") == "Commit state":
+    # A push that is truly in flight at the same time: the remote's pre-receive hook holds the
+    # workflow's first push until another clone's push has landed, so the workflow's ref update
+    # then finds main moved and is rejected; scripts/commit-state must fetch, rebase and win.
+    entered, landed = tmp_path / "workflow-push-entered", tmp_path / "other-push-landed"
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "read old new ref\n"
+        f'case "$(git log -1 --format=%s "$new")" in training:*) ;; *) exit 0 ;; esac\n'
+        f"[ -e {entered} ] && exit 0\n"
+        f"touch {entered}\n"
+        f"i=0; while [ ! -e {landed} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+    )
+    hook.chmod(0o755)
+    errors: list[BaseException] = []
+
+    def other_push() -> None:
+        try:
+            for _ in range(3000):
+                if entered.exists():
+                    break
+                time.sleep(0.05)
             (other / "docs").mkdir(exist_ok=True)
             (other / "docs" / "concurrent.md").write_text("pushed while training ran\n")
             env = {**os.environ, **GIT_ENV}
             subprocess.run(["git", "add", "docs/concurrent.md"], cwd=other, check=True, env=env)
             subprocess.run(["git", "commit", "-qm", "docs: concurrent push"], cwd=other, check=True, env=env)
             subprocess.run(["git", "push", "-q", "origin", "main"], cwd=other, check=True, env=env)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+        finally:
+            landed.touch()
+
+    pusher = threading.Thread(target=other_push, daemon=True)
+
+    def concurrent_push(step: dict) -> None:
+        if step.get("name") == "Commit state":
+            pusher.start()
 
     result = _runner(ws, fake, 301, before_step=concurrent_push).run(
         Workflow.load("ml-training.yml"), event="workflow_dispatch", inputs={"no_download": True, "reason": "drift"}
     )
+    pusher.join(timeout=60)
+    assert not errors and entered.exists()
     _ok(result)
     train = result.step("train").outputs
     assert train["promoted"] == "true"
     version = train["version"]
     commit = result.step("Commit state")
     assert "pushed to main in 2 attempt(s)" in commit.stdout, commit.stdout + commit.stderr
+    assert "push attempt 1/5 failed" in commit.stderr and "push attempt 2/5" not in commit.stderr
+    assert "rejected" in commit.stderr  # the ref moved under the in-flight push
     assert remote_log(remote)[:3] == ["training: run 301 (workflow_dispatch): drift", "docs: concurrent push", "seed"]
     files = remote_files(remote)
     assert "docs/concurrent.md" in files
