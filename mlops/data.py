@@ -7,6 +7,7 @@ sha256 and provenance travel with every model trained on it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,28 @@ def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
     return DatasetFile(
         target, sha256_file(target), "kaggle", side["fetched_at"], updated, f"{ds.kaggle_dataset}/{ds.kaggle_file}"
     )
+
+
+def locate(cfg: Config, record: dict[str, Any]) -> DatasetFile | None:
+    """Find the exact data a model was trained on, from its manifest's dataset record.
+
+    Looks at the recorded path first, then (for synthetic data) regenerates the recorded
+    (rows, seed); returns None when no file with the recorded sha256 can be had offline.
+    """
+    want = record.get("sha256")
+    path = resolve(cfg.repo, str(record.get("path", "")))
+    if record.get("path") and path.is_file() and sha256_file(path) == want:
+        side = _sidecar(path)
+        return DatasetFile(path, want, str(record.get("source")), side.get("fetched_at"), side.get("updated_at"),
+                           str(record.get("detail", "")))  # fmt: skip
+    match = re.fullmatch(r"synthetic-(\d+)-(\d+)\.csv", Path(str(record.get("path", ""))).name)
+    if record.get("source") == "synthetic" and match:
+        from dataclasses import replace
+
+        ds = replace(cfg.dataset, synthetic_rows=int(match[1]), synthetic_seed=int(match[2]))
+        found = _synthetic(replace(cfg, dataset=ds))
+        return found if found.sha256 == want else None
+    return None
 
 
 def read_table(path: Path, where: str | None = None) -> Any:

@@ -204,8 +204,10 @@ def holdout_sample(cfg: Config, manifest: dict[str, Any], rows: int) -> tuple[An
     from mlops import data
     from mlops.train import split
 
-    dataset = data.acquire(cfg, no_download=True)
     want = manifest.get("dataset", {}).get("sha256")
+    # The model's own data first (its recorded file, or its synthetic parameters), so a newer
+    # export in config/dataset.json does not stop an older production model's checks.
+    dataset = data.locate(cfg, manifest.get("dataset", {})) or data.acquire(cfg, no_download=True)
     info = {"dataset": cfg.repo.rel(dataset.path), "dataset_sha256": dataset.sha256, "rows": 0}
     if dataset.sha256 != want:
         raise CheckFailed(

@@ -44,7 +44,14 @@ class Tracker:
         self.registered_model = registered_model
         if self.uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI"):
             repo.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        before = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.uri)
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that so later commands in the
+        # same process (the demo, tests) resolve their own repo's default store, not this one.
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
         self.client = mlflow.MlflowClient(tracking_uri=self.uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 MARKER = ".mlops-demo"
@@ -116,7 +117,11 @@ def run(args: argparse.Namespace) -> int:
     _commit(work, "demo: week 2 canary")
     step("simulate production traffic (4 features drift by 0.5 sd)", "simulate-traffic", "--rows", "20000",
          "--shift", "0.5", "--features", "4", "--seed", "1")  # fmt: skip
-    step("canary analysis (report only)", "canary", "analyze", ok=(0, 1))
+    # simulate-traffic spreads its rows over the last monitoring window, before the canary began
+    from mlops.jsonio import format_utc, utc_now
+
+    since = format_utc(utc_now() - timedelta(hours=7))
+    step("canary analysis (report only)", "canary", "analyze", "--since", since, ok=(0, 1))
     step("monitor the production window", "monitor")
     step("send alerts (no token: dry run to the outbox)", "alerts", "flush", ok=(0, 1))
     step("retention dry run", "retention", "--dry-run")
