@@ -11,16 +11,14 @@ from mlops import cards
 from mlops.repo import Repo
 from tests.support.cli import run
 from tests.support.repo import ROOT, tree_snapshot
-from tests.support.trained import clean_env, trained_twice
+from tests.support.trained import shared, trained_twice
 
 SCHEMA = json.loads((ROOT / "config/schemas" / cards.SCHEMA_FILE).read_text())
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp)
-        yield trained_twice(tmp_path_factory.mktemp("cards") / "repo")
+    return shared(tmp_path_factory, "cards", lambda folder: trained_twice(folder / "repo"))
 
 
 def _card(repo, version):
@@ -191,6 +189,10 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
             assert f"| {check['name']} | {check['value']:.4f} | {check['op']} | {check['threshold']:.4f} |" in md
         # Every number in every table cell of the Markdown is one the manifest or the gate record holds.
         recorded = _numbers(manifest) | _numbers(gate)
+        if gate["champion"]:  # the diff column: this model's metric minus the champion's, as the gate measured both
+            champ = gate["champion"]["metrics"]
+            ours = gate["candidate"]["metrics"]
+            recorded |= {f"{ours[k] - champ[k]:+.4f}" for k in champ if isinstance(champ[k], float) and ours.get(k)}
         cells = [c.strip() for line in md.splitlines() if line.startswith("|") for c in line.strip("|").split("|")]
         checked = 0
         for cell in cells:

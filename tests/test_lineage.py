@@ -9,16 +9,17 @@ from mlops import audit, config, lineage
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 from tests.support.cli import run
-from tests.support.trained import clean_env, train, with_code
+from tests.support.trained import shared, train, with_code
 
 
 @pytest.fixture(scope="module")
 def fork(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        clean_env(mp)
-        repo = with_code(tmp_path_factory.mktemp("lineage") / "repo")
+    def build(folder):
+        repo = with_code(folder / "repo")
         manifest = train(repo, types="logistic_regression")
-        yield {"repo": repo, "version": manifest["version"], "manifest": manifest}
+        return {"repo": repo, "version": manifest["version"], "manifest": manifest}
+
+    return shared(tmp_path_factory, "lineage", build)
 
 
 def test_lineage_prints_commit_data_run_gate_and_a_proof_check_proof_accepts(fork, tmp_path):

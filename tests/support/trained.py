@@ -21,6 +21,35 @@ TYPES = "logistic_regression,hist_gradient_boosting"
 _ENV_PREFIXES = ("GITHUB_", "MLFLOW_", "KAGGLE_", "MLOPS_")
 
 
+def shared(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> dict:
+    """build(folder) -> dict with a "repo" path, run once per test session and copied for each xdist worker.
+
+    Training is the slow part of these tests; with `pytest -n 2` each worker would otherwise train its own
+    copy. Each worker gets a private copy because tests edit files and restore them.
+    """
+    from filelock import FileLock
+
+    with pytest.MonkeyPatch.context() as mp:
+        clean_env(mp)
+        if not os.environ.get("PYTEST_XDIST_WORKER"):
+            return build(tmp_path_factory.mktemp(name))
+        root = tmp_path_factory.getbasetemp().parent  # one folder per session, shared by its workers
+        src = root / f"shared-{name}"
+        with FileLock(str(root / f"shared-{name}.lock")):
+            if not (src / "result.json").exists():
+                shutil.rmtree(src, ignore_errors=True)
+                src.mkdir()
+                info = build(src)
+                (src / "result.json").write_text(
+                    json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in info.items()})
+                )
+        info = json.loads((src / "result.json").read_text())
+        mine = tmp_path_factory.mktemp(name)
+        repo = Path(info["repo"])
+        shutil.copytree(repo, mine / repo.relative_to(src), symlinks=True)
+        return {**info, "repo": mine / repo.relative_to(src)}
+
+
 def clean_env(mp: pytest.MonkeyPatch) -> None:
     """What tests/conftest.py does per test, for module-scoped fixtures that run before it."""
     for key in list(os.environ):
