@@ -84,6 +84,14 @@ def test_card_json_validates_and_render_reproduces_markdown_and_plots_byte_for_b
     assert run(repo, "card", "check", "--all").code == 0
     again = run(repo, "card", "render", version)
     assert "unchanged" in again.out
+    # A fresh process (other font cache, other import order) renders the same bytes as the training run did.
+    import subprocess
+    import sys
+
+    fresh = subprocess.run([sys.executable, "-m", "mlops", "--repo", str(repo), "card", "check", "--all"],
+                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    assert "cards ok: 2 card(s) match their JSON" in fresh.stdout
 
 
 def test_card_check_fails_on_a_hand_edited_card_and_names_the_fix(trained):
