@@ -67,7 +67,6 @@ def _ordered_metrics(metrics: dict[str, Any]) -> list[str]:
 
 def find_audit_entries(repo: Repo, version: str) -> dict[str, Any]:
     """The promotion and gate_decision entries naming `version`, each with the checkpoint that first covers it."""
-
     try:
         from mlops import audit
     except ImportError:
