@@ -89,6 +89,7 @@ def test_monitoring_opens_one_drift_issue_dispatches_training_then_comments(cham
         result = _runner(ws, fake, 100 + run).run(workflow, event="schedule")
         _ok(result)
         assert result.step("monitor").outputs["drift"] == "true"
+        assert result.step("Analyze canary").outcome == "skipped"  # no canary deployed
         results.append(result)
 
     issues = fake.issues()
@@ -263,9 +264,15 @@ def _deployment(root: Path) -> dict:
     return json.loads((root / "models" / "deployment.json").read_text())
 
 
-def test_deploy_commits_the_new_state_and_rolls_back_when_the_commit_fails(fake, tmp_path):
-    remote = seed_remote(tmp_path / "bare", config={**FAST, "gitops": {"commit": {"max_attempts": 1}}},
-                         prepare=_two_versions)  # fmt: skip
+@pytest.fixture(scope="module")
+def two_versions_remote(tmp_path_factory) -> Path:
+    """A remote whose main has A in production and a better B in models/current (A archived)."""
+    config = {**FAST, "gitops": {"commit": {"max_attempts": 1}}}
+    return seed_remote(tmp_path_factory.mktemp("two"), config=config, prepare=_two_versions)
+
+
+def test_deploy_commits_the_new_state_and_rolls_back_when_the_commit_fails(two_versions_remote, fake, tmp_path):
+    remote = _copy_remote(two_versions_remote, tmp_path)
     before = _deployment(clone(remote, tmp_path / "before"))
     first = before["production"]["version"]
     # The remote refuses exactly one push (the deployment's), then accepts (the rollback's).
@@ -338,6 +345,38 @@ def test_a_checkout_without_persisted_credentials_cannot_push(tmp_path):
         result = Runner(ws, run_id=1 + persist).run(Workflow.load(workflow))
         assert result.step("push").outcome == expected, result.log()
     assert remote_log(remote) == ["probe", "seed"]
+
+
+def test_monitoring_analyzes_a_running_canary_and_commits_the_decision(two_versions_remote, fake, tmp_path):
+    remote = _copy_remote(two_versions_remote, tmp_path)
+    setup = clone(remote, tmp_path / "setup")
+    # The canary started seven hours ago, so the whole simulated six-hour window is canary traffic.
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 7 * 3600))
+    _mlops(setup, "deploy", "--mode", "canary", "--traffic", "0.3", "--reason", "try the new champion",
+           MLOPS_NOW=started)  # fmt: skip
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "add", "-A", "models", "metadata"], cwd=setup, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "canary"], cwd=setup, check=True, env=env)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=setup, check=True, env=env)
+    before = _deployment(setup)
+    canary = before["canary"]["version"]
+
+    ws = clone(remote, tmp_path / "ws")
+    _mlops(ws, "simulate-traffic", "--rows", "3000", "--seed", "5")  # no shift, with feedback
+    result = _runner(ws, fake, 1001).run(Workflow.load("model-monitoring.yml"), event="schedule")
+    assert result.step("deployment").outputs["canary"] == canary
+    analyze = result.step("Analyze canary")
+    assert analyze.outcome == "success", result.log()
+    assert analyze.outputs["decision"] == "promote" and analyze.outputs["applied"] == "true", analyze.stdout
+    after = _deployment(clone(remote, tmp_path / "after"))
+    assert after["production"]["version"] == canary and after["canary"] is None
+    assert after["history"][-1]["action"] == "promote-canary"
+
+
+def test_monitoring_skips_canary_analysis_without_a_canary(champion_remote):
+    # (The drift test above runs on a repository with no deployment state: the step is skipped.)
+    steps = {s.get("name"): s for s in Workflow.load("model-monitoring.yml").steps("monitor")}
+    assert steps["Analyze canary"]["if"] == "steps.deployment.outputs.canary != ''"
 
 
 def _copy_remote(remote: Path, tmp_path: Path) -> Path:

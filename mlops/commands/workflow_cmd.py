@@ -17,7 +17,9 @@ _INPUT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$", re.S)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("workflow", help="dispatch workflows (deploy after a promotion, or any by name)")
+    parser = sub.add_parser(
+        "workflow", help="helpers for workflows: dispatch (deploy after a promotion, or any), deployment state"
+    )
     inner = parser.add_subparsers(dest="workflow_command", metavar="ACTION", required=True)
 
     dispatch = inner.add_parser("dispatch", help="dispatch a workflow_dispatch workflow with inputs")
@@ -36,6 +38,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     deploy.add_argument("--workflow", default="deploy.yml", help="deployment workflow file (default deploy.yml)")
     deploy.add_argument("--ref", help="branch to run on (default: $GITHUB_REF_NAME, else main)")
     deploy.set_defaults(func=run_dispatch_deploy)
+    register_state(inner)
+
+
+def register_state(inner: argparse._SubParsersAction) -> None:
+    state = inner.add_parser(
+        "state",
+        help="print models/deployment.json's roles and set them as step outputs "
+        "(production, canary, canary_traffic, shadow), so a workflow step can run only when a canary exists",
+    )
+    state.set_defaults(func=run_state)
+
+
+def run_state(args: argparse.Namespace) -> int:
+    from mlops import config, deploy, gha
+    from mlops.repo import Repo
+
+    repo = Repo.at(args.repo)
+    config.load(repo)
+    roles = deploy.describe(deploy.read_state(repo))
+    canary = roles["canary"] or {}
+    outputs = {
+        "production": roles["production"] or "",
+        "canary": canary.get("version", ""),
+        "canary_traffic": canary.get("traffic", ""),
+        "shadow": roles["shadow"] or "",
+    }
+    for key, value in outputs.items():
+        print(f"{key}: {value if value != '' else '-'}")
+    gha.set_outputs(**outputs)
+    return 0
 
 
 def parse_inputs(pairs: list[str]) -> dict[str, str]:
