@@ -78,3 +78,12 @@ def test_inputs_parse_and_refuse_malformed_pairs():
         parse_inputs(["mode"])
     with pytest.raises(BadInput, match="at most 10"):
         parse_inputs([f"k{i}=v" for i in range(11)])
+
+
+def test_state_outputs_are_empty_before_any_deployment(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    r = run(_with_model(tmp_path, False), "workflow", "state")
+    assert r.code == 0, r.err
+    assert out.read_text() == "production=\ncanary=\ncanary_traffic=\nshadow=\n"
+    assert "canary: -" in r.out
