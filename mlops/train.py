@@ -380,7 +380,20 @@ def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, v
         outcome["previous_version"] = previous
         outcome["promotion_audit_seq"] = entry.get("seq") if entry else None
     _cards(cfg, outcome, results)
+    outcome["diff_markdown"] = _diff(best_overall, champion, dataset.sha256)
     return outcome
+
+
+def _diff(best: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: str) -> str | None:
+    try:
+        from mlops.cards import metrics_diff_markdown
+    except ImportError:
+        return None
+    other = None
+    if champion and champion.get("comparable"):
+        # the champion re-evaluated on this run's test split: the fair, same-data comparison
+        other = {"version": champion["version"], "metrics": champion["metrics"], "dataset": {"sha256": dataset_sha}}
+    return metrics_diff_markdown(best["manifest"], other)
 
 
 def _write_profile(cfg: Config, promoted: dict[str, Any], parts: dict[str, Any], seed: int) -> None:
@@ -445,7 +458,9 @@ def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
         + (f" — synthetic fallback: {ds['fallback_reason']}" if ds.get("fallback_reason") else "")
         + f"\n\nDecision: {outcome['decision']}. Primary metric: `{primary}`.\n\n"
     )
-    return head + gha.md_table(["model type", "version", "accuracy", "f1", "roc_auc", "ece", "gate"], rows)
+    table = gha.md_table(["model type", "version", "accuracy", "f1", "roc_auc", "ece", "gate"], rows)
+    diff = outcome.get("diff_markdown")
+    return head + table + (f"\n\n#### Best candidate against the champion\n\n{diff}" if diff else "")
 
 
 def seconds_since(start: float) -> float:

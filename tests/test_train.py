@@ -55,6 +55,8 @@ def test_train_twice_promotes_then_holds(tmp_path, monkeypatch):
     assert len(list((repo / "models/candidates").iterdir())) == 3
     gate = json.loads((repo / o2["gate_record"]).read_text())
     assert gate["champion"]["version"] == o1["version"]
+    text = summary.read_text()
+    assert "#### Best candidate against the champion" in text and f"champion `{o1['version']}`" in text
     assert gate["champion_delta"] == pytest.approx(0.0, abs=1e-12)
     assert {c["name"] for c in gate["checks"]} == {"accuracy_min", "ece_max", "champion_f1"}
 
