@@ -107,7 +107,6 @@ def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any], seed:
 
 
 def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
-    import numpy as np
 
     repo = cfg.repo
     seed = cfg.training.seed if opts.seed is None else opts.seed
@@ -121,12 +120,118 @@ def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
     where = repo.rel(dataset.path)
     table = data.read_table(dataset.path, where)
     prepared = data.prepare(cfg, table, where)
-    del table
     gha.info(f"data: {dataset.source} {where} sha256={dataset.sha256[:12]} rows={len(prepared.y)}")
     parts = split(prepared, cfg, seed)
     champion = _champion(cfg, prepared, parts, seed)
 
-    validation = _validate(cfg, dataset, opts)
+    validation = _validate(cfg, dataset, opts, table)
+    del table
+
+    bg = _Background(cfg, opts, when, _base_tags(commit, dataset, seed))
+    try:
+        return _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg)
+    finally:
+        bg.close()
+
+
+def _base_tags(commit: str, dataset: data.DatasetFile, seed: int) -> dict[str, str]:
+    return {
+        "mlops.commit": commit,
+        "mlops.dataset_sha256": dataset.sha256,
+        "mlops.dataset_source": dataset.source,
+        "mlops.synthetic": str(dataset.source == "synthetic").lower(),
+        "mlops.seed": str(seed),
+    }
+
+
+class _Background:
+    """One worker thread for MLflow and the model files, so they overlap the next model's fit.
+
+    Every MLflow call happens on this one thread: MLflow keeps the active-run stack per thread,
+    so the parent run opened here is the parent of the nested runs logged here.
+    """
+
+    def __init__(self, cfg: Config, opts: TrainOptions, when: str, tags: dict[str, str]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cfg, self.tags = cfg, tags
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-record")
+        self.pending: list[Any] = []
+        self.tracker: Any = None
+        self.run_id: str | None = None
+        self.finished = False
+        if opts.track:
+            self.pending.append(self.pool.submit(self._open, when))
+
+    def _open(self, when: str) -> None:
+        from mlops.tracking import Tracker
+
+        name = self.cfg.dataset.name
+        self.tracker = Tracker(self.cfg.repo, experiment=name, registered_model=f"{name}-classifier")
+        run = self.tracker.mlflow.start_run(
+            experiment_id=self.tracker.experiment_id, run_name=f"train-{when}", tags=self.tags
+        )
+        self.run_id = run.info.run_id
+
+    def persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
+        self.pending.append(self.pool.submit(self._persist, r, seed, sample))
+
+    def _persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
+        staged = registry.stage(self.cfg.repo, r["version"])
+        r["model_sha256"], r["trusted"] = registry.dump_model(r["pipeline"], staged / registry.MODEL_FILE)
+        r["staged"] = staged
+        if self.tracker is None:
+            return
+        params = {"model_type": r["model_type"], "seed": seed}
+        params.update({f"model.{k}": v for k, v in r["pipeline"].named_steps["model"].get_params().items()})
+        r["mlflow"] = self.tracker.log_candidate(
+            model_type=r["model_type"],
+            version=r["version"],
+            params=params,
+            metrics={k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))},
+            tags={**self.tags, "mlops.version": r["version"], "mlops.model_type": r["model_type"]},
+            pipeline=r["pipeline"],
+            trusted_types=r["trusted"],
+            sample=sample,
+            proba=r["proba"][: len(sample)],
+        )
+        r["mlflow"]["tracking_uri"] = _redact(self.tracker.uri)
+        r["mlflow"]["parent_run_id"] = self.run_id
+
+    def wait(self) -> None:
+        for future in self.pending:
+            future.result()  # re-raises what failed in the worker
+        self.pending = []
+
+    def finish(self, best: dict[str, Any], promoted: dict[str, Any] | None, why: str, regression: bool) -> None:
+        def _finish() -> None:
+            if self.tracker is None:
+                return
+            self.tracker.set_alias("challenger", best["mlflow"]["model_version"])
+            if promoted:
+                self.tracker.set_alias("champion", promoted["mlflow"]["model_version"])
+            self.tracker.log_parent(
+                {"candidates": 1.0, "promoted": float(bool(promoted)), "regression": float(regression)},
+                {"mlops.promoted_version": promoted["version"] if promoted else "", "mlops.decision": why},
+            )
+            self.tracker.mlflow.end_run()
+
+        self.wait()
+        self.pool.submit(_finish).result()
+        self.finished = True
+
+    def close(self) -> None:
+        try:
+            for future in self.pending:
+                future.exception()
+            if self.tracker is not None and not self.finished:
+                self.pool.submit(self.tracker.mlflow.end_run, "FAILED").result()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg):  # fmt: skip
+    import numpy as np
 
     results: list[dict[str, Any]] = []
     for name, module in gha.progress(types.items(), "training", total=len(types)):
@@ -168,6 +273,7 @@ def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
             champion_metrics=champion["metrics"] if champion and champion.get("comparable") else None,
         )
         results.append(result)
+        bg.persist(result, seed, parts["X_test"].head(5))
 
     trained = [r for r in results if "error" not in r]
     if not trained:
@@ -182,8 +288,9 @@ def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
     # a weaker model type in the same run is not a regression of the system.
     regression = bool(best_overall["gate"].regression)
 
+    bg.finish(best_overall, best if promote else None, why, regression)
     return _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-                   best_overall, best if promote else None, why, regression)  # fmt: skip
+                   best_overall, best if promote else None, why, regression, bg.run_id)  # fmt: skip
 
 
 def _single_threaded_predict(pipeline: Any) -> None:
@@ -194,12 +301,12 @@ def _single_threaded_predict(pipeline: Any) -> None:
         estimator.set_params(n_jobs=1)
 
 
-def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions) -> dict[str, Any] | None:
+def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table: Any) -> dict[str, Any] | None:
     try:
         from mlops.validation import validate_for_training
     except ImportError:
         return None
-    result = validate_for_training(cfg, dataset)
+    result = validate_for_training(cfg, dataset, table=table)
     summary = {
         "passed": bool(result.passed),
         "failures": list(result.failures),
@@ -218,55 +325,11 @@ def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions) -> dic
 
 
 def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-            best_overall, promoted, why, regression) -> dict[str, Any]:  # fmt: skip
+            best_overall, promoted, why, regression, run_id) -> dict[str, Any]:  # fmt: skip
     import sklearn
 
     repo = cfg.repo
     trained = [r for r in results if "error" not in r]
-    tracker = None
-    if opts.track:
-        from mlops.tracking import Tracker
-
-        tracker = Tracker(repo, experiment=cfg.dataset.name, registered_model=f"{cfg.dataset.name}-classifier")
-    base_tags = {
-        "mlops.commit": commit,
-        "mlops.dataset_sha256": dataset.sha256,
-        "mlops.dataset_source": dataset.source,
-        "mlops.synthetic": str(dataset.source == "synthetic").lower(),
-        "mlops.seed": str(seed),
-    }
-    parent_ctx = tracker.parent_run(f"train-{when}", base_tags) if tracker else _null()
-    with parent_ctx as run_id:
-        for r in trained:
-            staged = registry.stage(repo, r["version"])
-            sha, trusted = registry.dump_model(r["pipeline"], staged / registry.MODEL_FILE)
-            r["model_sha256"], r["trusted"] = sha, trusted
-            r["staged"] = staged
-            if tracker:
-                params = {"model_type": r["model_type"], "seed": seed}
-                params.update({f"model.{k}": v for k, v in r["pipeline"].named_steps["model"].get_params().items()})
-                r["mlflow"] = tracker.log_candidate(
-                    model_type=r["model_type"],
-                    version=r["version"],
-                    params=params,
-                    metrics={k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))},
-                    tags={**base_tags, "mlops.version": r["version"], "mlops.model_type": r["model_type"]},
-                    pipeline=r["pipeline"],
-                    trusted_types=trusted,
-                    sample=parts["X_test"].head(5),
-                    proba=r["proba"][:5],
-                )
-                r["mlflow"]["tracking_uri"] = _redact(tracker.uri)
-                r["mlflow"]["parent_run_id"] = run_id
-        if tracker:
-            tracker.set_alias("challenger", best_overall["mlflow"]["model_version"])
-            if promoted:
-                tracker.set_alias("champion", promoted["mlflow"]["model_version"])
-            tracker.log_parent(
-                {"candidates": len(trained), "promoted": float(bool(promoted)), "regression": float(regression)},
-                {"mlops.promoted_version": promoted["version"] if promoted else "", "mlops.decision": why},
-            )
-
     outcome = {
         "time": when,
         "commit": commit,
@@ -432,14 +495,6 @@ def _redact(uri: str) -> str:
     from mlops.tracking import redact
 
     return redact(uri)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
