@@ -67,3 +67,15 @@ def test_unknown_key_warns_but_passes(tmp_path):
     r = run(repo, "config", "check")
     assert r.code == 0
     assert "config/training.json: /notes: unknown key ignored" in r.err
+
+
+def test_train_refuses_a_config_that_breaks_its_schema_and_writes_nothing(tmp_path):
+    repo = make_repo(tmp_path / "r", training_schedule={"performance_thresholds": {"ece_max": -0.1}})
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download")
+    assert r.code == 2
+    assert r.err.strip().splitlines() == [
+        "error: config/training-schedule.json: /performance_thresholds/ece_max: expected a number >= 0, "
+        "found -0.1; fix config/training-schedule.json and run `mlops config check`"
+    ]
+    assert tree_snapshot(repo) == before

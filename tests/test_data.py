@@ -1,5 +1,7 @@
 """Bad input for training: each one line naming file/field and fix, exit 2, nothing written."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -144,3 +146,16 @@ def test_prepare_rejects_missing_slice_column(tmp_path):
     cfg = config.load(Repo.at(repo))
     with pytest.raises(BadInput, match="column 'plan': named in config/dataset.json"):
         prepare(cfg, read_table(acquire(cfg, no_download=True).path), "train.csv")
+
+
+def test_all_empty_column_is_recorded_in_the_manifest(tmp_path):
+    frame = generate(3000, 2)
+    frame["always_empty"] = None
+    repo = local_repo(tmp_path, frame=frame)
+    r = run(repo, "train", "--no-download", "--no-tracking", "--allow-invalid-data",
+            "--model-types", "logistic_regression", "--force-retrain")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "column 'always_empty' is empty in every row and was dropped" in r.err
+    manifest = json.loads(next((repo / "models").rglob("manifest.json")).read_text())
+    assert manifest["features"]["dropped_empty"] == ["always_empty"]
+    assert "always_empty" not in manifest["features"]["numeric"] + manifest["features"]["categorical"]
