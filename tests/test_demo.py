@@ -30,7 +30,7 @@ def test_demo_runs_the_whole_loop_and_says_where_to_look(tmp_path):
     # the drifted window raised a drift alert, kept in the dry-run outbox (no token)
     outbox = [json.loads(p.read_text()) for p in (work / "metadata/alerts").rglob("*.json")]
     assert any(a["alert"]["kind"] == "drift" and "drift-alert" in a["labels"] for a in outbox), outbox
-    tail = out[out.index("Where to look:"):]
+    tail = out[out.index("Where to look:") :]
     for label in ("model card", "audit checkpoint", "reports", "outbox issues", "MLflow UI"):
         assert label in tail
     # everything the demo committed still verifies from a fresh process
