@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mlops.repo import Repo
@@ -62,6 +63,23 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
+            self._warn_if_artifacts_elsewhere(found.artifact_location)
+
+    def _warn_if_artifacts_elsewhere(self, location: str) -> None:
+        """A sqlite store copied from another folder keeps the absolute artifact path it was made with."""
+        if not (self.uri.startswith("sqlite:") and location.startswith("file:")):
+            return
+        from urllib.parse import unquote, urlsplit
+
+        here = (self.repo.mlflow_dir / "artifacts").resolve()
+        there = Path(unquote(urlsplit(location).path))
+        if there != here:
+            from mlops import gha
+
+            gha.warn(
+                f"{self.repo.rel(self.repo.mlflow_dir)}: the MLflow store was made in another folder; "
+                f"its artifacts go to {there}, not {here} (start a fresh store to change that)"
+            )
 
     @contextmanager
     def parent_run(self, run_name: str, tags: dict[str, str]):

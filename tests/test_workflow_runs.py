@@ -186,6 +186,30 @@ def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fa
     assert (tmp_path / "artifacts" / "training-301" / ".mlflow").is_dir()  # hidden folder uploaded on purpose
 
 
+def test_training_carries_the_mlflow_store_to_the_next_run_through_the_cache(fake, tmp_path):
+    import sqlite3
+
+    remote = seed_remote(tmp_path / "bare", config=FAST)
+    workflow = Workflow.load("ml-training.yml")
+    restored = []
+    for run in (401, 402):
+        ws = clone(remote, tmp_path / f"ws{run}")
+        result = _runner(ws, fake, run).run(workflow, event="workflow_dispatch", inputs={"no_download": True})
+        _ok(result)
+        restore = result.step("Restore the MLflow store of earlier runs")
+        restored.append(restore.outputs["cache-matched-key"])
+        assert (
+            f"Cache saved with key: mlflow-store-{run}-1"
+            in result.step("Save the MLflow store for the next run").stdout
+        )
+    assert restored == ["", "mlflow-store-401-1"]
+    with sqlite3.connect(tmp_path / "ws402" / ".mlflow" / "mlflow.db") as db:
+        parents = sorted(name for (name,) in db.execute("select name from runs where name like 'train-%'"))
+    assert len(parents) == 2  # the second run's store holds the first run too
+    # the store itself never reaches git: only the cache and the run's artifact carry it
+    assert not any(f.startswith(".mlflow/") for f in remote_files(remote))
+
+
 # ---- dataset validation ---------------------------------------------------------------------------------------------
 
 

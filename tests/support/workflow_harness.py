@@ -29,7 +29,11 @@ What replaces each `uses:` step (refused unless pinned to a 40-hex commit):
   clone, so the harness checks the command's exact form and that the lock file exists instead;
 - actions/upload-artifact and download-artifact: a copy to and from a folder per artifact name
   (hidden files only with include-hidden-files, as upload-artifact v4.4+);
-- actions/cache: nothing.
+- actions/cache/restore and actions/cache/save: a folder per key under `actions-cache/` beside the
+  workspace, shared by the runs of one test; restore takes the exact key, else the newest key
+  starting with a `restore-keys` prefix, and sets `cache-hit` / `cache-matched-key`; save of an
+  existing key is skipped with a warning, as GitHub does (caches are immutable);
+- actions/cache (restore now, save at job end): refused, the project uses the split actions.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from mlops.yamlcheck import load_yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 VENV_BIN = Path(sys.executable).parent
-PIN_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)@([0-9a-f]{40})$")
+PIN_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)@([0-9a-f]{40})$")
 INSTALL_RE = re.compile(r"^pip install -c requirements-lock\.txt -e (\.|'\.\[dev\]')$")
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "harness",
@@ -574,7 +578,7 @@ class Runner:
             else:
                 result = self._use_step(step, name, ctx, extra_path, artifacts)
             result.seconds = time.monotonic() - started
-            result.outputs = parse_env_file(files["GITHUB_OUTPUT"])
+            result.outputs = {**result.outputs, **parse_env_file(files["GITHUB_OUTPUT"])}
             job_env.update(parse_env_file(files["GITHUB_ENV"]))
             extra_path[:0] = [p for p in files["GITHUB_PATH"].read_text().splitlines() if p.strip()][::-1]
             summary = files["GITHUB_STEP_SUMMARY"].read_text(encoding="utf-8")
@@ -667,8 +671,8 @@ class Runner:
                 return StepResult(name, step.get("id"), action, "failure", 1, "", f"wants Python {want}, have {have}")
             extra_path.insert(0, str(VENV_BIN))
             return ok
-        if action == "actions/cache":
-            return ok
+        if action in ("actions/cache/restore", "actions/cache/save"):
+            return self._cache(action, with_, ok)
         if action == "actions/upload-artifact":
             return self._upload(with_, ok, artifacts)
         if action == "actions/download-artifact":
@@ -678,6 +682,50 @@ class Runner:
             shutil.copytree(source, self.workspace / to_text(with_.get("path", ".")), dirs_exist_ok=True)
             return ok
         raise HarnessError(f"step {name!r}: no local equivalent for {action}")
+
+    def _cache(self, action: str, with_: dict[str, Any], ok: StepResult) -> StepResult:
+        store = self.workspace.parent / "actions-cache"
+        store.mkdir(parents=True, exist_ok=True)
+        key = to_text(with_["key"])
+        paths = [p.strip().rstrip("/") for p in to_text(with_.get("path", "")).splitlines() if p.strip()]
+        if "/" in key or not key:
+            return StepResult(ok.name, ok.id, ok.kind, "failure", 1, "", f"unusable cache key {key!r}")
+        if action == "actions/cache/save":
+            if (store / key).exists():
+                ok.stderr = f"Failed to save: cache entry {key} already exists"
+                return ok
+            saved = store / f".{key}.partial"
+            for rel in paths:
+                src = self.workspace / rel
+                if src.is_dir():
+                    shutil.copytree(src, saved / rel)
+                elif src.is_file():
+                    (saved / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, saved / rel)
+            if not saved.exists():
+                ok.stderr = "Path Validation Error: no path to cache exists; nothing saved"
+                return ok
+            saved.rename(store / key)
+            ok.stdout = f"Cache saved with key: {key}"
+            return ok
+        matched = key if (store / key).is_dir() else None
+        if matched is None:
+            entries = sorted(
+                (p for p in store.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime_ns
+            )
+            for prefix in [p.strip() for p in to_text(with_.get("restore-keys", "")).splitlines() if p.strip()]:
+                hits = [p.name for p in entries if p.name.startswith(prefix)]
+                if hits:
+                    matched = hits[-1]
+                    break
+        ok.outputs = {"cache-hit": str(matched == key).lower(), "cache-primary-key": key,
+                      "cache-matched-key": matched or ""}  # fmt: skip
+        if matched:
+            shutil.copytree(store / matched, self.workspace, dirs_exist_ok=True)
+            ok.stdout = f"Cache restored from key: {matched}"
+        else:
+            ok.stdout = f"Cache not found for input keys: {key}"
+        return ok
 
     def _upload(self, with_: dict[str, Any], ok: StepResult, artifacts: Path) -> StepResult:
         target = artifacts / to_text(with_["name"])
