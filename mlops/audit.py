@@ -939,7 +939,11 @@ def prove(repo: Repo, seq: int) -> dict:
     """An inclusion proof of entry seq against the latest checkpoint, checkable offline with check_proof()."""
     data = read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
     if not data.checkpoint_lines:
-        raise CheckFailed(f"{data.where}/{CHECKPOINTS}: there is no checkpoint to prove against; record an event first")
+        raise BadInput(
+            "--seq",
+            f"{seq} is not covered: {data.where}/{CHECKPOINTS} holds no checkpoint yet",
+            "record an event first",
+        )
     k = len(data.checkpoint_lines) - 1
     ck = _parse_checkpoint(data.checkpoint_lines[k], f"{data.where}/{CHECKPOINTS} line {k + 1} (checkpoint #{k})")
     size = ck["size"]

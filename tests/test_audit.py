@@ -403,6 +403,18 @@ def test_prove_and_check_proof_round_trip_and_tampering(signed, capsys, tmp_path
     assert rc == 2 and "--seq: 7 is not covered by the latest checkpoint (size 7); use 0..6" in err
 
 
+def test_prove_on_an_empty_log_and_repair_without_a_flag_are_bad_usage(repo, capsys):
+    before = tree_snapshot(repo)
+    rc, _, err = cli(repo, "prove", "--seq", "0", capsys=capsys)
+    assert rc == 2 and err == (
+        "error: --seq: 0 is not covered: metadata/audit/checkpoints.jsonl holds no checkpoint yet; "
+        "record an event first\n"
+    )
+    rc, _, err = cli(repo, "repair", capsys=capsys)
+    assert rc == 2 and err == "error: mlops audit repair: no repair chosen; pass --truncate-torn-tail\n"
+    assert tree_snapshot(repo) == before
+
+
 def test_every_inclusion_proof_of_a_log_verifies(repo):
     r = logged(repo, 11)
     for seq in range(11):
