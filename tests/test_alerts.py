@@ -132,7 +132,10 @@ def test_six_labels_created_once_with_colours_and_existing_ones_left_alone(gh, c
     gh.repo().labels["regression"] = {"id": 1, "name": "regression", "color": "123456", "description": "theirs"}
     alerts.raise_alert(cfg, _alert())
     labels = gh.repo().labels
-    assert set(labels) == set(alerts.LABELS)
+    six = {"ml-ops", "regression", "drift-alert", "data-quality", "needs-investigation", "needs-attention"}
+    assert set(labels) == set(alerts.LABELS) == six  # all six after the first alert, whatever its kind
+    for name in six - {"regression"}:
+        assert re.fullmatch(r"[0-9a-f]{6}", labels[name]["color"]) and labels[name]["description"], labels[name]
     assert labels["regression"] == {"id": 1, "name": "regression", "color": "123456", "description": "theirs"}
     assert labels["drift-alert"]["color"] == alerts.LABELS["drift-alert"][0]
     assert labels["ml-ops"]["description"] == alerts.LABELS["ml-ops"][1]
@@ -204,11 +207,25 @@ def test_audit_events_when_the_audit_module_records(gh, cfg, root):
     opened = alerts.raise_alert(cfg, _alert())
     updated = alerts.raise_alert(cfg, _alert())
     closed = alerts.resolve(cfg, FP, "clean")
-    seqs = [opened["audit_seq"], updated["audit_seq"], closed["audit_seq"]]
+    reopened = alerts.raise_alert(cfg, _alert())
+    assert reopened["status"] == "reopened"
+    dispatched = alerts.dispatch_retrain(cfg, "drift on 4 features")
+    assert dispatched["status"] == "dispatched"
+    results = [opened, updated, closed, reopened, dispatched]
+    seqs = [r["audit_seq"] for r in results]
     assert all(isinstance(s, int) for s in seqs) and seqs == sorted(seqs)
-    text = "\n".join(p.read_text() for p in sorted((root / "metadata" / "audit").rglob("*")) if p.is_file())
-    for event in ("alert_opened", "alert_updated", "alert_closed"):
-        assert event in text
+    entries = {e["seq"]: e for e in (json.loads(x) for x in audit.read_dir(root / "metadata" / "audit").lines)}
+    assert [entries[s]["type"] for s in seqs] == [
+        "alert_opened",
+        "alert_updated",
+        "alert_closed",
+        "alert_reopened",
+        "retrain_dispatched",
+    ]
+    for r, s in zip(results[:4], seqs[:4], strict=True):
+        assert entries[s]["payload"]["fingerprint"] == FP and entries[s]["payload"]["issue"] == r["issue"] == 1
+    assert entries[seqs[4]]["payload"]["reason"] == "drift on 4 features"
+    assert audit.verify(Repo.at(root)).entries == len(entries)
 
 
 # ---- faults ---------------------------------------------------------------------------------------------------
