@@ -519,6 +519,23 @@ def test_torn_tail_is_named_and_repaired(repo, capsys):
     assert "nothing to repair" in out
 
 
+def test_repair_refuses_to_cut_a_checkpointed_entry_whose_newline_was_removed(repo, capsys):
+    logged(repo, 3)
+    (repo / SEG0).write_bytes((repo / SEG0).read_bytes()[:-1])  # not a crash: the entry is covered by checkpoint #2
+    before = tree_snapshot(repo)
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "(checkpoint #2): covers 3 entries but the log holds only 2" in err
+    assert "repair" not in err  # the torn-tail advice is only for an append that was interrupted
+    rc, out, err = cli(repo, "repair", "--truncate-torn-tail", capsys=capsys)
+    assert rc == 1 and out == ""
+    assert err == (
+        f"error: {SEG0} line 3: entry seq 2 has no newline but checkpoint #2 covers it (size 3), so it was committed "
+        "and then cut, not torn by a crash; nothing removed; "
+        "restore the file from git (`git checkout -- metadata/audit`)\n"
+    )
+    assert tree_snapshot(repo) == before
+
+
 def test_torn_checkpoint_is_named_and_repaired(repo, capsys):
     logged(repo, 2)
     with open(repo / CKPTS, "ab") as fh:
