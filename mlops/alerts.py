@@ -692,6 +692,19 @@ def _audit(repo: Any, event_type: str, payload: dict[str, Any]) -> int | None:
     return entry.get("seq") if isinstance(entry, dict) else None
 
 
+def _audit_preflight(repo: Any) -> None:
+    """Before anything is sent: an issue must not be opened and then fail to be recorded for want of the signing key."""
+    try:
+        from mlops import audit
+    except ModuleNotFoundError as exc:
+        if exc.name != "mlops.audit":
+            raise
+        return
+    check = getattr(audit, "check_can_record", None)
+    if check is not None:
+        check(repo)
+
+
 # ---- public API ------------------------------------------------------------------------------------
 
 
@@ -715,6 +728,8 @@ def raise_alert(cfg: Any, alert: Alert) -> dict:
     alert.validate()
     target = target_from_env()
     settings = Settings.from_config(cfg)
+    if target.token:
+        _audit_preflight(cfg.repo)
     return _raise_with(cfg, settings, target, alert, queued_ns=None)
 
 
@@ -820,7 +835,10 @@ def resolve(cfg: Any, fingerprint: str, reason: str) -> dict:
         raise BadInput("fingerprint", f"{fingerprint!r} is not a fingerprint", "pass the fingerprint of the alert")
     if not isinstance(reason, str) or not reason.strip():
         raise BadInput("reason", "empty", "say why the problem is gone, e.g. '3 clean monitoring runs'")
-    return _resolve_with(cfg, Settings.from_config(cfg), target_from_env(), fingerprint, reason, queued_ns=None)
+    target = target_from_env()
+    if target.token:
+        _audit_preflight(cfg.repo)
+    return _resolve_with(cfg, Settings.from_config(cfg), target, fingerprint, reason, queued_ns=None)
 
 
 def _resolve_with(
@@ -907,6 +925,7 @@ def flush(cfg: Any) -> dict[str, Any]:
             "### Alerts outbox (dry run, not sent)\n\n" + gha.md_table(["fingerprint", "action", "queued"], rows)
         )
         return outcome
+    _audit_preflight(repo)
     ch = _Channel(settings, target)
     try:
         for fp, (path, data, count) in latest.items():
@@ -975,6 +994,7 @@ def dispatch_retrain(cfg: Any, reason: str, *, force: bool = False) -> dict[str,
             f"commit .github/workflows/{settings.workflow} or fix retrain.workflow; the token needs actions: write",
         )
 
+    _audit_preflight(repo)
     ch = _Channel(settings, target)
     try:
         workflow = ch.repo.get_workflow(settings.workflow)

@@ -304,6 +304,11 @@ def _signing_key_for(audit_dir: Path) -> Any:
     return key
 
 
+def check_can_record(repo: Repo) -> None:
+    """BadInput now if record() would refuse for want of the signing key, so a caller can check before it acts."""
+    _signing_key_for(repo.audit_dir)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 

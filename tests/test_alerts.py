@@ -463,6 +463,34 @@ def test_bad_inputs_are_one_line_exit_2_and_change_nothing(gh, root, tmp_path, m
     _bad(root, ["alerts", "resolve", "--fingerprint", "bad fingerprint!", "--reason", "x"], capsys, "not a fingerprint")
 
 
+def test_a_committed_audit_key_without_the_signing_key_refuses_before_anything_is_sent(
+    gh, root, tmp_path, monkeypatch, capsys
+):
+    from mlops import audit
+
+    key, _ = audit.keygen(Repo.at(root))  # checkpoint-key.pub committed; the step lacks MLOPS_AUDIT_SIGNING_KEY
+    monkeypatch.delenv(audit.SIGNING_KEY_ENV, raising=False)
+    monkeypatch.delenv("GITHUB_TOKEN")
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(json.dumps(_alert().to_dict()))
+    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 0  # dry run: queued
+    capsys.readouterr()
+    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+    pattern = r"^error: MLOPS_AUDIT_SIGNING_KEY: is not set, but checkpoint-key.pub is committed"
+    for argv in (
+        ["alerts", "flush"],
+        ["alerts", "raise", "--from-json", str(alert_file)],
+        ["alerts", "resolve", "--fingerprint", FP, "--reason", "clean"],
+        ["alerts", "dispatch-retrain", "--reason", "drift"],
+    ):
+        _bad(root, argv, capsys, pattern)
+    assert gh.requests == [] and len(_outbox(root)) == 1  # no issue opened that the log would not record
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, key)
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    assert len(_open_with(gh)) == 1 and _outbox(root) == []
+    assert audit.verify(Repo.at(root)).signed >= 1
+
+
 def test_flush_refuses_a_broken_outbox_entry_before_sending(gh, root, capsys):
     folder = root / "metadata" / "alerts" / "outbox"
     folder.mkdir(parents=True)
