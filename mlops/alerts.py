@@ -796,7 +796,6 @@ def _raise_with(
         if own:
             ch.close()
     result.update(delivered=True, dry_run=False)
-    result["superseded"] = _drop_queued(repo, alert.fingerprint, queued_ns if queued_ns is not None else started_ns)
     result["audit_seq"] = _audit(
         repo,
         _AUDIT_EVENTS[result["status"]],
@@ -810,6 +809,8 @@ def _raise_with(
             "facts": alert.facts,
         },
     )
+    # Only once the delivery is recorded: if recording fails, the queued entry stays for the next flush.
+    result["superseded"] = _drop_queued(repo, alert.fingerprint, queued_ns if queued_ns is not None else started_ns)
     gha.info(f"alert {alert.fingerprint}: {result['status']} issue #{result['issue']} {result['url']}")
     gha.add_summary(
         f"### Alert {result['status']}: [{_safe_text(alert.clean_title())} #{result['issue']}]({result['url']})"
@@ -890,7 +891,6 @@ def _resolve_with(
         if own:
             ch.close()
     result.update(delivered=True, dry_run=False)
-    result["superseded"] = _drop_queued(repo, fingerprint, queued_ns if queued_ns is not None else started_ns)
     if result["status"] == "closed":
         for number in result["issues"]:
             result["audit_seq"] = _audit(
@@ -900,6 +900,8 @@ def _resolve_with(
         gha.add_summary(f"### Alert closed: [#{result['issue']}]({result['url']})\n\n{_safe_text(reason)}")
     else:
         gha.info(f"resolve {fingerprint}: no open issue")
+    # Only once the delivery is recorded: if recording fails, the queued entry stays for the next flush.
+    result["superseded"] = _drop_queued(repo, fingerprint, queued_ns if queued_ns is not None else started_ns)
     return result
 
 

@@ -491,6 +491,26 @@ def test_a_committed_audit_key_without_the_signing_key_refuses_before_anything_i
     assert audit.verify(Repo.at(root)).signed >= 1
 
 
+def test_an_outbox_entry_is_dropped_only_after_its_delivery_is_recorded(gh, cfg, root, monkeypatch, capsys):
+    from mlops import audit
+
+    monkeypatch.delenv("GITHUB_TOKEN")
+    alerts.raise_alert(cfg, _alert())  # dry run: queued
+    audit.record(Repo.at(root), "monitoring_run", {})
+    segment = next((root / "metadata" / "audit").glob("entries-*.jsonl"))
+    with open(segment, "ab") as fh:
+        fh.write(b'{"actor":')  # an append interrupted earlier: recording now fails
+    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+    assert main(["--repo", str(root), "alerts", "flush"]) == 1
+    assert "mlops audit repair --truncate-torn-tail" in capsys.readouterr().err
+    assert len(_open_with(gh)) == 1 and len(_outbox(root)) == 1  # sent, not recorded: still queued
+    audit.repair_torn_tail(Repo.at(root))
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    assert len(gh.issues()) == 1 and _outbox(root) == []  # the retry found the issue: no duplicate
+    types = [json.loads(x)["type"] for x in audit.read_dir(root / "metadata" / "audit").lines]
+    assert types == ["monitoring_run", "alert_updated"]
+
+
 def test_flush_refuses_a_broken_outbox_entry_before_sending(gh, root, capsys):
     folder = root / "metadata" / "alerts" / "outbox"
     folder.mkdir(parents=True)
