@@ -692,6 +692,19 @@ def _audit(repo: Any, event_type: str, payload: dict[str, Any]) -> int | None:
     return entry.get("seq") if isinstance(entry, dict) else None
 
 
+def _audit_preflight(repo: Any) -> None:
+    """Before anything is sent: an issue must not be opened and then fail to be recorded for want of the signing key."""
+    try:
+        from mlops import audit
+    except ModuleNotFoundError as exc:
+        if exc.name != "mlops.audit":
+            raise
+        return
+    check = getattr(audit, "check_can_record", None)
+    if check is not None:
+        check(repo)
+
+
 # ---- public API ------------------------------------------------------------------------------------
 
 
@@ -715,6 +728,8 @@ def raise_alert(cfg: Any, alert: Alert) -> dict:
     alert.validate()
     target = target_from_env()
     settings = Settings.from_config(cfg)
+    if target.token:
+        _audit_preflight(cfg.repo)
     return _raise_with(cfg, settings, target, alert, queued_ns=None)
 
 
@@ -781,7 +796,6 @@ def _raise_with(
         if own:
             ch.close()
     result.update(delivered=True, dry_run=False)
-    result["superseded"] = _drop_queued(repo, alert.fingerprint, queued_ns if queued_ns is not None else started_ns)
     result["audit_seq"] = _audit(
         repo,
         _AUDIT_EVENTS[result["status"]],
@@ -795,6 +809,8 @@ def _raise_with(
             "facts": alert.facts,
         },
     )
+    # Only once the delivery is recorded: if recording fails, the queued entry stays for the next flush.
+    result["superseded"] = _drop_queued(repo, alert.fingerprint, queued_ns if queued_ns is not None else started_ns)
     gha.info(f"alert {alert.fingerprint}: {result['status']} issue #{result['issue']} {result['url']}")
     gha.add_summary(
         f"### Alert {result['status']}: [{_safe_text(alert.clean_title())} #{result['issue']}]({result['url']})"
@@ -820,7 +836,10 @@ def resolve(cfg: Any, fingerprint: str, reason: str) -> dict:
         raise BadInput("fingerprint", f"{fingerprint!r} is not a fingerprint", "pass the fingerprint of the alert")
     if not isinstance(reason, str) or not reason.strip():
         raise BadInput("reason", "empty", "say why the problem is gone, e.g. '3 clean monitoring runs'")
-    return _resolve_with(cfg, Settings.from_config(cfg), target_from_env(), fingerprint, reason, queued_ns=None)
+    target = target_from_env()
+    if target.token:
+        _audit_preflight(cfg.repo)
+    return _resolve_with(cfg, Settings.from_config(cfg), target, fingerprint, reason, queued_ns=None)
 
 
 def _resolve_with(
@@ -872,7 +891,6 @@ def _resolve_with(
         if own:
             ch.close()
     result.update(delivered=True, dry_run=False)
-    result["superseded"] = _drop_queued(repo, fingerprint, queued_ns if queued_ns is not None else started_ns)
     if result["status"] == "closed":
         for number in result["issues"]:
             result["audit_seq"] = _audit(
@@ -882,6 +900,8 @@ def _resolve_with(
         gha.add_summary(f"### Alert closed: [#{result['issue']}]({result['url']})\n\n{_safe_text(reason)}")
     else:
         gha.info(f"resolve {fingerprint}: no open issue")
+    # Only once the delivery is recorded: if recording fails, the queued entry stays for the next flush.
+    result["superseded"] = _drop_queued(repo, fingerprint, queued_ns if queued_ns is not None else started_ns)
     return result
 
 
@@ -907,6 +927,7 @@ def flush(cfg: Any) -> dict[str, Any]:
             "### Alerts outbox (dry run, not sent)\n\n" + gha.md_table(["fingerprint", "action", "queued"], rows)
         )
         return outcome
+    _audit_preflight(repo)
     ch = _Channel(settings, target)
     try:
         for fp, (path, data, count) in latest.items():
@@ -975,6 +996,7 @@ def dispatch_retrain(cfg: Any, reason: str, *, force: bool = False) -> dict[str,
             f"commit .github/workflows/{settings.workflow} or fix retrain.workflow; the token needs actions: write",
         )
 
+    _audit_preflight(repo)
     ch = _Channel(settings, target)
     try:
         workflow = ch.repo.get_workflow(settings.workflow)

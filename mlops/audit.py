@@ -304,6 +304,11 @@ def _signing_key_for(audit_dir: Path) -> Any:
     return key
 
 
+def check_can_record(repo: Repo) -> None:
+    """BadInput now if record() would refuse for want of the signing key, so a caller can check before it acts."""
+    _signing_key_for(repo.audit_dir)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
@@ -939,7 +944,11 @@ def prove(repo: Repo, seq: int) -> dict:
     """An inclusion proof of entry seq against the latest checkpoint, checkable offline with check_proof()."""
     data = read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
     if not data.checkpoint_lines:
-        raise CheckFailed(f"{data.where}/{CHECKPOINTS}: there is no checkpoint to prove against; record an event first")
+        raise BadInput(
+            "--seq",
+            f"{seq} is not covered: {data.where}/{CHECKPOINTS} holds no checkpoint yet",
+            "record an event first",
+        )
     k = len(data.checkpoint_lines) - 1
     ck = _parse_checkpoint(data.checkpoint_lines[k], f"{data.where}/{CHECKPOINTS} line {k + 1} (checkpoint #{k})")
     size = ck["size"]
@@ -1011,6 +1020,8 @@ def repair_torn_tail(repo: Repo) -> list[str]:
     done = []
     with FileLock(str(audit_dir / LOCK)):
         segs = sorted(p.name for p in audit_dir.iterdir() if SEGMENT_RE.match(p.name))
+        if segs:
+            _refuse_to_cut_a_checkpointed_entry(repo, segs[-1])
         for name in ([segs[-1]] if segs else []) + [CHECKPOINTS]:
             path = audit_dir / name
             if not path.exists():
@@ -1027,6 +1038,37 @@ def repair_torn_tail(repo: Repo) -> list[str]:
         if done:
             (audit_dir / STATE_CACHE).unlink(missing_ok=True)
     return done
+
+
+def _refuse_to_cut_a_checkpointed_entry(repo: Repo, last_segment: str) -> None:
+    """An interrupted append never leaves a checkpointed entry without its newline: such a line was tampered with."""
+    audit_dir = repo.audit_dir
+    data = (audit_dir / last_segment).read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    complete_lines = data.count(b"\n")
+    seq = int(SEGMENT_RE.match(last_segment).group(1)) + complete_lines
+    where = f"{repo.rel(audit_dir / last_segment)} line {complete_lines + 1}"
+    ck_path = audit_dir / CHECKPOINTS
+    complete = ck_path.read_bytes().rpartition(b"\n")[0] if ck_path.exists() else b""
+    if not complete:
+        return
+    line_no = complete.count(b"\n") + 1
+    try:
+        covered = json.loads(complete.rpartition(b"\n")[2])["size"]
+    except (ValueError, KeyError, TypeError):
+        covered = None
+    if not isinstance(covered, int) or isinstance(covered, bool):
+        raise CheckFailed(
+            f"{repo.rel(ck_path)} line {line_no}: is not a checkpoint, so whether the incomplete {where} was "
+            "committed cannot be told; nothing removed; run `mlops audit verify`"
+        )
+    if seq < covered:
+        raise CheckFailed(
+            f"{where}: entry seq {seq} has no newline but "
+            f"checkpoint #{line_no - 1} covers it (size {covered}), so it was committed and then cut, not torn by a "
+            "crash; nothing removed; restore the file from git (`git checkout -- metadata/audit`)"
+        )
 
 
 def keygen(repo: Repo, *, force: bool = False) -> tuple[str, Path]:

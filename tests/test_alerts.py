@@ -132,7 +132,10 @@ def test_six_labels_created_once_with_colours_and_existing_ones_left_alone(gh, c
     gh.repo().labels["regression"] = {"id": 1, "name": "regression", "color": "123456", "description": "theirs"}
     alerts.raise_alert(cfg, _alert())
     labels = gh.repo().labels
-    assert set(labels) == set(alerts.LABELS)
+    six = {"ml-ops", "regression", "drift-alert", "data-quality", "needs-investigation", "needs-attention"}
+    assert set(labels) == set(alerts.LABELS) == six  # all six after the first alert, whatever its kind
+    for name in six - {"regression"}:
+        assert re.fullmatch(r"[0-9a-f]{6}", labels[name]["color"]) and labels[name]["description"], labels[name]
     assert labels["regression"] == {"id": 1, "name": "regression", "color": "123456", "description": "theirs"}
     assert labels["drift-alert"]["color"] == alerts.LABELS["drift-alert"][0]
     assert labels["ml-ops"]["description"] == alerts.LABELS["ml-ops"][1]
@@ -204,11 +207,25 @@ def test_audit_events_when_the_audit_module_records(gh, cfg, root):
     opened = alerts.raise_alert(cfg, _alert())
     updated = alerts.raise_alert(cfg, _alert())
     closed = alerts.resolve(cfg, FP, "clean")
-    seqs = [opened["audit_seq"], updated["audit_seq"], closed["audit_seq"]]
+    reopened = alerts.raise_alert(cfg, _alert())
+    assert reopened["status"] == "reopened"
+    dispatched = alerts.dispatch_retrain(cfg, "drift on 4 features")
+    assert dispatched["status"] == "dispatched"
+    results = [opened, updated, closed, reopened, dispatched]
+    seqs = [r["audit_seq"] for r in results]
     assert all(isinstance(s, int) for s in seqs) and seqs == sorted(seqs)
-    text = "\n".join(p.read_text() for p in sorted((root / "metadata" / "audit").rglob("*")) if p.is_file())
-    for event in ("alert_opened", "alert_updated", "alert_closed"):
-        assert event in text
+    entries = {e["seq"]: e for e in (json.loads(x) for x in audit.read_dir(root / "metadata" / "audit").lines)}
+    assert [entries[s]["type"] for s in seqs] == [
+        "alert_opened",
+        "alert_updated",
+        "alert_closed",
+        "alert_reopened",
+        "retrain_dispatched",
+    ]
+    for r, s in zip(results[:4], seqs[:4], strict=True):
+        assert entries[s]["payload"]["fingerprint"] == FP and entries[s]["payload"]["issue"] == r["issue"] == 1
+    assert entries[seqs[4]]["payload"]["reason"] == "drift on 4 features"
+    assert audit.verify(Repo.at(root)).entries == len(entries)
 
 
 # ---- faults ---------------------------------------------------------------------------------------------------
@@ -444,6 +461,54 @@ def test_bad_inputs_are_one_line_exit_2_and_change_nothing(gh, root, tmp_path, m
     bad_alert.write_text(json.dumps({**_alert().to_dict(), "kind": "weather"}))
     _bad(root, ["alerts", "raise", "--from-json", str(bad_alert)], capsys, r"kind: unknown kind 'weather'")
     _bad(root, ["alerts", "resolve", "--fingerprint", "bad fingerprint!", "--reason", "x"], capsys, "not a fingerprint")
+
+
+def test_a_committed_audit_key_without_the_signing_key_refuses_before_anything_is_sent(
+    gh, root, tmp_path, monkeypatch, capsys
+):
+    from mlops import audit
+
+    key, _ = audit.keygen(Repo.at(root))  # checkpoint-key.pub committed; the step lacks MLOPS_AUDIT_SIGNING_KEY
+    monkeypatch.delenv(audit.SIGNING_KEY_ENV, raising=False)
+    monkeypatch.delenv("GITHUB_TOKEN")
+    alert_file = tmp_path / "alert.json"
+    alert_file.write_text(json.dumps(_alert().to_dict()))
+    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 0  # dry run: queued
+    capsys.readouterr()
+    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+    pattern = r"^error: MLOPS_AUDIT_SIGNING_KEY: is not set, but checkpoint-key.pub is committed"
+    for argv in (
+        ["alerts", "flush"],
+        ["alerts", "raise", "--from-json", str(alert_file)],
+        ["alerts", "resolve", "--fingerprint", FP, "--reason", "clean"],
+        ["alerts", "dispatch-retrain", "--reason", "drift"],
+    ):
+        _bad(root, argv, capsys, pattern)
+    assert gh.requests == [] and len(_outbox(root)) == 1  # no issue opened that the log would not record
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, key)
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    assert len(_open_with(gh)) == 1 and _outbox(root) == []
+    assert audit.verify(Repo.at(root)).signed >= 1
+
+
+def test_an_outbox_entry_is_dropped_only_after_its_delivery_is_recorded(gh, cfg, root, monkeypatch, capsys):
+    from mlops import audit
+
+    monkeypatch.delenv("GITHUB_TOKEN")
+    alerts.raise_alert(cfg, _alert())  # dry run: queued
+    audit.record(Repo.at(root), "monitoring_run", {})
+    segment = next((root / "metadata" / "audit").glob("entries-*.jsonl"))
+    with open(segment, "ab") as fh:
+        fh.write(b'{"actor":')  # an append interrupted earlier: recording now fails
+    monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
+    assert main(["--repo", str(root), "alerts", "flush"]) == 1
+    assert "mlops audit repair --truncate-torn-tail" in capsys.readouterr().err
+    assert len(_open_with(gh)) == 1 and len(_outbox(root)) == 1  # sent, not recorded: still queued
+    audit.repair_torn_tail(Repo.at(root))
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    assert len(gh.issues()) == 1 and _outbox(root) == []  # the retry found the issue: no duplicate
+    types = [json.loads(x)["type"] for x in audit.read_dir(root / "metadata" / "audit").lines]
+    assert types == ["monitoring_run", "alert_updated"]
 
 
 def test_flush_refuses_a_broken_outbox_entry_before_sending(gh, root, capsys):

@@ -403,6 +403,18 @@ def test_prove_and_check_proof_round_trip_and_tampering(signed, capsys, tmp_path
     assert rc == 2 and "--seq: 7 is not covered by the latest checkpoint (size 7); use 0..6" in err
 
 
+def test_prove_on_an_empty_log_and_repair_without_a_flag_are_bad_usage(repo, capsys):
+    before = tree_snapshot(repo)
+    rc, _, err = cli(repo, "prove", "--seq", "0", capsys=capsys)
+    assert rc == 2 and err == (
+        "error: --seq: 0 is not covered: metadata/audit/checkpoints.jsonl holds no checkpoint yet; "
+        "record an event first\n"
+    )
+    rc, _, err = cli(repo, "repair", capsys=capsys)
+    assert rc == 2 and err == "error: mlops audit repair: no repair chosen; pass --truncate-torn-tail\n"
+    assert tree_snapshot(repo) == before
+
+
 def test_every_inclusion_proof_of_a_log_verifies(repo):
     r = logged(repo, 11)
     for seq in range(11):
@@ -505,6 +517,23 @@ def test_torn_tail_is_named_and_repaired(repo, capsys):
     assert cli(repo, "verify", capsys=capsys)[0] == 0
     rc, out, _ = cli(repo, "repair", "--truncate-torn-tail", capsys=capsys)
     assert "nothing to repair" in out
+
+
+def test_repair_refuses_to_cut_a_checkpointed_entry_whose_newline_was_removed(repo, capsys):
+    logged(repo, 3)
+    (repo / SEG0).write_bytes((repo / SEG0).read_bytes()[:-1])  # not a crash: the entry is covered by checkpoint #2
+    before = tree_snapshot(repo)
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "(checkpoint #2): covers 3 entries but the log holds only 2" in err
+    assert "repair" not in err  # the torn-tail advice is only for an append that was interrupted
+    rc, out, err = cli(repo, "repair", "--truncate-torn-tail", capsys=capsys)
+    assert rc == 1 and out == ""
+    assert err == (
+        f"error: {SEG0} line 3: entry seq 2 has no newline but checkpoint #2 covers it (size 3), so it was committed "
+        "and then cut, not torn by a crash; nothing removed; "
+        "restore the file from git (`git checkout -- metadata/audit`)\n"
+    )
+    assert tree_snapshot(repo) == before
 
 
 def test_torn_checkpoint_is_named_and_repaired(repo, capsys):

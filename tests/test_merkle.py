@@ -289,3 +289,19 @@ def test_property_proofs_verify_and_are_log_sized(n, data):
     peaks, grown = append_to_peaks(peaks, grown, leaf_hash(b"next"))
     tree.append(b"next")
     assert (root_from_peaks(peaks), grown) == (tree.root(), tree.size)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3000), st.data())
+def test_property_mutation_suite_on_random_proofs_of_random_sizes(n, data):
+    """The same probes as on the golden proofs, for proofs drawn from trees of up to a few thousand leaves."""
+    tree = MerkleTree()
+    tree.extend_leaf_hashes([leaf_hash(i.to_bytes(4, "big")) for i in range(n)])
+    size = data.draw(st.integers(1, n))
+    index = data.draw(st.integers(0, size - 1))
+    root = tree.root(size)
+    assert_inclusion_mutations_rejected(index, size, tree.inclusion_proof(index, size), root, tree.leaf(index))
+    if size > 1:
+        first = data.draw(st.integers(1, size - 1))
+        proof = tree.consistency_proof(first, size)
+        assert_consistency_mutations_rejected(first, size, proof, tree.root(first), root)

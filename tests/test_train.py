@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run
+from tests.support.fake_github import fake_github_fixture  # noqa: F401 - provides the fake_github fixture
 from tests.support.repo import make_repo, tree_snapshot
 
 FAST = {
@@ -112,8 +113,8 @@ def test_tampered_champion_exits_2_and_writes_nothing(tmp_path):
     assert tree_snapshot(repo) == before
 
 
-def test_regression_is_flagged_when_best_candidate_is_worse(tmp_path, monkeypatch):
-    repo = fast_repo(tmp_path)
+def test_regression_is_flagged_when_best_candidate_is_worse(tmp_path, monkeypatch, fake_github):
+    repo = fast_repo(tmp_path, alerts={"delivery": {"seconds_between_writes": 0}})
     assert run(repo, "train", "--no-download", "--no-tracking", "--model-types", "hist_gradient_boosting").code == 0
     out = tmp_path / "out.txt"
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
@@ -132,6 +133,17 @@ def test_regression_is_flagged_when_best_candidate_is_worse(tmp_path, monkeypatc
     gate = json.loads((repo / o["gate_record"]).read_text())
     assert gate["regression"] is True and gate["decision"] == "rejected"
     assert any("champion-relative f1" in reason for reason in gate["reasons"])
+    # The workflow's next step: the gate record training wrote opens one labelled issue, deduplicated across runs.
+    for key, value in fake_github.env().items():
+        monkeypatch.setenv(key, value)
+    for run_id in ("101", "102"):
+        monkeypatch.setenv("GITHUB_RUN_ID", run_id)
+        r = run(repo, "alerts", "raise", "--from-gate", str(repo / o["gate_record"]))
+        assert r.code == 0, r.err
+    [issue] = fake_github.issues()
+    assert issue["state"] == "open" and sorted(issue["_labels"]) == ["ml-ops", "needs-investigation", "regression"]
+    assert issue["title"] == "Model regression: training candidates fall below the champion on f1"
+    assert gate["version"] in issue["body"] and len(fake_github.comments_on(issue["number"])) == 1
 
 
 def test_real_public_csv_from_statsmodels(tmp_path):

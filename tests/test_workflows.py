@@ -209,6 +209,27 @@ def test_least_privilege_permissions():
                 assert "dispatch" in runs or "mlops monitor" in runs, f"{wf.path.name}/{name}: actions: write unused"
 
 
+# Commands that append to the audit log (directly or for each alert they deliver); once checkpoint-key.pub is
+# committed each append must be signed, so their steps need the secret.
+AUDIT_APPENDERS = re.compile(
+    r"^mlops (alerts |audit record|data validate|train|retention|monitor|deploy|rollback|canary analyze --apply)"
+)
+
+
+def test_every_step_that_appends_to_the_audit_log_gets_the_signing_key():
+    seen = 0
+    for wf in all_workflows():
+        for name, job in wf.jobs().items():
+            for step in wf.steps(name):
+                if AUDIT_APPENDERS.match(step.get("run", "").strip()):
+                    seen += 1
+                    env = {**(wf.doc.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
+                    assert env.get("MLOPS_AUDIT_SIGNING_KEY") == "${{ secrets.MLOPS_AUDIT_SIGNING_KEY }}", (
+                        f"{wf.path.name}/{name}: {step.get('name')}"
+                    )
+    assert seen >= 10
+
+
 def test_persist_credentials_only_where_state_is_pushed_and_shared_concurrency():
     for wf in all_workflows():
         for name, job in wf.jobs().items():

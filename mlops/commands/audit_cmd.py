@@ -118,7 +118,7 @@ def run_repair(args: argparse.Namespace) -> int:
     from mlops import audit
 
     if not args.truncate_torn_tail:
-        raise BadInput("mlops audit repair", "says nothing to repair", "pass --truncate-torn-tail")
+        raise BadInput("mlops audit repair", "no repair chosen", "pass --truncate-torn-tail")
     repo = Repo.at(args.repo)
     done = audit.repair_torn_tail(repo)
     for line in done:
