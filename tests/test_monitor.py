@@ -70,6 +70,11 @@ def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_p
     assert out["drift"] == "true" and float(out["drift_score"]) >= 0.15 and float(out["accuracy_drop"]) > 0.05
     outbox = sorted(p.name for p in (repo / "metadata" / "alerts" / "outbox").glob("*.json"))
     assert any("-drift-monitoring-" in n for n in outbox) and any("-regression-monitoring-" in n for n in outbox)
+    drift_alert = next(
+        json.loads(p.read_text()) for p in (repo / "metadata" / "alerts" / "outbox").glob("*-drift-monitoring-*")
+    )
+    assert {"drift-alert", "needs-investigation"} <= set(drift_alert["labels"])
+    assert "would dispatch ml-training.yml" in result.out + result.err  # the retraining dispatch (dry run)
     regression = next(
         json.loads(p.read_text()) for p in (repo / "metadata" / "alerts" / "outbox").glob("*regression-monitoring*")
     )
@@ -111,7 +116,10 @@ def test_malformed_line_in_the_middle_refuses_with_its_line_number(repo):
     before = tree_snapshot(repo)
     result = run(repo, "monitor")
     assert result.code == 2
-    assert "predictions-20261122.jsonl:3: malformed log line: malformed JSON" in result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(
+        "error: datasets/production/predictions-20261122.jsonl:3: malformed log line: malformed JSON"
+    )
     assert tree_snapshot(repo) == before
 
 
@@ -128,7 +136,9 @@ def test_malformed_line_is_skipped_and_reported_when_configured(repo):
     assert run(repo, "monitor").code == 0
     report = json.loads((repo / "metadata" / "reports" / "monitoring" / "20261122T120000Z.json").read_text())
     assert report["rows"] == 999
-    assert report["skipped_lines"][0].endswith("predictions-20261122.jsonl:5: malformed JSON (Expecting value)")
+    assert report["skipped_lines"] == [
+        "datasets/production/predictions-20261122.jsonl:5: malformed JSON (Expecting value)"
+    ]
 
 
 def test_log_missing_a_feature_column_is_bad_input(repo):
@@ -141,7 +151,25 @@ def test_log_missing_a_feature_column_is_bad_input(repo):
     before = tree_snapshot(repo)
     result = run(repo, "monitor")
     assert result.code == 2
-    assert "the prediction log has no values for feature(s) income" in result.err
+    (line,) = result.err.strip().splitlines()
+    assert "the prediction log has no values for feature(s) income" in line
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize("value", ["abc", True, {"v": 1}])
+def test_a_numeric_feature_holding_a_non_number_is_bad_input(repo, value):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records[10]["features"]["income"] = value
+    records[20]["features"]["income"] = None  # null is a missing value, not bad input
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    assert "numeric feature 'income' holds a value that is not a number in 1 row(s)" in line
+    assert f"(first request_id {records[10]['request_id']!r})" in line and "abc" not in line
     assert tree_snapshot(repo) == before
 
 
