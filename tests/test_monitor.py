@@ -62,12 +62,25 @@ def test_clean_window_is_ok_and_writes_reports(repo, tmp_path, monkeypatch):
 
 
 def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_path, monkeypatch):
-    simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    sim = simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    shifted = (sim.out + sim.err).split("shifted ", 1)[1].split(" by ", 1)[0].split(", ")
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
     result = run(repo, "monitor")
     assert result.code == 0, result.err
     out = outputs(tmp_path / "out")
     assert out["drift"] == "true" and float(out["drift_score"]) >= 0.15 and float(out["accuracy_drop"]) > 0.05
+    report = json.loads((repo / "metadata" / "reports" / "monitoring" / "20261122T120000Z.json").read_text())
+    assert len(shifted) == 5 and sorted(report["drifted_features"]) == sorted(shifted)
+    importance = {c["column"]: c["importance"] for c in report["columns"]}
+    total = sum(max(v, 0.0) for v in importance.values())
+    assert report["weighted_drift_score"] == pytest.approx(sum(max(importance[c], 0.0) for c in shifted) / total)
+    assert set(report["prediction_drift"]) >= {"method", "score", "drifted"}
+    assert report["positive_rate"]["shift"] == pytest.approx(
+        report["positive_rate"]["current"] - report["positive_rate"]["reference"]
+    )
+    fb = report["feedback"]
+    assert fb["ece_change"] == pytest.approx(fb["ece"] - fb["reference_ece"]) and fb["accuracy_drop"] > 0.05
+    assert "importance-weighted" in (repo / "metadata" / "reports" / "monitoring" / "latest.md").read_text()
     outbox = sorted(p.name for p in (repo / "metadata" / "alerts" / "outbox").glob("*.json"))
     assert any("-drift-monitoring-" in n for n in outbox) and any("-regression-monitoring-" in n for n in outbox)
     drift_alert = next(
