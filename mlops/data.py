@@ -38,11 +38,18 @@ class DatasetFile:
         return out
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, where: str | None = None) -> str:
+    """The file's sha256; an unreadable file is one BadInput line naming it (exit 2), not a traceback."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except PermissionError:
+        raise BadInput(where or str(path), "cannot be read (permission denied)", "fix the file's permissions") from None
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+        raise BadInput(where or str(path), problem, "check the path and the disk") from None
     return digest.hexdigest()
 
 
@@ -69,8 +76,9 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
                 "put the CSV/Parquet file there or point /local/path at it",
             )
         side = _sidecar(path)
+        where = repo.rel(path)
         return DatasetFile(
-            path, sha256_file(path), "local", side.get("fetched_at"), side.get("updated_at"), repo.rel(path)
+            path, sha256_file(path, where), "local", side.get("fetched_at"), side.get("updated_at"), where
         )
     if ds.source == "kaggle":
         cached = repo.download_cache / "kaggle" / (ds.kaggle_dataset or "").replace("/", "__") / (ds.kaggle_file or "")
@@ -78,7 +86,8 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
             if cached.is_file():
                 side = _sidecar(cached)
                 return DatasetFile(
-                    cached, sha256_file(cached), "kaggle", side.get("fetched_at"), side.get("updated_at"),
+                    cached, sha256_file(cached, repo.rel(cached)), "kaggle", side.get("fetched_at"),
+                    side.get("updated_at"),
                     f"{ds.kaggle_dataset}/{ds.kaggle_file} (cached)",
                 )  # fmt: skip
             reason = f"--no-download and no cached copy of kaggle:{ds.kaggle_dataset}/{ds.kaggle_file}"

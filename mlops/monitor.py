@@ -132,7 +132,7 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
         report.update(outcome="insufficient_data", drift=False, accuracy_alarm=False)
         return report
     where = f"{settings.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
-    frame = predlog.frame(current, features, where)
+    frame = predlog.frame(current, features, where, profile["features"]["numeric"])
     rules = drift.Settings(settings.drift_threshold, settings.p_value_threshold,
                            cfg.schedule.thresholds.drift_alert_threshold)  # fmt: skip
     result = drift.compare(prof.references(profile), frame, rules)

@@ -23,6 +23,7 @@ import datetime as dt
 import fnmatch
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,18 +153,23 @@ def list_files(repo: Repo, pattern: str) -> list[str]:
     return sorted(str(p) for p in Path(root).glob(rel) if p.is_file() and not p.name.startswith("."))
 
 
-def _open_bytes(location: str) -> bytes:
-    if "://" in location:
-        from pyarrow import fs as pafs
+def _open_bytes(location: str, shown: str) -> bytes:
+    try:
+        if "://" in location:
+            from pyarrow import fs as pafs
 
-        filesystem, path = pafs.FileSystem.from_uri(location)
-        with filesystem.open_input_stream(path) as fh:
-            return fh.read()
-    return Path(location).read_bytes()
+            filesystem, path = pafs.FileSystem.from_uri(location)
+            with filesystem.open_input_stream(path) as fh:
+                return fh.read()
+        return Path(location).read_bytes()
+    except PermissionError:
+        raise BadInput(shown, "cannot be read (permission denied)", "fix the log file's permissions") from None
+    except OSError as exc:
+        raise BadInput(shown, f"cannot be read ({exc.strerror or exc})", "check the log location") from None
 
 
-def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead) -> list[dict]:
-    data = _open_bytes(location)
+def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead, shown: str) -> list[dict]:
+    data = _open_bytes(location, shown)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -181,32 +187,33 @@ def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead) -> l
         if problem:
             if on_malformed != "skip":
                 raise BadInput(
-                    f"{location}:{lineno}",
+                    f"{shown}:{lineno}",
                     f"malformed log line: {problem}",
                     'fix or remove the line, or set "on_malformed": "skip" in config/monitoring.json',
                 )
-            out.skipped.append(f"{location}:{lineno}: {problem}")
+            out.skipped.append(f"{shown}:{lineno}: {problem}")
             continue
         records.append(rec)
     return records
 
 
-def _read_parquet(location: str, check: Any, on_malformed: str, out: LogRead) -> list[dict]:
+def _read_parquet(location: str, check: Any, on_malformed: str, out: LogRead, shown: str) -> list[dict]:
     import io
 
     import pyarrow.parquet as pq
 
+    raw = _open_bytes(location, shown)
     try:
-        rows = pq.read_table(io.BytesIO(_open_bytes(location))).to_pylist()
+        rows = pq.read_table(io.BytesIO(raw)).to_pylist()
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
-        raise BadInput(location, f"not a readable Parquet file ({exc})", "replace or remove the file") from None
+        raise BadInput(shown, f"not a readable Parquet file ({exc})", "replace or remove the file") from None
     records = []
     for i, rec in enumerate(rows, 1):
         problem = check(rec)
         if problem:
             if on_malformed != "skip":
-                raise BadInput(f"{location}: row {i}", f"malformed log row: {problem}", "fix or remove the row")
-            out.skipped.append(f"{location}: row {i}: {problem}")
+                raise BadInput(f"{shown}: row {i}", f"malformed log row: {problem}", "fix or remove the row")
+            out.skipped.append(f"{shown}: row {i}: {problem}")
             continue
         records.append(rec)
     return records
@@ -228,7 +235,8 @@ def read(
     hi = jsonio.format_utc(until) if until else None
     for location in files:
         reader = _read_parquet if location.endswith(".parquet") else _read_jsonl
-        for rec in reader(location, check, on_malformed, out):
+        shown = location if "://" in location else repo.rel(Path(location))  # reports are committed: no tmp paths
+        for rec in reader(location, check, on_malformed, out, shown):
             when = jsonio.format_utc(jsonio.parse_utc(str(rec["time"])))
             if (lo and when < lo) or (hi and when >= hi):
                 out.outside_window += 1
@@ -238,8 +246,12 @@ def read(
     return out
 
 
-def frame(records: list[dict], features: list[str], where: str) -> Any:
-    """A DataFrame with request_id, time, model_version, role, score, prediction and feature columns."""
+def frame(records: list[dict], features: list[str], where: str, numeric: Iterable[str] = ()) -> Any:
+    """A DataFrame with request_id, time, model_version, role, score, prediction and feature columns.
+
+    A value in a `numeric` feature that is not a number (null is fine: it counts as missing) is
+    bad input naming the feature, the number of rows and the first request id, never the value.
+    """
     import pandas as pd
 
     meta = pd.DataFrame.from_records(
@@ -255,4 +267,26 @@ def frame(records: list[dict], features: list[str], where: str) -> Any:
             "log every model feature under 'features', or retrain on the features the router logs",
         )
     feats = feats.reindex(columns=features)
+    for name in numeric:
+        column = feats[name]
+        if column.dtype.kind in "fiu":
+            continue
+        as_number = pd.to_numeric(column.map(_number_or_none), errors="coerce")
+        bad = column.notna() & as_number.isna()
+        if bad.any():
+            first = meta["request_id"][bad.to_numpy()].iloc[0]
+            raise BadInput(
+                where,
+                f"numeric feature {name!r} holds a value that is not a number in {int(bad.sum())} row(s) "
+                f"(first request_id {first!r})",
+                "log numbers for numeric features (null for a missing value)",
+            )
+        feats[name] = as_number.astype(float)
     return pd.concat([meta, feats], axis=1)
+
+
+def _number_or_none(value: Any) -> Any:
+    """Numbers pass; booleans and everything else become a marker pd.to_numeric cannot read."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return "not a number"

@@ -159,3 +159,24 @@ def test_all_empty_column_is_recorded_in_the_manifest(tmp_path):
     manifest = json.loads(next((repo / "models").rglob("manifest.json")).read_text())
     assert manifest["features"]["dropped_empty"] == ["always_empty"]
     assert "always_empty" not in manifest["features"]["numeric"] + manifest["features"]["categorical"]
+
+
+def test_unreadable_configured_file_is_one_line_exit_2(tmp_path, monkeypatch):
+    # Root reads a chmod-000 file anyway, so the refusal the OS would give is simulated.
+    from mlops import data as data_module
+
+    repo = local_repo(tmp_path, "a,b,churned\n1,2,0\n")
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data_module, "open", denied, raising=False)
+    before = tree_snapshot(repo)
+    for args in (("data", "validate", "--no-download"), ("data", "infer-schema", "--no-download")):
+        r = run(repo, *args)
+        assert r.code == 2, r.err
+        assert r.err.strip() == (
+            "error: datasets/local/train.csv: cannot be read (permission denied); fix the file's permissions"
+        )
+    assert tree_snapshot(repo) == before
+    assert_refused(repo, "datasets/local/train.csv: cannot be read (permission denied)")

@@ -62,14 +62,32 @@ def test_clean_window_is_ok_and_writes_reports(repo, tmp_path, monkeypatch):
 
 
 def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_path, monkeypatch):
-    simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    sim = simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    shifted = (sim.out + sim.err).split("shifted ", 1)[1].split(" by ", 1)[0].split(", ")
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
     result = run(repo, "monitor")
     assert result.code == 0, result.err
     out = outputs(tmp_path / "out")
     assert out["drift"] == "true" and float(out["drift_score"]) >= 0.15 and float(out["accuracy_drop"]) > 0.05
+    report = json.loads((repo / "metadata" / "reports" / "monitoring" / "20261122T120000Z.json").read_text())
+    assert len(shifted) == 5 and sorted(report["drifted_features"]) == sorted(shifted)
+    importance = {c["column"]: c["importance"] for c in report["columns"]}
+    total = sum(max(v, 0.0) for v in importance.values())
+    assert report["weighted_drift_score"] == pytest.approx(sum(max(importance[c], 0.0) for c in shifted) / total)
+    assert set(report["prediction_drift"]) >= {"method", "score", "drifted"}
+    assert report["positive_rate"]["shift"] == pytest.approx(
+        report["positive_rate"]["current"] - report["positive_rate"]["reference"]
+    )
+    fb = report["feedback"]
+    assert fb["ece_change"] == pytest.approx(fb["ece"] - fb["reference_ece"]) and fb["accuracy_drop"] > 0.05
+    assert "importance-weighted" in (repo / "metadata" / "reports" / "monitoring" / "latest.md").read_text()
     outbox = sorted(p.name for p in (repo / "metadata" / "alerts" / "outbox").glob("*.json"))
     assert any("-drift-monitoring-" in n for n in outbox) and any("-regression-monitoring-" in n for n in outbox)
+    drift_alert = next(
+        json.loads(p.read_text()) for p in (repo / "metadata" / "alerts" / "outbox").glob("*-drift-monitoring-*")
+    )
+    assert {"drift-alert", "needs-investigation"} <= set(drift_alert["labels"])
+    assert "would dispatch ml-training.yml" in result.out + result.err  # the retraining dispatch (dry run)
     regression = next(
         json.loads(p.read_text()) for p in (repo / "metadata" / "alerts" / "outbox").glob("*regression-monitoring*")
     )
@@ -111,7 +129,10 @@ def test_malformed_line_in_the_middle_refuses_with_its_line_number(repo):
     before = tree_snapshot(repo)
     result = run(repo, "monitor")
     assert result.code == 2
-    assert "predictions-20261122.jsonl:3: malformed log line: malformed JSON" in result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(
+        "error: datasets/production/predictions-20261122.jsonl:3: malformed log line: malformed JSON"
+    )
     assert tree_snapshot(repo) == before
 
 
@@ -128,7 +149,9 @@ def test_malformed_line_is_skipped_and_reported_when_configured(repo):
     assert run(repo, "monitor").code == 0
     report = json.loads((repo / "metadata" / "reports" / "monitoring" / "20261122T120000Z.json").read_text())
     assert report["rows"] == 999
-    assert report["skipped_lines"][0].endswith("predictions-20261122.jsonl:5: malformed JSON (Expecting value)")
+    assert report["skipped_lines"] == [
+        "datasets/production/predictions-20261122.jsonl:5: malformed JSON (Expecting value)"
+    ]
 
 
 def test_log_missing_a_feature_column_is_bad_input(repo):
@@ -141,7 +164,25 @@ def test_log_missing_a_feature_column_is_bad_input(repo):
     before = tree_snapshot(repo)
     result = run(repo, "monitor")
     assert result.code == 2
-    assert "the prediction log has no values for feature(s) income" in result.err
+    (line,) = result.err.strip().splitlines()
+    assert "the prediction log has no values for feature(s) income" in line
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize("value", ["abc", True, {"v": 1}])
+def test_a_numeric_feature_holding_a_non_number_is_bad_input(repo, value):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records[10]["features"]["income"] = value
+    records[20]["features"]["income"] = None  # null is a missing value, not bad input
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    assert "numeric feature 'income' holds a value that is not a number in 1 row(s)" in line
+    assert f"(first request_id {records[10]['request_id']!r})" in line and "abc" not in line
     assert tree_snapshot(repo) == before
 
 

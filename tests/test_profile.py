@@ -98,3 +98,21 @@ def test_load_refuses_another_format(trained, tmp_path):
     prof, _ = trained
     with pytest.raises(BadInput, match=r"/format: format 2 is not the supported 1"):
         profile.load_reference_profile(_write(tmp_path, {**prof, "format": 2}))
+
+
+def test_drift_from_profile_is_within_0_01_of_evidently(trained):
+    # The acceptance figure itself: the stored profile against Evidently 0.7's own values on the raw data.
+    from tests.test_drift import EVIDENTLY_METHOD, evidently_values
+
+    prof, X_train = trained
+    from_profile = profile.references(json.loads(jsonio.dumps(prof)))
+    window = generate(5000, 401)
+    for c in ("income", "noise_t", "tenure_months"):
+        window[c] = window[c] + 0.3 * from_profile[c].std
+    expected = evidently_values(X_train, window)
+    got = drift.compare(from_profile, window).by_column()
+    assert set(got) == set(expected) == set(NUMERIC + CATEGORICAL)
+    for c, (value, method) in expected.items():
+        assert EVIDENTLY_METHOD[got[c].method] == method, c
+        assert got[c].score == pytest.approx(value, abs=0.01), c
+    assert {"income", "noise_t", "tenure_months"} <= set(drift.compare(from_profile, window).drifted)

@@ -182,3 +182,26 @@ def test_real_public_csv_from_statsmodels(tmp_path):
         assert manifest["dataset"]["rows"] == 20190
         assert manifest["metrics"]["n"] == manifest["dataset"]["split"]["test"]
         assert g["mlflow_run_id"] == manifest["mlflow"]["run_id"]
+
+
+def test_training_refuses_invalid_data_unless_overridden_and_records_the_override(tmp_path):
+    # 4,000 synthetic rows against the default minimum_samples: the size check fails.
+    repo = make_repo(tmp_path / "r", dataset=FAST["dataset"], training=FAST["training"])
+    before = tree_snapshot(repo)
+    args = ("train", "--no-download", "--no-tracking", "--model-types", "logistic_regression")
+    r = run(repo, *args)
+    assert r.code == 1, r.err
+    assert "data failed validation (size: 4000 rows, fewer than the minimum" in r.err
+    assert "--allow-invalid-data" in r.err
+    assert not (repo / "models/current").exists() and not (repo / "models/candidates").exists()
+    assert {p for p in tree_snapshot(repo) if p.startswith("models/")} == {p for p in before if p.startswith("models/")}
+
+    r = run(repo, *args, "--allow-invalid-data")
+    assert r.code == 0, r.err
+    (manifest_path,) = [*repo.glob("models/current/manifest.json"), *repo.glob("models/candidates/*/manifest.json")]
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["overrides"]["allow_invalid_data"] is True
+    dv = manifest["data_validation"]
+    assert dv["passed"] is False and dv["overridden"] is True and dv["failures"][0].startswith("size: ")
+    card = (repo / "metadata/cards" / f"{manifest['version']}.md").read_text()
+    assert "Trained with --allow-invalid-data" in card and "Data validation failed: size: " in card

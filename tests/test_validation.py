@@ -396,6 +396,7 @@ def test_cli_stale_data_exit_1_outputs_report_audit_alert_then_resolve(repo, tmp
     assert len(raised) == 1
     assert raised[0]["fingerprint"] == "data-quality:customer-churn:freshness"
     assert raised[0]["alert"]["kind"] == "stale-dataset"
+    assert {"ml-ops", "data-quality", "needs-attention"} <= set(raised[0]["labels"])
 
     assert run(repo, "data", "validate").code == 1  # a recurrence: same fingerprint, deduplicated on delivery
     assert {e["fingerprint"] for e in outbox(repo) if e["action"] == "raise"} == {raised[0]["fingerprint"]}
@@ -417,3 +418,13 @@ def test_cli_path_option_and_no_alerts(repo):
     r = run(repo, "data", "validate", "--path", str(other), "--no-alerts")
     assert r.code == 1 and "size: 50 rows, fewer than the minimum 100" in r.err
     assert outbox(repo) == []
+
+
+def test_cli_failed_check_raises_a_data_quality_alert_per_check(repo):
+    write(repo, columns(n=50))
+    assert run(repo, "data", "validate").code == 1
+    raised = {e["fingerprint"]: e for e in outbox(repo) if e["action"] == "raise"}
+    assert set(raised) == {"data-quality:customer-churn:size"}
+    alert = raised["data-quality:customer-churn:size"]
+    assert alert["alert"]["kind"] == "data-quality"
+    assert "data-quality" in alert["labels"] and "needs-attention" not in alert["labels"]  # not stale

@@ -52,7 +52,7 @@ def _dataset(cfg: Any, args: argparse.Namespace) -> tuple[Any, Any]:
         side_path = path.with_name(path.name + data.SIDECAR)
         side = jsonio.read_json(side_path, "source record") if side_path.exists() else {}
         dataset = data.DatasetFile(
-            path, data.sha256_file(path), "local", side.get("fetched_at"), side.get("updated_at"), where
+            path, data.sha256_file(path, where), "local", side.get("fetched_at"), side.get("updated_at"), where
         )
         return dataset, table
     dataset = data.acquire(cfg, no_download=args.no_download)
