@@ -381,7 +381,10 @@ def test_kill_9_at_random_points_never_leaves_a_bad_state(tmp_path, tmp_path_fac
 
     repo, v1, v2 = copy_repo(template(tmp_path_factory), tmp_path / "repo", tracking=False)
     # Small probes keep one deploy near 0.1 s, so 52 kills land all over deploys and rollbacks.
-    set_config(repo, "deployment", {"latency_probe_rows": 5, "health_check": {"requests": 5}})
+    # Budgets far above any machine's latency: a loaded CI runner must not turn a deploy into a
+    # refusal, or the loop below would stop changing the state (the gates have their own tests).
+    set_config(repo, "deployment", {"latency_probe_rows": 5, "latency_budget_ms_p95": 60000.0,
+                                    "health_check": {"requests": 5, "latency_budget_ms_p95": 60000.0}})  # fmt: skip
     assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
     commands = [
         ["deploy", "--mode", "full", "--version", v2],
