@@ -274,6 +274,9 @@ def test_previous_production_replays_history_as_a_stack():
     [
         (["deploy", "--mode", "canary", "--version", "20990101T000000Z-logistic_regression-deadbeef"],
          "version 20990101T000000Z-logistic_regression-deadbeef: no such model"),
+        # a path, not an id: refused before it names a gate record or an alert file (../current exists)
+        (["deploy", "--mode", "canary", "--version", "../current"], "version ../current: is not a model version id"),
+        (["rollback", "--to", "../../models/current"], "is not a model version id"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "0"], "--traffic: 0.0 is outside (0, 1)"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "1.5"], "--traffic: 1.5 is outside (0, 1)"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "-0.1"], "--traffic: -0.1 is outside (0, 1)"),
