@@ -431,3 +431,39 @@ def test_load_and_query_gate_enforces_the_latency_budget(live):
     r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
     assert r.code == 1 and "gate load_and_query: p95 single-row latency" in r.err and "exceeds the budget" in r.err
     assert state(repo)["shadow"] is None
+
+
+def test_metadata_gate_refuses_a_manifest_or_card_that_breaks_its_schema(live):
+    repo, v1, v2 = live
+    folder = registry.find_version(Repo.at(repo), v2)
+    card = repo / "metadata/cards" / f"{v2}.json"
+    assert card.exists()  # training wrote it, so the gate checks it
+    before = (repo / "models/deployment.json").read_bytes()
+    for path, edit, message in [
+        (folder / "manifest.json", lambda d: d.update(created_at="yesterday"), "gate metadata: manifest /created_at"),
+        (card, lambda d: d["model_details"].update(version="v2"), "gate metadata: card /model_details/version"),
+    ]:
+        original = path.read_bytes()
+        doc = json.loads(original)
+        edit(doc)
+        path.write_text(json.dumps(doc))
+        r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
+        assert r.code == 1 and message in r.err, r.err
+        assert (repo / "models/deployment.json").read_bytes() == before
+        record = sorted((repo / "metadata/deployments").glob(f"*-shadow-{v2}.json"))[-1]
+        gates = {g["name"]: g["passed"] for g in json.loads(record.read_text())["gates"]}
+        assert gates["metadata"] is False and gates["integrity"] is True
+        path.write_bytes(original)
+    assert run(repo, "deploy", "--mode", "shadow", "--version", v2).code == 0
+
+
+def test_load_and_query_rejects_unusable_probabilities():
+    import numpy as np
+
+    good = np.array([[0.25, 0.75], [1.0, 0.0]])
+    assert deploy.check_predictions(good, 2) is None
+    assert "shape (2,), expected (2, 2)" in deploy.check_predictions(good[:, 1], 2)
+    assert "shape (2, 2), expected (3, 2)" in deploy.check_predictions(good, 3)
+    assert "1 probabilities are not finite" in deploy.check_predictions(np.array([[np.nan, 1.0], [0.5, 0.5]]), 2)
+    assert "outside [0, 1]" in deploy.check_predictions(np.array([[-0.5, 1.5], [0.5, 0.5]]), 2)
+    assert "do not sum to 1" in deploy.check_predictions(np.array([[0.5, 0.6], [0.5, 0.5]]), 2)
