@@ -42,6 +42,7 @@ def test_lineage_prints_commit_data_run_gate_and_a_proof_check_proof_accepts(for
     ok = run(repo, "audit", "check-proof", str(proof_path))
     assert ok.code == 0, ok.err
     assert f"proof ok: entry seq {entry['seq']}" in ok.out
+    assert "matches checkpoint #" in ok.out and "in metadata/audit/checkpoints.jsonl" in ok.out
 
 
 def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, tmp_path):
@@ -60,6 +61,23 @@ def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, t
     r = run(repo, "audit", "check-proof", str(path))
     assert r.code == 1
     assert f"entry seq {doc['seq']} is not included" in r.err
+    # A forger who also recomputes the root (an unsigned checkpoint cannot stop that) is caught by the
+    # checkpoint this repository committed for that tree size.
+    from mlops.merkle import MerkleTree
+
+    lines = audit.read_dir(repo / "metadata/audit").lines[: doc["tree_size"]]
+    lines[doc["seq"]] = bad["entry"].encode()
+    forged_tree = MerkleTree()
+    forged_tree.extend(lines)
+    forged = dict(bad, checkpoint=dict(doc["checkpoint"], root=forged_tree.root().hex()))
+    forged["proof"] = [h.hex() for h in forged_tree.inclusion_proof(doc["seq"])]
+    forged["leaf_hash"] = forged_tree.leaf(doc["seq"]).hex()
+    assert audit.check_proof(forged)["seq"] == doc["seq"]  # self-consistent on its own
+    path.write_text(json.dumps(forged))
+    r = run(repo, "audit", "check-proof", str(path))
+    assert r.code == 1
+    assert "its checkpoint (size" in r.err and "in metadata/audit/checkpoints.jsonl" in r.err
+    assert "the proof or the entry was altered" in r.err
 
 
 def test_lineage_json_and_deployment_history_from_the_state_file(fork):
