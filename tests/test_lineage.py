@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from mlops import audit, config, lineage
+from mlops import audit, config, deploy, lineage
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 from tests.support.cli import run
@@ -83,28 +83,37 @@ def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, t
 def test_lineage_json_and_deployment_history_from_the_state_file(fork):
     repo, version = fork["repo"], fork["version"]
     state = repo / "models/deployment.json"
-    state.write_text(json.dumps({
-        "production": {"version": version, "sha256": fork["manifest"]["model_sha256"]},
+    sha, other = fork["manifest"]["model_sha256"], "20260101T000000Z-other-00000000"
+
+    def change(action, frm, to, when):
+        to_sha = sha if to == version else "0" * 64
+        return {"action": action, "from": frm, "to": to, "to_sha256": to_sha, "time": when, "reason": "test",
+                "actor": "t", "record": f"metadata/deployments/{when}.json"}  # fmt: skip
+
+    doc = {
+        "format": 1,
+        "production": {"version": version, "model_sha256": sha, "since": "2026-11-22T06:00:00Z"},
         "canary": None,
-        "history": [
-            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"},
-            {"action": "deploy", "role": "canary", "version": "20260101T000000Z-other-00000000"},
-        ],
-    }))  # fmt: skip
+        "shadow": None,
+        "history": [change("deploy-shadow", None, other, "2026-11-21T06:00:00Z"),
+                    change("deploy-full", None, version, "2026-11-22T06:00:00Z")],
+        "updated_at": "2026-11-22T06:00:00Z",
+    }  # fmt: skip
+    deploy.validate_state(Repo.at(repo), doc)  # the shape `mlops deploy` writes, not a made-up one
+    state.write_text(json.dumps(doc))
     try:
         r = run(repo, "lineage", version, "--json")
         assert r.code == 0, r.err
         info = json.loads(r.out)
         assert info["deployment"]["roles"] == ["production.version"]
-        assert info["deployment"]["history"] == [
-            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"}
-        ]
+        assert info["deployment"]["history"] == [doc["history"][1]]
         assert info["commit"] == fork["manifest"]["commit"]
         assert info["dataset"]["synthetic"] is True
         assert info["proof_of"] == "promotion"
         assert audit.check_proof(info["proof"])["seq"] == info["audit"]["promotion"]["seq"]
         text = run(repo, "lineage", version).out
         assert "deployment   production.version; 1 history entries in models/deployment.json" in text
+        assert f"2026-11-22T06:00:00Z deploy-full - -> {version} (test)" in text
     finally:
         state.unlink()
 
