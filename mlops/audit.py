@@ -1007,6 +1007,34 @@ def check_proof(proof_doc: Any, where: str = "proof", public_key: Any = None) ->
     return {"seq": seq, "tree_size": size, "root": ck["root"], "signature": signature, "leaf_hash": leaf.hex()}
 
 
+def compare_with_log(repo: Repo, checkpoint: dict, where: str = "proof") -> str:
+    """Compare a proof's checkpoint with this repository's committed one of the same size.
+
+    Without a signature, check_proof() only shows that the entry is in *a* tree: a forger who edits the entry
+    can recompute the root the proof carries. The checkpoint this repository committed for that tree size
+    cannot be recomputed that way, so a proof checked inside a checkout must carry exactly that checkpoint.
+    """
+    path = repo.audit_dir / CHECKPOINTS
+    where_log = repo.rel(path)
+    if not path.exists():
+        return f"not compared with a log: no {where_log} here"
+    lines, _torn = _split_lines(path.read_bytes())
+    for k, line in enumerate(lines):
+        try:
+            ck = json.loads(line, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError):
+            continue  # a broken line is `mlops audit verify`'s finding, not this proof's
+        if isinstance(ck, dict) and ck.get("size") == checkpoint.get("size"):
+            if _canonical(ck) != _canonical(checkpoint):
+                mine, theirs = str(checkpoint.get("root"))[:12], str(ck.get("root"))[:12]
+                raise CheckFailed(
+                    f"{where}: its checkpoint (size {checkpoint.get('size')}, root {mine}…) is not checkpoint #{k} "
+                    f"in {where_log} (root {theirs}…): the proof or the entry was altered"
+                )
+            return f"matches checkpoint #{k} in {where_log}"
+    return f"not compared with a log: {where_log} has no checkpoint of size {checkpoint.get('size')}"
+
+
 # ---------------------------------------------------------------------------------------------- repair, keys
 
 

@@ -147,6 +147,12 @@ def load_current(repo: Repo) -> tuple[Any, dict[str, Any]]:
 
 def find_version(repo: Repo, version: str) -> Path:
     """The folder holding a version: current, candidates or archived."""
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+        # Checked before any path is built from it: the id names record and alert files (`../x` must not).
+        raise BadInput(
+            f"version {version}", "is not a model version id (YYYYMMDDTHHMMSSZ-<model type>-<8 hex digits>)",
+            "pass a folder name from models/candidates or models/archived, or models/current's manifest version",
+        )  # fmt: skip
     manifest = current_manifest(repo)
     if manifest and manifest.get("version") == version:
         return repo.current

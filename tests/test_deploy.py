@@ -166,6 +166,57 @@ def test_canary_analysis_waits_for_enough_requests(live):
     assert state(repo) == before
 
 
+def test_canary_analysis_compares_latency_and_accuracy_from_feedback(live):
+    from mlops import predlog, synthetic
+
+    repo, v1, v2 = live
+    set_config(repo, "deployment", {"canary_analysis": {"min_requests": 40, "min_feedback": 40}})
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2, "--traffic", "0.5").code == 0
+    data = synthetic.generate(200, 11)
+    rows, labels = data.drop(columns=[synthetic.LABEL]), data[synthetic.LABEL].astype(int).tolist()
+    router = Router(Repo.at(repo))
+    ids = [f"fb-{i}" for i in range(200)]
+    answers = {}
+    for i in range(200):  # single-row requests: the only ones whose per-row latency is comparable
+        one = router.predict(rows.iloc[[i]], [ids[i]])
+        answers[ids[i]] = (one["role"].iloc[0], int(one["prediction"].iloc[0]))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    feedback = [{"request_id": r, "label": y, "time": now} for r, y in zip(ids, labels, strict=True)]
+    predlog.append_feedback(Repo.at(repo), feedback)
+
+    def analysis(**tolerances):
+        set_config(repo, "deployment", {"canary_analysis": tolerances})
+        r = run(repo, "canary", "analyze")
+        record = json.loads((repo / r.out.rsplit("— ", 1)[1].strip()).read_text())
+        return r, {c["name"]: c for c in record["checks"]}, record
+
+    r, checks, record = analysis(max_score_ks=1.0, max_positive_rate_delta=1.0, max_latency_ratio=10.0,
+                                 max_accuracy_drop=1.0)  # fmt: skip
+    assert r.code == 0 and "decision: promote" in r.out, r.out
+    stats = record["stats"]
+    for role in ("canary", "production"):
+        assert stats[role]["feedback"] >= 40 and 0 <= stats[role]["accuracy"] <= 1
+        assert stats[role]["latency_ms_p95"] > 0
+    latency, accuracy = checks["latency_ratio"], checks["accuracy_drop"]
+    assert latency["passed"] is True and latency["value"] == pytest.approx(
+        stats["canary"]["latency_ms_p95"] / stats["production"]["latency_ms_p95"], abs=1e-4
+    )
+    assert accuracy["passed"] is True
+    assert accuracy["value"] == pytest.approx(stats["production"]["accuracy"] - stats["canary"]["accuracy"], abs=1e-6)
+
+    # Labels that make every canary answer wrong and every production answer right.
+    for path in (repo / "datasets/production").glob("feedback-*"):
+        path.unlink()
+    wrong = [{"request_id": r, "label": p if role == "production" else 1 - p, "time": now}
+             for r, (role, p) in answers.items()]  # fmt: skip
+    predlog.append_feedback(Repo.at(repo), wrong)
+    r, checks, record = analysis(max_latency_ratio=0.001, max_accuracy_drop=0.02)
+    assert checks["accuracy_drop"]["value"] == 1.0
+    assert r.code == 1 and "decision: rollback" in r.out and record["decision"] == "rollback"
+    assert checks["latency_ratio"]["passed"] is False and checks["accuracy_drop"]["passed"] is False
+    assert state(repo)["canary"]["version"] == v2  # without --apply nothing changes
+
+
 # --------------------------------------------------------------------------------------- gates
 
 
@@ -274,6 +325,9 @@ def test_previous_production_replays_history_as_a_stack():
     [
         (["deploy", "--mode", "canary", "--version", "20990101T000000Z-logistic_regression-deadbeef"],
          "version 20990101T000000Z-logistic_regression-deadbeef: no such model"),
+        # a path, not an id: refused before it names a gate record or an alert file (../current exists)
+        (["deploy", "--mode", "canary", "--version", "../current"], "version ../current: is not a model version id"),
+        (["rollback", "--to", "../../models/current"], "is not a model version id"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "0"], "--traffic: 0.0 is outside (0, 1)"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "1.5"], "--traffic: 1.5 is outside (0, 1)"),
         (["deploy", "--mode", "canary", "--version", "V2", "--traffic", "-0.1"], "--traffic: -0.1 is outside (0, 1)"),
@@ -431,3 +485,39 @@ def test_load_and_query_gate_enforces_the_latency_budget(live):
     r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
     assert r.code == 1 and "gate load_and_query: p95 single-row latency" in r.err and "exceeds the budget" in r.err
     assert state(repo)["shadow"] is None
+
+
+def test_metadata_gate_refuses_a_manifest_or_card_that_breaks_its_schema(live):
+    repo, v1, v2 = live
+    folder = registry.find_version(Repo.at(repo), v2)
+    card = repo / "metadata/cards" / f"{v2}.json"
+    assert card.exists()  # training wrote it, so the gate checks it
+    before = (repo / "models/deployment.json").read_bytes()
+    for path, edit, message in [
+        (folder / "manifest.json", lambda d: d.update(created_at="yesterday"), "gate metadata: manifest /created_at"),
+        (card, lambda d: d["model_details"].update(version="v2"), "gate metadata: card /model_details/version"),
+    ]:
+        original = path.read_bytes()
+        doc = json.loads(original)
+        edit(doc)
+        path.write_text(json.dumps(doc))
+        r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
+        assert r.code == 1 and message in r.err, r.err
+        assert (repo / "models/deployment.json").read_bytes() == before
+        record = sorted((repo / "metadata/deployments").glob(f"*-shadow-{v2}.json"))[-1]
+        gates = {g["name"]: g["passed"] for g in json.loads(record.read_text())["gates"]}
+        assert gates["metadata"] is False and gates["integrity"] is True
+        path.write_bytes(original)
+    assert run(repo, "deploy", "--mode", "shadow", "--version", v2).code == 0
+
+
+def test_load_and_query_rejects_unusable_probabilities():
+    import numpy as np
+
+    good = np.array([[0.25, 0.75], [1.0, 0.0]])
+    assert deploy.check_predictions(good, 2) is None
+    assert "shape (2,), expected (2, 2)" in deploy.check_predictions(good[:, 1], 2)
+    assert "shape (2, 2), expected (3, 2)" in deploy.check_predictions(good, 3)
+    assert "1 probabilities are not finite" in deploy.check_predictions(np.array([[np.nan, 1.0], [0.5, 0.5]]), 2)
+    assert "outside [0, 1]" in deploy.check_predictions(np.array([[-0.5, 1.5], [0.5, 0.5]]), 2)
+    assert "do not sum to 1" in deploy.check_predictions(np.array([[0.5, 0.6], [0.5, 0.5]]), 2)

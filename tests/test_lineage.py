@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from mlops import audit, config, lineage
+from mlops import audit, config, deploy, lineage
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 from tests.support.cli import run
@@ -42,6 +42,7 @@ def test_lineage_prints_commit_data_run_gate_and_a_proof_check_proof_accepts(for
     ok = run(repo, "audit", "check-proof", str(proof_path))
     assert ok.code == 0, ok.err
     assert f"proof ok: entry seq {entry['seq']}" in ok.out
+    assert "matches checkpoint #" in ok.out and "in metadata/audit/checkpoints.jsonl" in ok.out
 
 
 def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, tmp_path):
@@ -60,33 +61,59 @@ def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, t
     r = run(repo, "audit", "check-proof", str(path))
     assert r.code == 1
     assert f"entry seq {doc['seq']} is not included" in r.err
+    # A forger who also recomputes the root (an unsigned checkpoint cannot stop that) is caught by the
+    # checkpoint this repository committed for that tree size.
+    from mlops.merkle import MerkleTree
+
+    lines = audit.read_dir(repo / "metadata/audit").lines[: doc["tree_size"]]
+    lines[doc["seq"]] = bad["entry"].encode()
+    forged_tree = MerkleTree()
+    forged_tree.extend(lines)
+    forged = dict(bad, checkpoint=dict(doc["checkpoint"], root=forged_tree.root().hex()))
+    forged["proof"] = [h.hex() for h in forged_tree.inclusion_proof(doc["seq"])]
+    forged["leaf_hash"] = forged_tree.leaf(doc["seq"]).hex()
+    assert audit.check_proof(forged)["seq"] == doc["seq"]  # self-consistent on its own
+    path.write_text(json.dumps(forged))
+    r = run(repo, "audit", "check-proof", str(path))
+    assert r.code == 1
+    assert "its checkpoint (size" in r.err and "in metadata/audit/checkpoints.jsonl" in r.err
+    assert "the proof or the entry was altered" in r.err
 
 
 def test_lineage_json_and_deployment_history_from_the_state_file(fork):
     repo, version = fork["repo"], fork["version"]
     state = repo / "models/deployment.json"
-    state.write_text(json.dumps({
-        "production": {"version": version, "sha256": fork["manifest"]["model_sha256"]},
+    sha, other = fork["manifest"]["model_sha256"], "20260101T000000Z-other-00000000"
+
+    def change(action, frm, to, when):
+        to_sha = sha if to == version else "0" * 64
+        return {"action": action, "from": frm, "to": to, "to_sha256": to_sha, "time": when, "reason": "test",
+                "actor": "t", "record": f"metadata/deployments/{when}.json"}  # fmt: skip
+
+    doc = {
+        "format": 1,
+        "production": {"version": version, "model_sha256": sha, "since": "2026-11-22T06:00:00Z"},
         "canary": None,
-        "history": [
-            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"},
-            {"action": "deploy", "role": "canary", "version": "20260101T000000Z-other-00000000"},
-        ],
-    }))  # fmt: skip
+        "shadow": None,
+        "history": [change("deploy-shadow", None, other, "2026-11-21T06:00:00Z"),
+                    change("deploy-full", None, version, "2026-11-22T06:00:00Z")],
+        "updated_at": "2026-11-22T06:00:00Z",
+    }  # fmt: skip
+    deploy.validate_state(Repo.at(repo), doc)  # the shape `mlops deploy` writes, not a made-up one
+    state.write_text(json.dumps(doc))
     try:
         r = run(repo, "lineage", version, "--json")
         assert r.code == 0, r.err
         info = json.loads(r.out)
         assert info["deployment"]["roles"] == ["production.version"]
-        assert info["deployment"]["history"] == [
-            {"action": "deploy", "role": "production", "version": version, "time": "2026-11-22T06:00:00Z"}
-        ]
+        assert info["deployment"]["history"] == [doc["history"][1]]
         assert info["commit"] == fork["manifest"]["commit"]
         assert info["dataset"]["synthetic"] is True
         assert info["proof_of"] == "promotion"
         assert audit.check_proof(info["proof"])["seq"] == info["audit"]["promotion"]["seq"]
         text = run(repo, "lineage", version).out
         assert "deployment   production.version; 1 history entries in models/deployment.json" in text
+        assert f"2026-11-22T06:00:00Z deploy-full - -> {version} (test)" in text
     finally:
         state.unlink()
 

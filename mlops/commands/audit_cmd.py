@@ -107,9 +107,10 @@ def run_check_proof(args: argparse.Namespace) -> int:
         raise BadInput("--public-key", f"{key_path} does not exist", "pass the path of checkpoint-key.pub")
     key = audit.load_public_key(key_path) if key_path.exists() else None
     res = audit.check_proof(doc, args.file, key)
+    committed = audit.compare_with_log(repo, doc["checkpoint"], args.file)
     print(
         f"proof ok: entry seq {res['seq']} is in the tree of size {res['tree_size']} with root {res['root']} "
-        f"(checkpoint signature: {res['signature']})"
+        f"(checkpoint signature: {res['signature']}; {committed})"
     )
     return 0
 
