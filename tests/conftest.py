@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from tests.support.fake_github import FakeGitHub
 from tests.support.repo import make_repo
 
 
@@ -20,3 +21,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 def repo(tmp_path):
     """A temp repository with this checkout's config/."""
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def fake():
+    """A fake GitHub REST server on loopback that knows the workflows the project dispatches."""
+    server = FakeGitHub(workflows=("ml-training.yml", "deploy.yml")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from mlops import pr_report
 from tests.support.cli import run
-from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub, Fault
+from tests.support.fake_github import DEFAULT_TOKEN, Fault
 from tests.support.repo import make_repo
-
-
-@pytest.fixture
-def fake():
-    server = FakeGitHub().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _env(monkeypatch, fake, tmp_path, head_repo="acme/model", sha="d" * 40):

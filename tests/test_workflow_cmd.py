@@ -9,19 +9,10 @@ import pytest
 from mlops.commands.workflow_cmd import parse_inputs
 from mlops.errors import BadInput
 from tests.support.cli import run
-from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub
+from tests.support.fake_github import DEFAULT_TOKEN
 from tests.support.repo import make_repo
 
 VERSION = "20261122T020000Z-logistic_regression-0123abcd"
-
-
-@pytest.fixture
-def fake():
-    server = FakeGitHub(workflows=("ml-training.yml", "deploy.yml")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _with_model(tmp_path, deploy_after: bool):

@@ -57,15 +57,6 @@ def champion_remote(tmp_path_factory) -> Path:
     return seed_remote(tmp_path_factory.mktemp("champion"), config=FAST, prepare=_train_champion)
 
 
-@pytest.fixture
-def fake():
-    server = FakeGitHub(workflows=("ml-training.yml", "deploy.yml")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _runner(workspace: Path, fake: FakeGitHub, run_id: int, **kw) -> Runner:
     return Runner(workspace, api_url=fake.url, token=DEFAULT_TOKEN, run_id=run_id, **kw)
 
