@@ -122,7 +122,24 @@ class Router:
                 + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""),
                 f"send every feature the deployed models read: {', '.join(self.features)}",
             )
-        return frame.reset_index(drop=True)
+        frame = frame.reset_index(drop=True)
+        self._refuse_infinities(frame, where)
+        return frame
+
+    def _refuse_infinities(self, frame: Any, where: str) -> None:
+        """±inf is no feature value: the model would score it, and no prediction log could hold it."""
+        import numpy as np
+
+        for name in self.features:
+            column = frame[name]
+            if column.dtype.kind in "fc":
+                bad = np.flatnonzero(np.isinf(column.to_numpy()))
+                if len(bad):
+                    raise BadInput(
+                        where,
+                        f"feature {name!r} is infinite in {len(bad)} row(s), first row {int(bad[0])}",
+                        "send finite numbers (null for a missing value)",
+                    )
 
     def predict(self, rows: Any, request_ids: list[str] | None = None, *, where: str = "request") -> Any:
         """Answer rows (DataFrame or list of dicts); returns request_id, score, prediction, model_version, role."""

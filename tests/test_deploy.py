@@ -384,6 +384,18 @@ def test_request_missing_features_is_refused(live):
     assert tree_snapshot(repo) == before and not (repo / "datasets/production").exists()
 
 
+def test_request_with_an_infinite_feature_is_refused(live):
+    repo, v1, v2 = live
+    rows = feature_rows(3, seed=1)
+    rows.loc[1, "income"] = float("inf")
+    rows.to_csv(repo / "in.csv", index=False)
+    before = tree_snapshot(repo)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 2 and r.err.strip().count("\n") == 0, r.err
+    assert "feature 'income' is infinite in 1 row(s), first row 1" in r.err
+    assert tree_snapshot(repo) == before and not (repo / "datasets/production").exists()
+
+
 # ------------------------------------------------------------------------------------- GitOps
 
 
