@@ -486,9 +486,7 @@ def _cards(cfg: Config, outcome: dict[str, Any], results: list[dict[str, Any]]) 
         from mlops import cards
     except ImportError:
         return
-    for c in outcome["candidates"]:
-        if "error" not in c:
-            cards.write_for_version(cfg, c["version"])
+    cards.write_for_versions(cfg, [c["version"] for c in outcome["candidates"] if "error" not in c])
 
 
 def _redact(uri: str) -> str:

@@ -355,3 +355,38 @@ def test_card_commands_without_a_version_are_bad_usage(repo):
         r = run(repo, "card", action)
         assert r.code == 2
         assert f"mlops card {action}: names no version; pass VERSION ... or --all" in r.err
+
+
+def _cards_of(repo, versions):
+    folder = repo / "metadata/cards"
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in files
+        if p.relative_to(folder).parts[0].startswith(tuple(versions))
+    }
+
+
+@pytest.mark.parametrize("child_fails", [False, True])
+def test_cards_written_two_at_a_time_are_the_same_bytes(trained, tmp_path, monkeypatch, child_fails):
+    import os
+    import shutil
+
+    from mlops import config
+
+    repo = tmp_path / "repo"
+    shutil.copytree(trained["repo"], repo)
+    versions = [trained["champion"], *trained["second_run"]]
+    before = _cards_of(repo, versions)
+    assert len(before) == len(versions) * (2 + len(cards.PLOTS))
+    for path in (repo / "metadata/cards").iterdir():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    parent, real = os.getpid(), cards.write_for_version
+    if child_fails:  # the forked child writes nothing and fails: the parent must write its cards too
+
+        def flaky(cfg, version):
+            return {"error": "simulated"} if os.getpid() != parent else real(cfg, version)
+
+        monkeypatch.setattr(cards, "write_for_version", flaky)
+    cards.write_for_versions(config.load(Repo.at(repo), announce=False), versions)
+    assert _cards_of(repo, versions) == before
