@@ -241,14 +241,10 @@ def extend_peaks(peaks: Sequence[bytes], size: int, digests: Sequence[bytes]) ->
     peak of level k is their left sibling and is put in front.
     """
     new_size = size + len(digests)
-    old: dict[int, bytes] = {}
-    i = 0
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            old[level] = peaks[i]
-            i += 1
-    if i != len(peaks):
-        raise ValueError(f"a tree of size {size} has {i} peaks, got {len(peaks)}")
+    levels = [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+    if len(levels) != len(peaks):
+        raise ValueError(f"a tree of size {size} has {len(levels)} peaks, got {len(peaks)}")
+    old = dict(zip(levels, peaks, strict=True))
     out: list[bytes] = []  # peaks, lowest level first
     nodes = list(digests)
     level = 0
