@@ -18,11 +18,10 @@ import os
 import re
 import subprocess
 import threading
-from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, count
-from operator import add, itemgetter
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -851,40 +850,45 @@ class AuditWriter:
         types = list(map(_first, events))
         payloads = list(map(_second, events))
         enc = self.encoder
-        time_part = b',"time":"' + when + b'"'
+        time_part = ',"time":"' + when.decode() + '"'
         try:
-            tails = list(map({t: time_part + tail + b"\n" for t, tail in enc._types.items()}.get, types))
+            tails = list(map({t: time_part + tail.decode() + "\n" for t, tail in enc._types.items()}.get, types))
         except TypeError:  # an unhashable event type
             return None
         if None in tails or set(map(type, payloads)) != {dict}:
             return None
-        columns = self._encode_columns(payloads, tails, n)
-        if columns is not None:
-            return columns
-        if not set(map(type, chain.from_iterable(payloads))) <= {str}:
-            return None  # a non-string key: jsonio.canonical converts and re-sorts those
-        if not set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _SCALARS and not all(
-            map(_plain, payloads)
-        ):
-            return None
+        head, run = enc._head.decode("utf-8"), enc._run.decode("utf-8")
+        parts = self._encode_columns(payloads, n, head)
+        if parts is None:
+            if not set(map(type, chain.from_iterable(payloads))) <= {str}:
+                return None  # a non-string key: jsonio.canonical converts and re-sorts those
+            if not set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _SCALARS and not all(
+                map(_plain, payloads)
+            ):
+                return None
+            try:
+                text = "".join(_C_ENCODE(payloads, 0))
+            except (ValueError, TypeError, RecursionError):
+                return None
+            # text is "[{" p0 "},{" p1 ... "}]": each payload is an object, so "},{" stands between two payloads.
+            # "},{" cannot overlap itself, so split finds every occurrence; n pieces means no payload holds one.
+            bodies = text[2:-2].split("},{")
+            if len(bodies) != n:
+                return None
+            parts = [head + "{"] * (5 * n)
+            parts[1::5] = bodies
+        width = len(parts) // n
+        parts[width - 3 :: width] = ["}" + run] * n
+        parts[width - 2 :: width] = map(str, range(self.size, self.size + n))
+        parts[width - 1 :: width] = tails
         try:
-            text = "".join(_C_ENCODE(payloads, 0)).encode("utf-8")
-        except (ValueError, TypeError, RecursionError):
+            return "".join(parts).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the per-entry path refuses it
             return None
-        # text is "[{" p0 "},{" p1 ... "}]": each payload is an object, so between two payloads stands "},{".
-        # "},{" cannot overlap itself, so split finds every occurrence; n pieces means no payload holds one.
-        bodies = text[2:-2].split(b"},{")
-        if len(bodies) != n:
-            return None
-        parts = [enc._head + b"{"] * (5 * n)
-        parts[1::5] = bodies
-        parts[2::5] = [b"}" + enc._run] * n
-        parts[3::5] = map(b"%d".__mod__, range(self.size, self.size + n))
-        parts[4::5] = tails
-        return b"".join(parts)
 
-    def _encode_columns(self, payloads: list[dict], tails: list[bytes], n: int) -> bytes | None:
-        """The batch's bytes when every payload is a flat object with the same keys (all strings), else None.
+    def _encode_columns(self, payloads: list[dict], n: int, head: str) -> list[str] | None:
+        """The batch's line pieces up to the payload's values when every payload is a flat object with the same
+        keys (all strings), else None; the caller fills the last three of each line's pieces.
 
         Each key's values are encoded as one column: strings by the C string encoder the C JSON encoder itself
         calls, other scalars by one C encoder call on the column split at its commas (a number, true, false or
@@ -893,9 +897,8 @@ class AuditWriter:
         keys = sorted(payloads[0])  # every payload is a dict (checked by the caller)
         if not keys or set(map(type, keys)) != {str} or set(map(len, payloads)) != {len(keys)}:
             return None
-        enc = self.encoder
         width = 2 * len(keys) + 3
-        parts: list[str] = [enc._head.decode("utf-8") + "{"] * (width * n)
+        parts: list[str] = [head + "{"] * (width * n)
         for k, key in enumerate(keys):
             try:
                 column = list(map(itemgetter(key), payloads))
@@ -916,18 +919,9 @@ class AuditWriter:
                 if len(values) != n:
                     return None
             label = _c_basestring(key) + ":"
-            if k:
-                parts[2 * k :: width] = ["," + label] * n
-            else:
-                parts[0::width] = [parts[0] + label] * n
+            parts[2 * k :: width] = [("," if k else head + "{") + label] * n
             parts[2 * k + 1 :: width] = values
-        parts[width - 3 :: width] = ["}" + enc._run.decode("utf-8")] * n
-        parts[width - 2 :: width] = map(str, range(self.size, self.size + n))
-        parts[width - 1 :: width] = map(bytes.decode, tails)
-        try:
-            return "".join(parts).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: the per-entry path refuses it
-            return None
+        return parts
 
     def _encode_each(self, events: Iterable[tuple[str, dict]], when: bytes) -> list[bytes]:
         """The per-entry path: raises the BadInput naming the first event that cannot be stored."""
@@ -973,21 +967,21 @@ class AuditWriter:
         first, m = self.size, len(lines)
         if not m:
             return range(first, first)
-        # Byte offset in blob where each line starts (and, at [m], the end).
-        cum = list(map(add, accumulate(map(len, lines), initial=0), count()))  # + one newline per line
-        plan: list[tuple[int, int]] = []  # (i, j): write lines i..j-1 to the current segment; (i, -1): roll first
-        i, used = 0, self.seg_bytes
-        while i < m:
-            j = bisect_right(cum, SEGMENT_BYTES - used + cum[i], i + 1) - 1
-            if j == i:  # the next line does not fit
+        # Cut the blob at line ends so that no segment passes SEGMENT_BYTES (an empty one takes one line).
+        plan: list[tuple[int, int]] = []  # (start, end) bytes to the current segment; (lines so far, -1): roll first
+        pos, used, total = 0, self.seg_bytes, len(blob)
+        while pos < total:
+            room = SEGMENT_BYTES - used
+            end = total if total - pos <= room else blob.rfind(b"\n", pos, pos + room) + 1
+            if not end:  # not even the next line fits
                 if used:
-                    plan.append((i, -1))
+                    plan.append((blob.count(b"\n", 0, pos), -1))
                     used = 0
                     continue
-                j = i + 1  # an empty segment takes one line whatever its size
-            plan.append((i, j))
-            used += cum[j] - cum[i]
-            i = j
+                end = blob.index(b"\n", pos) + 1
+            plan.append((pos, end))
+            used += end - pos
+            pos = end
         errors: list[BaseException] = []
 
         def write() -> None:
@@ -997,7 +991,7 @@ class AuditWriter:
                     if j < 0:
                         self._roll(first + i)
                     else:
-                        self._write_fsync(view[cum[i] : cum[j]])
+                        self._write_fsync(view[i:j])
             except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 errors.append(exc)
 
