@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -638,6 +639,9 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
 _first, _second = itemgetter(0), itemgetter(1)
 # Below this many entries an append writes and hashes in the calling thread (a thread costs ~0.1 ms).
 _THREADED_BATCH = 256
+# While the writer thread runs, leaves are hashed this many at a time, with a short sleep between chunks.
+_HASH_CHUNK = 1024
+_HANDOFF_S = 2e-5
 
 
 def _join(thread: threading.Thread) -> None:
@@ -858,7 +862,7 @@ class AuditWriter:
         if None in tails or set(map(type, payloads)) != {dict}:
             return None
         head, run = enc._head.decode("utf-8"), enc._run.decode("utf-8")
-        parts = self._encode_columns(payloads, n, head)
+        parts = self._encode_columns(payloads, n, head, run)
         if parts is None:
             if not set(map(type, chain.from_iterable(payloads))) <= {str}:
                 return None  # a non-string key: jsonio.canonical converts and re-sorts those
@@ -877,8 +881,8 @@ class AuditWriter:
                 return None
             parts = [head + "{"] * (5 * n)
             parts[1::5] = bodies
+            parts[2::5] = ["}" + run] * n
         width = len(parts) // n
-        parts[width - 3 :: width] = ["}" + run] * n
         parts[width - 2 :: width] = map(str, range(self.size, self.size + n))
         parts[width - 1 :: width] = tails
         try:
@@ -886,19 +890,22 @@ class AuditWriter:
         except UnicodeEncodeError:  # a lone surrogate: the per-entry path refuses it
             return None
 
-    def _encode_columns(self, payloads: list[dict], n: int, head: str) -> list[str] | None:
-        """The batch's line pieces up to the payload's values when every payload is a flat object with the same
-        keys (all strings), else None; the caller fills the last three of each line's pieces.
+    def _encode_columns(self, payloads: list[dict], n: int, head: str, run: str) -> list[str] | None:
+        """The pieces of the batch's lines up to run_id when every payload is a flat object with the same keys
+        (all strings), else None; the caller fills the last two pieces of each line (seq, time and type).
 
-        Each key's values are encoded as one column: strings by the C string encoder the C JSON encoder itself
-        calls, other scalars by one C encoder call on the column split at its commas (a number, true, false or
-        null holds none). The keys are written in sorted order, as the C encoder with sort_keys writes them.
+        Each key's values are encoded as one column: a string column in one call of the C string encoder that
+        the C JSON encoder itself calls, on the column's strings joined by "a": when that adds nothing but the
+        two quotes, no string needs an escape and each goes in as it is, between quotes; otherwise each string
+        is encoded on its own. Other scalars: one C JSON encoder call on the column, split at its commas (a
+        number, true, false or null holds none). Keys go in sorted order, as the C encoder's sort_keys does.
         """
         keys = sorted(payloads[0])  # every payload is a dict (checked by the caller)
         if not keys or set(map(type, keys)) != {str} or set(map(len, payloads)) != {len(keys)}:
             return None
         width = 2 * len(keys) + 3
-        parts: list[str] = [head + "{"] * (width * n)
+        parts: list[str] = [head] * (width * n)
+        close = "{"  # what ends the piece before a label: "{" first, then '"' after a string put in bare
         for k, key in enumerate(keys):
             try:
                 column = list(map(itemgetter(key), payloads))
@@ -907,8 +914,14 @@ class AuditWriter:
             kinds = set(map(type, column))
             if not kinds <= _SCALARS:
                 return None
+            label = ("," if k else "") + _c_basestring(key) + ":"
             if kinds == {str}:
-                values: Any = map(_c_basestring, column)
+                joined = "a".join(column)
+                if len(_c_basestring(joined)) == len(joined) + 2:
+                    values: Any = column
+                    opened, after = '"', '"'
+                else:
+                    values, opened, after = map(_c_basestring, column), "", ""
             elif str in kinds:
                 return None
             else:
@@ -918,9 +931,11 @@ class AuditWriter:
                     return None  # NaN or infinity: the per-entry path names it
                 if len(values) != n:
                     return None
-            label = _c_basestring(key) + ":"
-            parts[2 * k :: width] = [("," if k else head + "{") + label] * n
+                opened, after = "", ""
+            parts[2 * k :: width] = [(head + "{" if not k else close) + label + opened] * n
             parts[2 * k + 1 :: width] = values
+            close = after
+        parts[width - 3 :: width] = [close + "}" + run] * n
         return parts
 
     def _encode_each(self, events: Iterable[tuple[str, dict]], when: bytes) -> list[bytes]:
@@ -1000,7 +1015,13 @@ class AuditWriter:
                 io = threading.Thread(target=write, name="audit-append", daemon=True)
                 io.start()
                 try:
-                    peaks, size = extend_peaks(self.peaks, first, leaf_hashes(lines))
+                    peaks, size = self.peaks, first
+                    for a in range(0, m, _HASH_CHUNK):
+                        peaks, size = extend_peaks(peaks, size, leaf_hashes(lines[a : a + _HASH_CHUNK]))
+                        if io.is_alive():
+                            # A hash chunk is one C call that holds the GIL; a short sleep lets the writer take
+                            # it to issue its next write or fsync (waiting for the switch interval costs ms).
+                            time.sleep(_HANDOFF_S)
                 finally:
                     _join(io)
             else:

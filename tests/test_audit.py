@@ -174,7 +174,7 @@ def test_batch_encoding_takes_the_fast_paths_for_plain_batches():
             + b"\n"
             for i, (t, p) in enumerate(events)
         )
-    assert w._encode_columns([p for _, p in flat], 50, "") is not None
+    assert w._encode_columns([p for _, p in flat], 50, "", "") is not None
     # A payload whose text holds the "},{" the one-call path splits on falls back to the per-entry path.
     assert w._encode_fast([("rollback", {"a": [{}, {}]}), ("rollback", {})], when) is None
 
