@@ -849,10 +849,13 @@ class AuditWriter:
     def _encode_fast(self, events: list, when: bytes) -> bytes | None:
         """The batch's bytes when every event is plain (see _encode_batch), else None."""
         n = len(events)
-        if not n or _C_ENCODE is None or set(map(len, events)) != {2}:
+        try:
+            if not n or _C_ENCODE is None or set(map(len, events)) != {2}:
+                return None
+            types = list(map(_first, events))
+            payloads = list(map(_second, events))
+        except (TypeError, KeyError, IndexError):  # not pairs: the per-entry path raises as the caller expects
             return None
-        types = list(map(_first, events))
-        payloads = list(map(_second, events))
         enc = self.encoder
         time_part = ',"time":"' + when.decode() + '"'
         try:
@@ -866,9 +869,12 @@ class AuditWriter:
         if parts is None:
             if not set(map(type, chain.from_iterable(payloads))) <= {str}:
                 return None  # a non-string key: jsonio.canonical converts and re-sorts those
-            if not set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _SCALARS and not all(
-                map(_plain, payloads)
-            ):
+            try:
+                if not set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _SCALARS and not all(
+                    map(_plain, payloads)
+                ):
+                    return None
+            except RecursionError:  # nested too deep, or a cycle: the per-entry path refuses it
                 return None
             try:
                 text = "".join(_C_ENCODE(payloads, 0))
@@ -900,8 +906,10 @@ class AuditWriter:
         is encoded on its own. Other scalars: one C JSON encoder call on the column, split at its commas (a
         number, true, false or null holds none). Keys go in sorted order, as the C encoder's sort_keys does.
         """
-        keys = sorted(payloads[0])  # every payload is a dict (checked by the caller)
-        if not keys or set(map(type, keys)) != {str} or set(map(len, payloads)) != {len(keys)}:
+        if set(map(type, payloads[0])) != {str}:  # every payload is a dict (checked by the caller)
+            return None  # no keys, or a key that is not a string
+        keys = sorted(payloads[0])
+        if set(map(len, payloads)) != {len(keys)}:
             return None
         width = 2 * len(keys) + 3
         parts: list[str] = [head] * (width * n)

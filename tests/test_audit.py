@@ -107,14 +107,16 @@ SCALAR = (
     | st.text(alphabet=st.characters(codec=None, categories=["Cs", "Cc", "Zl", "So"]), max_size=3)
     | st.sampled_from(["},{", '"},{"', "\\", "\n", "é✓🙂", "\u2028"])
 )
-PAYLOADS = st.dictionaries(st.text(max_size=5), JSON | SCALAR | st.lists(st.dictionaries(st.text(max_size=2), SCALAR)))
+PAYLOADS = st.dictionaries(
+    st.text(max_size=5) | st.integers(), JSON | SCALAR | st.lists(st.dictionaries(st.text(max_size=2), SCALAR))
+)
 
 
 @st.composite
 def batches(draw):
     """Batches as callers build them: either one flat shape (the columnar path) or anything (the other paths)."""
     if draw(st.booleans()):
-        keys = draw(st.lists(st.text(max_size=6), min_size=1, max_size=5, unique=True))
+        keys = draw(st.lists(st.text(max_size=6) | st.integers(-3, 3), min_size=1, max_size=5, unique=True))
         rows = draw(st.lists(st.tuples(*[SCALAR] * len(keys)), min_size=1, max_size=8))
         payloads = [dict(zip(keys, row, strict=True)) for row in rows]
     else:
@@ -177,6 +179,12 @@ def test_batch_encoding_takes_the_fast_paths_for_plain_batches():
     assert w._encode_columns([p for _, p in flat], 50, "", "") is not None
     # A payload whose text holds the "},{" the one-call path splits on falls back to the per-entry path.
     assert w._encode_fast([("rollback", {"a": [{}, {}]}), ("rollback", {})], when) is None
+    cycle: dict = {}
+    cycle["self"] = cycle
+    for bad, error in (([("rollback", cycle)], BadInput), ([("rollback", {}, 1)], ValueError), ([7], TypeError)):
+        assert w._encode_fast(bad, when) is None
+        with pytest.raises(error):
+            w.encode(bad)
 
 
 def test_actor_falls_back_to_the_local_user(repo):
