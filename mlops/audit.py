@@ -830,10 +830,11 @@ class AuditWriter:
     def _encode_batch(self, events: Iterable[tuple[str, dict]], time: str | None = None) -> tuple[bytes, list[bytes]]:
         """(the bytes to append: every line followed by a newline, the lines); validates, writes nothing.
 
-        The fast path encodes every payload of the batch with one call of the C encoder and splices the
-        envelope around each with one bytes.join for the whole batch; whatever it cannot prove identical to
-        jsonio.canonical (anything but plain JSON values, a payload whose text holds the ``},{`` it splits
-        on, an error to report) goes through the per-entry path, which yields the same bytes.
+        The fast path encodes the batch's payloads column by column (flat objects with the same keys) or with
+        one call of the C encoder, and splices the envelope around each with one str.join for the whole batch;
+        whatever it cannot prove identical to jsonio.canonical (anything but plain JSON values, a payload whose
+        text holds the ``},{`` it splits on, an error to report) goes through the per-entry path, which yields
+        the same bytes.
         """
         events = events if isinstance(events, list) else list(events)
         when = (time or jsonio.format_utc(jsonio.utc_now())).encode()
