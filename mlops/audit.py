@@ -17,8 +17,12 @@ import json
 import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,9 @@ from mlops.merkle import (
     EMPTY_ROOT,
     MerkleTree,
     ProofError,
+    extend_peaks,
     leaf_hash,
+    leaf_hashes,
     root_from_peaks,
     verify_consistency,
     verify_inclusion,
@@ -630,6 +636,26 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
 # ---------------------------------------------------------------------------------------------- writing
 
 
+_first, _second = itemgetter(0), itemgetter(1)
+# Below this many entries an append writes and hashes in the calling thread (a thread costs ~0.1 ms).
+_THREADED_BATCH = 256
+# While the writer thread runs, leaves are hashed this many at a time, with a short sleep between chunks.
+_HASH_CHUNK = 1024
+_HANDOFF_S = 2e-5
+
+
+def _join(thread: threading.Thread) -> None:
+    """Join the writer thread even through a KeyboardInterrupt: its descriptor must not be closed under it."""
+    interrupted: BaseException | None = None
+    while thread.is_alive():
+        try:
+            thread.join()
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the thread is done
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
 def _write_all(fd: int, payload: bytes) -> None:
     view = memoryview(payload)
     while view:
@@ -799,9 +825,131 @@ class AuditWriter:
 
     def encode(self, events: Iterable[tuple[str, dict]], time: str | None = None) -> list[bytes]:
         """Validate and encode events as entry lines (no newline) from seq self.size on; writes nothing."""
+        return self._encode_batch(events, time)[1]
+
+    def _encode_batch(self, events: Iterable[tuple[str, dict]], time: str | None = None) -> tuple[bytes, list[bytes]]:
+        """(the bytes to append: every line followed by a newline, the lines); validates, writes nothing.
+
+        The fast path encodes the batch's payloads column by column (flat objects with the same keys) or with
+        one call of the C encoder, and splices the envelope around each with one str.join for the whole batch;
+        whatever it cannot prove identical to jsonio.canonical (anything but plain JSON values, a payload whose
+        text holds the ``},{`` it splits on, an error to report) goes through the per-entry path, which yields
+        the same bytes.
+        """
+        events = events if isinstance(events, list) else list(events)
         when = (time or jsonio.format_utc(jsonio.utc_now())).encode()
+        blob = self._encode_fast(events, when)
+        if blob is not None:
+            lines = blob.split(b"\n")
+            lines.pop()  # the empty string after the final newline
+            if len(lines) == len(events) and max(map(len, lines)) <= MAX_ENTRY_BYTES:
+                return blob, lines
+        lines = self._encode_each(events, when)
+        return (b"\n".join(lines) + b"\n" if lines else b""), lines
+
+    def _encode_fast(self, events: list, when: bytes) -> bytes | None:
+        """The batch's bytes when every event is plain (see _encode_batch), else None."""
+        n = len(events)
+        try:
+            if not n or _C_ENCODE is None or set(map(len, events)) != {2}:
+                return None
+            types = list(map(_first, events))
+            payloads = list(map(_second, events))
+        except (TypeError, KeyError, IndexError):  # not pairs: the per-entry path raises as the caller expects
+            return None
         enc = self.encoder
-        # EntryEncoder.line() inlined: at a million entries the call overhead alone is a sizeable share.
+        time_part = ',"time":"' + when.decode() + '"'
+        try:
+            tails = list(map({t: time_part + tail.decode() + "\n" for t, tail in enc._types.items()}.get, types))
+        except TypeError:  # an unhashable event type
+            return None
+        if None in tails or set(map(type, payloads)) != {dict}:
+            return None
+        head, run = enc._head.decode("utf-8"), enc._run.decode("utf-8")
+        parts = self._encode_columns(payloads, n, head, run)
+        if parts is None:
+            if not set(map(type, chain.from_iterable(payloads))) <= {str}:
+                return None  # a non-string key: jsonio.canonical converts and re-sorts those
+            try:
+                if not set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _SCALARS and not all(
+                    map(_plain, payloads)
+                ):
+                    return None
+            except RecursionError:  # nested too deep, or a cycle: the per-entry path refuses it
+                return None
+            try:
+                text = "".join(_C_ENCODE(payloads, 0))
+            except (ValueError, TypeError, RecursionError):
+                return None
+            # text is "[{" p0 "},{" p1 ... "}]": each payload is an object, so "},{" stands between two payloads.
+            # "},{" cannot overlap itself, so split finds every occurrence; n pieces means no payload holds one.
+            bodies = text[2:-2].split("},{")
+            if len(bodies) != n:
+                return None
+            parts = [head + "{"] * (5 * n)
+            parts[1::5] = bodies
+            parts[2::5] = ["}" + run] * n
+        width = len(parts) // n
+        parts[width - 2 :: width] = map(str, range(self.size, self.size + n))
+        parts[width - 1 :: width] = tails
+        try:
+            return "".join(parts).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the per-entry path refuses it
+            return None
+
+    def _encode_columns(self, payloads: list[dict], n: int, head: str, run: str) -> list[str] | None:
+        """The pieces of the batch's lines up to run_id when every payload is a flat object with the same keys
+        (all strings), else None; the caller fills the last two pieces of each line (seq, time and type).
+
+        Each key's values are encoded as one column: a string column in one call of the C string encoder that
+        the C JSON encoder itself calls, on the column's strings joined by "a": when that adds nothing but the
+        two quotes, no string needs an escape and each goes in as it is, between quotes; otherwise each string
+        is encoded on its own. Other scalars: one C JSON encoder call on the column, split at its commas (a
+        number, true, false or null holds none). Keys go in sorted order, as the C encoder's sort_keys does.
+        """
+        if set(map(type, payloads[0])) != {str}:  # every payload is a dict (checked by the caller)
+            return None  # no keys, or a key that is not a string
+        keys = sorted(payloads[0])
+        if set(map(len, payloads)) != {len(keys)}:
+            return None
+        width = 2 * len(keys) + 3
+        parts: list[str] = [head] * (width * n)
+        close = "{"  # what ends the piece before a label: "{" first, then '"' after a string put in bare
+        for k, key in enumerate(keys):
+            try:
+                column = list(map(itemgetter(key), payloads))
+            except KeyError:  # same number of keys, not the same keys
+                return None
+            kinds = set(map(type, column))
+            if not kinds <= _SCALARS:
+                return None
+            label = ("," if k else "") + _c_basestring(key) + ":"
+            if kinds == {str}:
+                joined = "a".join(column)
+                if len(_c_basestring(joined)) == len(joined) + 2:
+                    values: Any = column
+                    opened, after = '"', '"'
+                else:
+                    values, opened, after = map(_c_basestring, column), "", ""
+            elif str in kinds:
+                return None
+            else:
+                try:
+                    values = "".join(_C_ENCODE(column, 0))[1:-1].split(",")
+                except (ValueError, TypeError, RecursionError):
+                    return None  # NaN or infinity: the per-entry path names it
+                if len(values) != n:
+                    return None
+                opened, after = "", ""
+            parts[2 * k :: width] = [(head + "{" if not k else close) + label + opened] * n
+            parts[2 * k + 1 :: width] = values
+            close = after
+        parts[width - 3 :: width] = [close + "}" + run] * n
+        return parts
+
+    def _encode_each(self, events: Iterable[tuple[str, dict]], when: bytes) -> list[bytes]:
+        """The per-entry path: raises the BadInput naming the first event that cannot be stored."""
+        enc = self.encoder
         head, run, tails, time_part = enc._head, enc._run, enc._types, b',"time":"' + when + b'"'
         c_encode, plain, join = _C_ENCODE, _plain, b"".join
         out = []
@@ -829,25 +977,73 @@ class AuditWriter:
 
     def append_lines(self, lines: list[bytes]) -> range:
         """Append encoded entry lines durably: one write and one fsync per segment touched."""
+        return self._append(b"".join(x + b"\n" for x in lines), lines)
+
+    def _append(self, blob: bytes, lines: list[bytes]) -> range:
+        """Append the lines (blob = each line followed by a newline) durably, then fold them into the peaks.
+
+        The writes and fsyncs (one per segment touched, in order) run in a helper thread for a large batch
+        while this thread hashes the new leaves and nodes: both release the GIL, so the hashing hides behind
+        the fsync. The new size and peaks are taken only after every fsync returned.
+        """
         if self._broken:
             raise CheckFailed(f"{self.where}: an earlier append failed in this writer; open a new one")
-        first = self.size
-        chunk: list[bytes] = []
-        chunk_bytes = 0
+        first, m = self.size, len(lines)
+        if not m:
+            return range(first, first)
+        # Cut the blob at line ends so that no segment passes SEGMENT_BYTES (an empty one takes one line).
+        plan: list[tuple[int, int]] = []  # (start, end) bytes to the current segment; (lines so far, -1): roll first
+        pos, used, total = 0, self.seg_bytes, len(blob)
+        while pos < total:
+            room = SEGMENT_BYTES - used
+            end = total if total - pos <= room else blob.rfind(b"\n", pos, pos + room) + 1
+            if not end:  # not even the next line fits
+                if used:
+                    plan.append((blob.count(b"\n", 0, pos), -1))
+                    used = 0
+                    continue
+                end = blob.index(b"\n", pos) + 1
+            plan.append((pos, end))
+            used += end - pos
+            pos = end
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                view = memoryview(blob)
+                for i, j in plan:
+                    if j < 0:
+                        self._roll(first + i)
+                    else:
+                        self._write_fsync(view[i:j])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(exc)
+
         try:
-            for entry in lines:
-                n = len(entry) + 1
-                if self.seg_bytes + chunk_bytes and self.seg_bytes + chunk_bytes + n > SEGMENT_BYTES:
-                    self._flush(chunk)
-                    self._roll(self.size)
-                    chunk, chunk_bytes = [], 0
-                chunk.append(entry)
-                chunk_bytes += n
-            self._flush(chunk)
+            if m >= _THREADED_BATCH:
+                io = threading.Thread(target=write, name="audit-append", daemon=True)
+                io.start()
+                try:
+                    peaks, size = self.peaks, first
+                    for a in range(0, m, _HASH_CHUNK):
+                        peaks, size = extend_peaks(peaks, size, leaf_hashes(lines[a : a + _HASH_CHUNK]))
+                        if io.is_alive():
+                            # A hash chunk is one C call that holds the GIL; a short sleep lets the writer take
+                            # it to issue its next write or fsync (waiting for the switch interval costs ms).
+                            time.sleep(_HANDOFF_S)
+                finally:
+                    _join(io)
+            else:
+                write()
+                if not errors:
+                    peaks, size = extend_peaks(self.peaks, first, leaf_hashes(lines))
+            if errors:
+                raise errors[0]
         except BaseException:
             self._broken = True
             raise
-        return range(first, self.size)
+        self.peaks, self.size = peaks, size
+        return range(first, size)
 
     def _roll(self, first_seq: int) -> None:
         """Start a new segment: the previous one is full and is never written again."""
@@ -856,30 +1052,17 @@ class AuditWriter:
             self._fd = None
         self.seg_first, self.seg_name, self.seg_bytes = first_seq, segment_name(first_seq), 0
 
-    def _flush(self, chunk: list[bytes]) -> None:
-        if not chunk:
-            return
+    def _write_fsync(self, payload: memoryview) -> None:
+        """One write of whole lines to the current segment, then its fsync."""
         if self._fd is None:
             path = self.dir / self.seg_name
             created = not path.exists()
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if created:
                 jsonio.fsync_dir(self.dir)
-        payload = b"\n".join(chunk) + b"\n"
         _write_all(self._fd, payload)
         os.fsync(self._fd)
         self.seg_bytes += len(payload)
-        # The fold of _fold(), inlined: this loop is most of the per-entry cost of a batch append.
-        sha, peaks, size = hashlib.sha256, self.peaks, self.size
-        for entry in chunk:
-            peaks.append(sha(b"\x00" + entry).digest())
-            size += 1
-            n = size
-            while not n & 1:
-                right = peaks.pop()
-                peaks[-1] = sha(b"\x01" + peaks[-1] + right).digest()
-                n >>= 1
-        self.size = size
 
     def checkpoint(self, *, force: bool = False) -> dict:
         """Append a checkpoint for the current size (signed when a key is set); returns it.
@@ -912,7 +1095,7 @@ class AuditWriter:
 
     def append_batch(self, events: Iterable[tuple[str, dict]], *, checkpoint: bool = True) -> range:
         """Append (event_type, payload) pairs with one write+fsync (per segment); returns their seqs."""
-        seqs = self.append_lines(self.encode(events))
+        seqs = self._append(*self._encode_batch(events))
         if checkpoint:
             self.checkpoint()
         return seqs

@@ -223,6 +223,46 @@ def append_to_peaks(peaks: list[bytes], size: int, digest: bytes) -> tuple[list[
     return peaks, size + 1
 
 
+_digest = type(_sha256()).digest
+_ONE = b"\x01"
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
+    """[leaf_hash(e) for e in entries], iterated in C (map) rather than in a Python loop."""
+    return list(map(_digest, map(_sha256, map(b"\x00".__add__, entries))))
+
+
+def extend_peaks(peaks: Sequence[bytes], size: int, digests: Sequence[bytes]) -> tuple[list[bytes], int]:
+    """Add many leaf hashes to the compact range of a tree of `size` leaves; returns the new range and size.
+
+    The same result as append_to_peaks() once per digest, computed level by level: the new nodes of each level
+    are hashed pairwise in one C-iterated pass (map), so a batch costs one node hash per leaf and no Python
+    loop per entry. Level k's new nodes have indices size>>k .. new_size>>k - 1; when size>>k is odd, the old
+    peak of level k is their left sibling and is put in front.
+    """
+    new_size = size + len(digests)
+    levels = [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+    if len(levels) != len(peaks):
+        raise ValueError(f"a tree of size {size} has {len(levels)} peaks, got {len(peaks)}")
+    old = dict(zip(levels, peaks, strict=True))
+    out: list[bytes] = []  # peaks, lowest level first
+    nodes = list(digests)
+    level = 0
+    while new_size >> level:
+        if size >> level & 1:
+            nodes.insert(0, old[level])  # nodes now start at an even index of this level
+        if new_size >> level & 1:
+            out.append(nodes[-1])  # the unpaired last node is this level's peak
+        if len(nodes) > 1:
+            pairs = map(bytes.__add__, nodes[0::2], nodes[1::2])  # zip-like: stops at the shorter slice
+            nodes = list(map(_digest, map(_sha256, map(_ONE.__add__, pairs))))
+        else:
+            nodes = []
+        level += 1
+    out.reverse()
+    return out, new_size
+
+
 def _check_hash(name: str, value: bytes) -> None:
     if not isinstance(value, (bytes, bytearray)) or len(value) != HASH_SIZE:
         size = len(value) if isinstance(value, (bytes, bytearray)) else type(value).__name__

@@ -96,6 +96,97 @@ def test_fast_payload_encoding_is_the_canonical_encoding(payload):
     assert audit.encode_payload(payload) == jsonio.canonical(payload)
 
 
+SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats()  # NaN and infinity included: the batch must refuse them like jsonio.canonical
+    | st.sampled_from([1e-07, 1e16, 1e22, 1.5e-05, 0.0001, -0.0, 5e-324, 1.7976931348623157e308, 1e15])
+    | st.text()
+    | st.text(alphabet=st.characters(codec=None, categories=["Cs", "Cc", "Zl", "So"]), max_size=3)
+    | st.sampled_from(["},{", '"},{"', "\\", "\n", "é✓🙂", "\u2028"])
+)
+PAYLOADS = st.dictionaries(
+    st.text(max_size=5) | st.integers(), JSON | SCALAR | st.lists(st.dictionaries(st.text(max_size=2), SCALAR))
+)
+
+
+@st.composite
+def batches(draw):
+    """Batches as callers build them: either one flat shape (the columnar path) or anything (the other paths)."""
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.text(max_size=6) | st.integers(-3, 3), min_size=1, max_size=5, unique=True))
+        rows = draw(st.lists(st.tuples(*[SCALAR] * len(keys)), min_size=1, max_size=8))
+        payloads = [dict(zip(keys, row, strict=True)) for row in rows]
+    else:
+        payloads = draw(st.lists(PAYLOADS, min_size=1, max_size=6))
+    return [(draw(st.sampled_from(audit.EVENT_TYPES)), p) for p in payloads]
+
+
+def _bare_writer(actor: str, run_id: str | None, size: int) -> audit.AuditWriter:
+    """A writer that only encodes (no lock, no files): enough to compare its bytes with jsonio.canonical."""
+    w = audit.AuditWriter(Repo.at(ROOT))
+    w.encoder = audit.EntryEncoder(actor, "f" * 40, run_id)
+    w.size = size
+    return w
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batches(),
+    st.sampled_from(["ci-bot", "bøt ✓", 'q"uote']),
+    st.sampled_from(["12345678901", None]),
+    st.integers(0, 10**9),
+)
+def test_batch_encoding_is_byte_identical_to_jsonio_canonical(events, actor, run_id, size):
+    """The batch fast paths (one C call for all payloads, or one per key) write exactly jsonio.canonical(entry)."""
+    when = "2026-11-22T06:00:00Z"
+    w = _bare_writer(actor, run_id, size)
+    expected = []
+    try:
+        for i, (kind, payload) in enumerate(events):
+            entry = {"actor": actor, "commit": "f" * 40, "payload": payload, "run_id": run_id, "seq": size + i}
+            line = jsonio.canonical({**entry, "time": when, "type": kind})
+            assert len(line) <= audit.MAX_ENTRY_BYTES
+            expected.append(line)
+    except (ValueError, TypeError):  # NaN, infinity, a lone surrogate: refused, nothing encoded
+        with pytest.raises(BadInput):
+            w.encode(events, time=when)
+        return
+    blob, got = w._encode_batch(events, time=when)
+    assert got == expected
+    assert blob == b"".join(x + b"\n" for x in expected)
+    fast = w._encode_fast(events, when.encode())
+    assert fast is None or fast == blob
+    assert w._encode_each(events, when.encode()) == expected
+
+
+def test_batch_encoding_takes_the_fast_paths_for_plain_batches():
+    w = _bare_writer("ci-bot", "1", 7)
+    when = b"2026-11-22T06:00:00Z"
+    flat = [("monitoring_run", {"f1": 0.8731, "w": i, "n": "x" * 95, "ok": True, "gone": None}) for i in range(50)]
+    nested = [("promotion", {"a": [1, {"b": "c"}], "d": {"e": 1e-07}}), ("rollback", {})]
+    for events in (flat, nested):
+        assert w._encode_fast(events, when) == b"".join(
+            jsonio.canonical(
+                {"actor": "ci-bot", "commit": "f" * 40, "payload": p, "run_id": "1", "seq": 7 + i}
+                | {"time": when.decode(), "type": t}
+            )
+            + b"\n"
+            for i, (t, p) in enumerate(events)
+        )
+    assert w._encode_columns([p for _, p in flat], 50, "", "") is not None
+    # A payload whose text holds the "},{" the one-call path splits on falls back to the per-entry path.
+    assert w._encode_fast([("rollback", {"a": [{}, {}]}), ("rollback", {})], when) is None
+    cycle: dict = {}
+    cycle["self"] = cycle
+    for bad, error in (([("rollback", cycle)], BadInput), ([("rollback", {}, 1)], ValueError), ([7], TypeError)):
+        assert w._encode_fast(bad, when) is None
+        with pytest.raises(error):
+            w.encode(bad)
+
+
 def test_actor_falls_back_to_the_local_user(repo):
     import getpass
 

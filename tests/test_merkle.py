@@ -13,7 +13,9 @@ from mlops.merkle import (
     MerkleTree,
     ProofError,
     append_to_peaks,
+    extend_peaks,
     leaf_hash,
+    leaf_hashes,
     node_hash,
     reference_root,
     root_from_peaks,
@@ -305,3 +307,24 @@ def test_property_mutation_suite_on_random_proofs_of_random_sizes(n, data):
         first = data.draw(st.integers(1, size - 1))
         proof = tree.consistency_proof(first, size)
         assert_consistency_mutations_rejected(first, size, proof, tree.root(first), root)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 600), st.integers(0, 600), st.binary(max_size=8))
+def test_batch_extend_of_the_compact_range_equals_one_append_at_a_time(size, added, salt):
+    """extend_peaks() (a batch hashed level by level) gives the peaks of append_to_peaks() called per leaf."""
+    entries = [salt + i.to_bytes(4, "big") for i in range(size + added)]
+    digests = leaf_hashes(entries)
+    assert digests == [leaf_hash(e) for e in entries]
+    tree = MerkleTree.from_leaf_hashes(digests[:size])
+    one_by_one, n = tree.peaks(), size
+    for d in digests[size:]:
+        one_by_one, n = append_to_peaks(one_by_one, n, d)
+    batch, m = extend_peaks(tree.peaks(), size, digests[size:])
+    assert (batch, m) == (one_by_one, n) == (MerkleTree.from_leaf_hashes(digests).peaks(), size + added)
+    assert root_from_peaks(batch) == reference_root(digests)
+
+
+def test_extend_peaks_refuses_a_range_of_the_wrong_size():
+    with pytest.raises(ValueError, match="a tree of size 3 has 2 peaks, got 1"):
+        extend_peaks([EMPTY_ROOT], 3, [EMPTY_ROOT])
