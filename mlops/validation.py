@@ -430,6 +430,29 @@ def infer_contract(cfg: Config, table: Any, *, max_categories: int, source: str)
     }
 
 
+def _min_max(col: Any) -> tuple[Any, Any]:
+    """pc.min_max's (min, max) as Python values; for floats numpy's fmin/fmax per chunk, which
+    skip NaN and nulls as pc.min_max does (NaN only when every value is NaN) at a third of its cost."""
+    import math
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(col.type) or pa.types.is_float16(col.type):
+        mm = pc.min_max(col)
+        return mm["min"].as_py(), mm["max"].as_py()
+    lo = hi = None
+    for chunk in col.chunks:
+        if chunk.null_count == len(chunk):
+            continue
+        x = chunk.to_numpy(zero_copy_only=False)  # nulls become NaN, which fmin/fmax skip
+        a, b = float(np.fmin.reduce(x)), float(np.fmax.reduce(x))
+        lo = a if lo is None or (math.isnan(lo) or a < lo) else lo
+        hi = b if hi is None or (math.isnan(hi) or b > hi) else hi
+    return lo, hi
+
+
 def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -465,8 +488,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         # Cheap aggregates first (min/max, distinct values); a row mask only when something is out.
         masks: list[tuple[str, Any]] = []
         if "min" in rule or "max" in rule:
-            mm = pc.min_max(col)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            lo, hi = _min_max(col)
             if "min" in rule and lo is not None and lo < rule["min"]:
                 masks.append((f"below the minimum {rule['min']}", pc.less(col, pa.scalar(rule["min"]))))
             if "max" in rule and hi is not None and hi > rule["max"]:
@@ -474,7 +496,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         if "categories" in rule:
             allowed = pa.array(rule["categories"], type=pa.string())
             values = pc.cast(col, pa.string()) if found != "string" else col
-            if not pc.all(pc.is_in(pc.unique(values.drop_null()), allowed)).as_py():
+            if not pc.all(pc.is_in(pc.unique(values).drop_null(), allowed)).as_py():
                 unseen = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed)))
                 masks.append(("not an allowed category", unseen))
         for problem, mask in masks:
@@ -486,7 +508,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
         allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        if not pc.all(pc.is_in(pc.cast(pc.unique(col.drop_null()), pa.string()), allowed)).as_py():
+        if not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
             mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
             count = int(pc.sum(mask).as_py() or 0)
             violations.append(
@@ -506,28 +528,74 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
 # ------------------------------------------------------------------------------- duplicates
 
 
-def _codes(col: Any) -> Any:
-    """A uint64 per row such that equal cells always give equal codes (collisions are confirmed later)."""
-    import numpy as np
+_HASH_SEED = 0x9E3779B97F4A7C15
+_HASH_PRIME = 0x9FB21C651E98DF25
+
+
+def _code_source(col: Any) -> Any:
+    """The column in a form whose cells become uint64 codes cheaply: numbers as they are, text
+    (and any other type) as its dictionary index over the whole column, so equal cells in
+    different chunks get the same code."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     t = col.type
-    if pa.types.is_floating(t):
-        arr = col.to_numpy().astype(np.float64, copy=False) + 0.0  # + 0.0 folds -0.0 into 0.0; nulls are NaN
-        return arr.view(np.uint64)
-    if pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
-        if not pa.types.is_integer(t):
-            col = pc.cast(col, pa.int64())
-        if col.null_count:
-            col = pc.fill_null(pc.cast(col, pa.float64()), float("nan"))
-            return col.to_numpy().view(np.uint64)
-        return col.to_numpy().astype(np.int64, copy=False).view(np.uint64)
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t):
+        return col
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
+        return pc.cast(col, pa.int64())
+    encoded = pc.dictionary_encode(col)  # one memo table for all chunks: indices agree across chunks
+    return pa.chunked_array([c.indices for c in encoded.chunks], type=encoded.type.index_type)
+
+
+def _codes(arr: Any) -> Any:
+    """A uint64 per cell of one Arrow array such that equal cells always give equal codes
+    (other collisions are confirmed later): the float's bits with -0.0 folded into 0.0 and one
+    NaN for every NaN and null, the integer itself (nulls: a sentinel), zeros for a null column."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = arr.type
     if pa.types.is_null(t):
-        return np.zeros(len(col), dtype=np.uint64)
-    encoded = pc.dictionary_encode(col)
-    idx = pa.chunked_array([c.indices for c in encoded.chunks], type=encoded.type.index_type)
-    return pc.fill_null(pc.cast(idx, pa.int64()), -1).to_numpy().view(np.uint64)
+        return np.zeros(len(arr), dtype=np.uint64)
+    if pa.types.is_floating(t):
+        x = arr.to_numpy(zero_copy_only=False).astype(np.float64)  # a fresh array; nulls are NaN
+        x += 0.0  # folds -0.0 into 0.0
+        nan = np.isnan(x)
+        if nan.any():
+            x[nan] = np.nan  # one bit pattern for every NaN payload and sign
+        return x.view(np.uint64)
+    if arr.null_count:
+        sentinel = -(2 ** (t.bit_width - 1)) if pa.types.is_signed_integer(t) else 0
+        arr = pc.fill_null(arr, pa.scalar(sentinel, t))
+    return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False).view(np.uint64)
+
+
+def _row_hashes(table: Any) -> Any:
+    """A uint64 per row; equal rows always get equal hashes.
+
+    Chained h = f(h ^ code) with f = multiply-xorshift, a bijection on uint64: rows that differ in
+    one column always differ in h. Computed batch by batch (all columns of a slice of rows while
+    that slice of h is in the CPU cache), in place."""
+    import numpy as np
+    import pyarrow as pa
+
+    h = np.full(table.num_rows, _HASH_SEED, dtype=np.uint64)
+    prime = np.uint64(_HASH_PRIME)
+    shift = np.uint64(29)
+    sources = pa.table({str(i): _code_source(table.column(i)) for i in range(table.num_columns)})
+    offset = 0
+    for batch in sources.to_batches():
+        part = h[offset : offset + batch.num_rows]
+        tmp = np.empty_like(part)
+        for arr in batch.columns:
+            np.bitwise_xor(part, _codes(arr), out=part)
+            np.multiply(part, prime, out=part)
+            np.right_shift(part, shift, out=tmp)
+            np.bitwise_xor(part, tmp, out=part)
+        offset += batch.num_rows
+    return h
 
 
 def check_duplicates(s: Settings, table: Any) -> CheckResult:
@@ -536,23 +604,15 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
     import pyarrow.compute as pc
 
     n = table.num_rows
-    # Chained hash h = f(h ^ code) with f = multiply-xorshift, a bijection on uint64: rows that differ
-    # in one column always differ in h. Equal rows always collide; other collisions are rare and
-    # are removed by the exact confirmation below. In place, so memory stays at two uint64 arrays.
-    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    tmp = np.empty(n, dtype=np.uint64)
-    prime = np.uint64(0x9FB21C651E98DF25)
-    for name in table.column_names:
-        np.bitwise_xor(h, _codes(table.column(name)), out=h)
-        np.multiply(h, prime, out=h)
-        np.right_shift(h, np.uint64(29), out=tmp)
-        np.bitwise_xor(h, tmp, out=h)
-    del tmp
-    counts = pc.value_counts(pa.array(h))
-    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    h = _row_hashes(table)
+    ordered = np.sort(h)
+    same = ordered[1:] == ordered[:-1]
     duplicates, rows = 0, []
-    if len(repeated):
-        # Confirm exactly: group the candidate rows by every column (nulls and NaN group together).
+    if same.any():
+        # Equal rows always share a hash; other rows that share one are told apart here:
+        # the candidate rows are grouped exactly by every column (empty cells equal each other).
+        repeated = pa.array(np.unique(ordered[1:][same]))
+        del ordered, same
         idx = pc.indices_nonzero(pc.is_in(pa.array(h), value_set=repeated))
         keys = [c for c in table.column_names if not pa.types.is_null(table.column(c).type)]
         sub = table.select(keys).take(idx).append_column("__row__", idx)
@@ -585,6 +645,27 @@ def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
     return pairs.num_rows == distinct, distinct
 
 
+def _class_ranges(table: Any, label: str, columns: list[str]) -> dict[str, Any]:
+    """{column: [min_max of the first label group, of the second], label: [the two label values]}."""
+    agg = table.group_by(label).aggregate([(c, "min_max") for c in columns])
+    out: dict[str, Any] = {c: agg.column(f"{c}_min_max").to_pylist() for c in columns}
+    out[label] = agg.column(label).to_pylist()
+    return out
+
+
+def _ranges_overlap(ranges: list[dict[str, Any]]) -> bool:
+    """True when two classes' (min, max) ranges certainly overlap (both known, not NaN)."""
+    import math
+
+    if len(ranges) != 2:
+        return False
+    a, b = ranges
+    values = (a["min"], a["max"], b["min"], b["max"])
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return False
+    return a["max"] >= b["min"] and b["max"] >= a["min"]
+
+
 def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     """A feature that equals the label, separates it at one threshold, or maps each value to one label."""
     import numpy as np
@@ -599,25 +680,30 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     classes = pc.unique(labelled.column(label)).to_pylist()
     leaks: dict[str, str] = {}
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
+    # The seeded sample (also used for purity below).
+    n = labelled.num_rows
+    sample = labelled
+    if n > LEAK_SAMPLE_ROWS:
+        rng = np.random.default_rng(0)
+        sample = labelled.take(pa.array(np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False))))
+    if len(classes) == 2 and numeric and sample is not labelled:
+        # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
+        # sample range), so only the features whose sample ranges are disjoint need the full pass.
+        in_sample = _class_ranges(sample, label, numeric)
+        numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
     if len(classes) == 2 and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
-        agg = labelled.group_by(label).aggregate([(c, "min_max") for c in numeric])
-        order = agg.column(label).to_pylist()
+        ranges = _class_ranges(labelled, label, numeric)
+        order = ranges.pop(label)
         for c in numeric:
-            mm = agg.column(f"{c}_min_max").to_pylist()
-            a, b = mm
+            a, b = ranges[c]
             if None in (a["min"], a["max"], b["min"], b["max"]):
                 continue
             if a["max"] < b["min"] or b["max"] < a["min"]:
                 lo, hi = (order[0], order[1]) if a["max"] < b["min"] else (order[1], order[0])
                 cut = a["max"] if a["max"] < b["min"] else b["max"]
                 leaks[c] = f"separates the label perfectly: every {lo!r} row has {c} <= {cut}, every {hi!r} row above"
-    # Value-to-label purity on a seeded sample first (cheap), confirmed on all rows.
-    n = labelled.num_rows
-    sample = labelled
-    if n > LEAK_SAMPLE_ROWS:
-        rng = np.random.default_rng(0)
-        sample = labelled.take(pa.array(np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False))))
+    # Value-to-label purity on the seeded sample first (cheap), confirmed on all rows.
     for c in features:
         if c in leaks or pa.types.is_null(table.column(c).type):
             continue
@@ -648,30 +734,48 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
 
 def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[str, Any] | None:
     """Profile of a seeded sample of the features, in mlops.profile's column format."""
-    try:
-        from mlops import profile
-    except ImportError:
-        return None
+    return _snapshot_and_sample(cfg, s, table, sha256)[0]
+
+
+def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
+    """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
     import numpy as np
     import pyarrow as pa
 
-    features = _features(cfg, table)
     n = table.num_rows
-    sample = table.select(features)
+    sample = table.select(columns)
     if n > s.sample_rows:
         rng = np.random.default_rng(0)
         sample = sample.take(pa.array(np.sort(rng.choice(n, s.sample_rows, replace=False))))
-    numeric, categorical, columns = [], [], {}
+    return sample
+
+
+def _snapshot_and_sample(
+    cfg: Config, s: Settings, table: Any, sha256: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The snapshot profile and the sample's values per feature (what check_shift compares), from
+    one seeded sample; numeric values sorted once (NaN last) for both the profile and the drift test."""
+    try:
+        from mlops import profile
+    except ImportError:
+        return None, {}
+    import numpy as np
+
+    features = _features(cfg, table)
+    n = table.num_rows
+    sample = _sample(s, table, features)
+    numeric, categorical, columns, values = [], [], {}, {}
     for c in features:
         kind = type_name(sample.column(c).type)
         if kind in ("integer", "float") and c not in cfg.dataset.categorical:
-            values = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-            columns[c] = profile.numeric_profile(values, SNAPSHOT_LEVELS)
+            values[c] = np.sort(sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64))
+            columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
         elif kind in ("string", "boolean", "integer", "float"):
-            columns[c] = profile.categorical_profile(sample.column(c).to_pylist())
+            values[c] = sample.column(c).to_pylist()
+            columns[c] = profile.categorical_profile(values[c])
             categorical.append(c)
-    return {
+    snapshot = {
         "format": SNAPSHOT_FORMAT,
         "dataset": cfg.dataset.name,
         "sha256": sha256,
@@ -681,6 +785,7 @@ def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[
         "features": {"numeric": numeric, "categorical": categorical},
         "columns": columns,
     }
+    return snapshot, values
 
 
 def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample: Any) -> CheckResult:
@@ -728,16 +833,10 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample
 def _sample_columns(cfg: Config, s: Settings, table: Any, snapshot: dict[str, Any] | None) -> dict[str, Any]:
     """The same seeded sample the snapshot was built from, as numpy floats / Python lists per feature."""
     import numpy as np
-    import pyarrow as pa
 
     if snapshot is None:
         return {}
-    n = table.num_rows
-    cols = [*snapshot["features"]["numeric"], *snapshot["features"]["categorical"]]
-    sample = table.select(cols)
-    if n > s.sample_rows:
-        rng = np.random.default_rng(0)
-        sample = sample.take(pa.array(np.sort(rng.choice(n, s.sample_rows, replace=False))))
+    sample = _sample(s, table, [*snapshot["features"]["numeric"], *snapshot["features"]["categorical"]])
     out: dict[str, Any] = {}
     for c in snapshot["features"]["numeric"]:
         out[c] = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -777,9 +876,9 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
         table = data.read_table(dataset.path, where)
 
     def shift() -> CheckResult:
-        snap = snapshot_profile(cfg, s, table, dataset.sha256)
+        snap, sample = _snapshot_and_sample(cfg, s, table, dataset.sha256)
         holder["snapshot"] = snap
-        return check_shift(cfg, s, snap, _sample_columns(cfg, s, table, snap))
+        return check_shift(cfg, s, snap, sample)
 
     holder: dict[str, Any] = {"snapshot": None}
     plan = {

@@ -428,3 +428,74 @@ def test_cli_failed_check_raises_a_data_quality_alert_per_check(repo):
     alert = raised["data-quality:customer-churn:size"]
     assert alert["alert"]["kind"] == "data-quality"
     assert "data-quality" in alert["labels"] and "needs-attention" not in alert["labels"]  # not stale
+
+
+# ------------------------------------------------------------- fast paths: same results, exactly
+
+
+def _settings(repo: Path):
+    cfg = config.load(Repo.at(repo), announce=False)
+    return cfg, validation.Settings.from_config(cfg)
+
+
+def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
+    # Every row gets the same hash: only the exact confirmation tells duplicates from collisions.
+    cols = columns(n=200)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][:7]  # rows 201..207 repeat rows 1..7
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    honest = validation.check_duplicates(s, table)
+    monkeypatch.setattr(validation, "_row_hashes", lambda t: np.zeros(t.num_rows, dtype=np.uint64))
+    colliding = validation.check_duplicates(s, table)
+    assert honest.details == colliding.details
+    assert colliding.details["duplicates"] == 7 and colliding.details["rows"] == [201, 202, 203, 204, 205]
+
+
+def test_duplicates_across_chunks_and_special_floats(repo):
+    # Equal text in different chunks (one dictionary over all chunks), nulls and NaN hash equal;
+    # the exact confirmation has the last word (group_by keeps -0.0 and 0.0 apart).
+    first = pa.table({"t": ["a", "b", None], "x": [0.0, float("nan"), 1.0], "i": pa.array([1, None, 3])})
+    second = pa.table({"t": ["c", "b", None, "a"], "x": [2.0, float("nan"), 1.0, -0.0], "i": pa.array([4, None, 3, 1])})
+    table = pa.concat_tables([first, second])
+    assert table.column("t").num_chunks == 2
+    _, s = _settings(repo)
+    c = validation.check_duplicates(s, table)
+    # row 5 = row 2 (b, NaN, null); row 6 = row 3 (null, 1.0, 3); row 7 = row 1 (-0.0 is not 0.0 for group_by)
+    expected = table.group_by(["t", "x", "i"]).aggregate([]).num_rows
+    assert c.details["duplicates"] == table.num_rows - expected
+    assert c.details["duplicates"] == 2 and c.details["rows"] == [5, 6]
+
+
+def test_label_leak_sample_refutation_matches_full_pass(repo, monkeypatch):
+    # With a tiny sample, features whose sample ranges overlap skip the full pass; a feature whose
+    # classes overlap in one row outside the sample is still judged on all rows.
+    cfg, s = _settings(repo)
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=4000) < 0.3).astype(int)
+    thr = y * 10 + rng.uniform(size=4000)
+    near = thr.copy()
+    near[np.flatnonzero(y == 0)[-1]] = 10.5  # one 0-row inside the 1-rows' range
+    table = pa.table({"x1": rng.normal(size=4000), "thr": thr, "near": near, "churned": y})
+    full = validation.check_label_leak(cfg, s, table)
+    monkeypatch.setattr(validation, "LEAK_SAMPLE_ROWS", 100)
+    sampled = validation.check_label_leak(cfg, s, table)
+    assert list(sampled.details["leaks"]) == ["thr"]
+    assert "separates the label perfectly" in sampled.details["leaks"]["thr"]
+    assert sampled.details == full.details
+
+
+def test_min_max_matches_pyarrow(repo):
+    import pyarrow.compute as pc
+
+    cases = [
+        pa.chunked_array([[1.5, None, float("nan")], [None, None], [float("nan")], [-2.0, 7.25]]),
+        pa.chunked_array([[float("nan")], [float("nan"), None]]),
+        pa.chunked_array([[None, None]], type=pa.float64()),
+        pa.chunked_array([pa.array([1.0, -3.5], type=pa.float32())]),
+        pa.chunked_array([[3, None, -1]]),
+    ]
+    for col in cases:
+        mm = pc.min_max(col)
+        expected = (mm["min"].as_py(), mm["max"].as_py())
+        assert repr(validation._min_max(col)) == repr(expected), col
