@@ -138,6 +138,7 @@ def read_csv_checked(path: Path, where: str) -> Any:
 # Files of at least two ranges are read as byte ranges cut at line breaks, on two threads.
 _RANGE_BYTES = 8 << 20
 _READ_THREADS = 2
+_FIRST_RANGE_BYTES = 1 << 20
 
 
 def _read(path: Path, convert: Any) -> Any:
@@ -158,9 +159,11 @@ def _read(path: Path, convert: Any) -> Any:
         return pcsv.read_csv(path, convert_options=convert)
     try:
         with pa.OSFile(str(path)) as fh:
+            # The first range is one pyarrow block (1 MiB, the window its streaming reader infers
+            # types from) and is read alone; the others are read two at a time.
             cuts = [0]
             step = max(_RANGE_BYTES, size // 64)
-            target = step
+            target = min(step, _FIRST_RANGE_BYTES)
             while target < size:
                 window = fh.read_at(1 << 16, target)
                 nl = window.find(b"\n")

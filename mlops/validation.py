@@ -605,15 +605,24 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
 
     n = table.num_rows
     h = _row_hashes(table)
-    ordered = np.sort(h)
+    # Rows whose hash repeats, found by sorting its top 32 bits (a third faster than 64): a 32-bit
+    # repeat that is not a 64-bit repeat is dropped, then the rest is confirmed exactly.
+    top = (h >> np.uint64(32)).astype(np.uint32)
+    ordered = np.sort(top)
     same = ordered[1:] == ordered[:-1]
     duplicates, rows = 0, []
+    idx = np.empty(0, dtype=np.int64)
     if same.any():
+        candidates = pc.indices_nonzero(pc.is_in(pa.array(top), value_set=pa.array(np.unique(ordered[1:][same]))))
+        idx = candidates.to_numpy()
+        full = np.sort(h[idx])
+        repeated = np.unique(full[1:][full[1:] == full[:-1]])
+        idx = idx[np.isin(h[idx], repeated)]
+    del top, ordered, same
+    if len(idx):
         # Equal rows always share a hash; other rows that share one are told apart here:
         # the candidate rows are grouped exactly by every column (empty cells equal each other).
-        repeated = pa.array(np.unique(ordered[1:][same]))
-        del ordered, same
-        idx = pc.indices_nonzero(pc.is_in(pa.array(h), value_set=repeated))
+        idx = pa.array(idx)
         keys = [c for c in table.column_names if not pa.types.is_null(table.column(c).type)]
         sub = table.select(keys).take(idx).append_column("__row__", idx)
         groups = sub.group_by(keys, use_threads=False).aggregate([("__row__", "list")])
@@ -865,6 +874,9 @@ def check_pii(s: Settings, table: Any) -> CheckResult:
 # ------------------------------------------------------------------------------ orchestration
 
 
+_LONGEST_FIRST = ("distribution_shift", "duplicates", "label_leak", "schema_contract")
+
+
 def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     """Run every enabled check on a dataset file (read here unless `table` is given); writes nothing."""
     from mlops import data
@@ -896,7 +908,9 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(fn) for name, fn in plan.items() if s.enabled[name]}
+        # The longest first (profile + drift, duplicates), so the two threads finish together.
+        order = sorted(plan, key=lambda name: _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else 99)
+        futures = {name: pool.submit(plan[name]) for name in order if s.enabled[name]}
         checks = [
             futures[name].result() if name in futures else CheckResult(name, SKIP, "disabled in config/validation.json")
             for name in CHECKS

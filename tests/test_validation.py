@@ -452,6 +452,20 @@ def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
     assert colliding.details["duplicates"] == 7 and colliding.details["rows"] == [201, 202, 203, 204, 205]
 
 
+def test_duplicates_top_bit_collisions_are_refined_by_the_full_hash(repo, monkeypatch):
+    # Only the low 32 bits left: every row repeats in the top 32 bits the first pass sorts.
+    cols = columns(n=300)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][10:14]  # rows 301..304 repeat rows 11..14
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    honest = validation.check_duplicates(s, table)
+    real = validation._row_hashes
+    monkeypatch.setattr(validation, "_row_hashes", lambda t: real(t) & np.uint64(0xFFFFFFFF))
+    assert validation.check_duplicates(s, table).details == honest.details
+    assert honest.details["duplicates"] == 4 and honest.details["rows"] == [301, 302, 303, 304]
+
+
 def test_duplicates_across_chunks_and_special_floats(repo):
     # Equal text in different chunks (one dictionary over all chunks), nulls and NaN hash equal;
     # the exact confirmation has the last word (group_by keeps -0.0 and 0.0 apart).
