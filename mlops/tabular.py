@@ -200,7 +200,11 @@ def _read(path: Path, convert: Any) -> Any:
                 rest = list(
                     pool.map(lambda i: read_range(i, first.schema, first.column_names), range(1, len(cuts) - 1))
                 )
-            return pa.concat_tables([first, *rest])
+            table = pa.concat_tables([first, *rest])
+        # Hand the ranges' parse buffers back to the OS instead of keeping them in the pool:
+        # the table is all that stays, and the checks that follow allocate outside the pool.
+        pa.default_memory_pool().release_unused()
+        return table
     except pa.ArrowInvalid:
         pass
     return pcsv.read_csv(path, convert_options=convert)

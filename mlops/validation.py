@@ -190,6 +190,29 @@ def reports_dir(cfg: Config) -> Path:
 # ------------------------------------------------------------------------------------ helpers
 
 
+def _take_sorted(table: Any, indices: Any) -> Any:
+    """table.take(indices) for sorted row numbers, chunk by chunk: Table.take concatenates each
+    column's chunks first (a full copy per column); this copies only the rows taken."""
+    import numpy as np
+    import pyarrow as pa
+
+    indices = np.asarray(indices, dtype=np.int64)
+    columns = []
+    for col in table.columns:
+        if col.num_chunks <= 1:
+            columns.append(col.take(pa.array(indices)))
+            continue
+        bounds = np.cumsum([0] + [len(c) for c in col.chunks])
+        cuts = np.searchsorted(indices, bounds)
+        pieces = [
+            chunk.take(pa.array(indices[cuts[i] : cuts[i + 1]] - bounds[i]))
+            for i, chunk in enumerate(col.chunks)
+            if cuts[i + 1] > cuts[i]
+        ]
+        columns.append(pa.chunked_array(pieces, type=col.type))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
 def _rows(mask: Any) -> list[int]:
     """The first few 1-based data row numbers where a boolean mask is true."""
     import pyarrow.compute as pc
@@ -624,7 +647,7 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
         # the candidate rows are grouped exactly by every column (empty cells equal each other).
         idx = pa.array(idx)
         keys = [c for c in table.column_names if not pa.types.is_null(table.column(c).type)]
-        sub = table.select(keys).take(idx).append_column("__row__", idx)
+        sub = _take_sorted(table.select(keys), idx.to_numpy()).append_column("__row__", idx)
         groups = sub.group_by(keys, use_threads=False).aggregate([("__row__", "list")])
         later: list[int] = []
         for members in groups.column("__row___list").to_pylist():
@@ -694,7 +717,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     sample = labelled
     if n > LEAK_SAMPLE_ROWS:
         rng = np.random.default_rng(0)
-        sample = labelled.take(pa.array(np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False))))
+        sample = _take_sorted(labelled, np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False)))
     if len(classes) == 2 and numeric and sample is not labelled:
         # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
         # sample range), so only the features whose sample ranges are disjoint need the full pass.
@@ -749,13 +772,12 @@ def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[
 def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
     """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
     import numpy as np
-    import pyarrow as pa
 
     n = table.num_rows
     sample = table.select(columns)
     if n > s.sample_rows:
         rng = np.random.default_rng(0)
-        sample = sample.take(pa.array(np.sort(rng.choice(n, s.sample_rows, replace=False))))
+        sample = _take_sorted(sample, np.sort(rng.choice(n, s.sample_rows, replace=False)))
     return sample
 
 

@@ -513,3 +513,15 @@ def test_min_max_matches_pyarrow(repo):
         mm = pc.min_max(col)
         expected = (mm["min"].as_py(), mm["max"].as_py())
         assert repr(validation._min_max(col)) == repr(expected), col
+
+
+def test_take_sorted_equals_table_take():
+    rng = np.random.default_rng(4)
+    parts = [
+        pa.table({"x": rng.normal(size=k), "t": [f"v{i % 5}" if i % 7 else None for i in range(k)]})
+        for k in (5, 0, 9, 3)
+    ]
+    table = pa.concat_tables(parts)
+    for idx in ([], [0], [4, 5, 6, 13, 16], list(range(17)), [16]):
+        taken = validation._take_sorted(table, np.array(idx, dtype=np.int64))
+        assert taken.equals(table.take(pa.array(idx, type=pa.int64())))
