@@ -517,8 +517,9 @@ def test_min_max_matches_pyarrow(repo):
 
 def test_take_sorted_equals_table_take():
     rng = np.random.default_rng(4)
+    schema = pa.schema([("x", pa.float64()), ("t", pa.string())])
     parts = [
-        pa.table({"x": rng.normal(size=k), "t": [f"v{i % 5}" if i % 7 else None for i in range(k)]})
+        pa.table({"x": rng.normal(size=k), "t": [f"v{i % 5}" if i % 7 else None for i in range(k)]}, schema=schema)
         for k in (5, 0, 9, 3)
     ]
     table = pa.concat_tables(parts)
