@@ -526,3 +526,27 @@ def test_take_sorted_equals_table_take():
     for idx in ([], [0], [4, 5, 6, 13, 16], list(range(17)), [16]):
         taken = validation._take_sorted(table, np.array(idx, dtype=np.int64))
         assert taken.equals(table.take(pa.array(idx, type=pa.int64())))
+
+
+@pytest.mark.parametrize("few_values", [False, True])
+def test_duplicates_prefilter_matches_brute_force(repo, few_values):
+    # Rows that repeat in the prefilter's float columns but differ elsewhere are not duplicates
+    # (few candidates: only they are hashed again); with few distinct values most rows are
+    # candidates and every row is hashed again. Brute force: group_by over all rows.
+    rng = np.random.default_rng(7)
+    n = 3000
+    cols = {f"f{i}": rng.integers(0, 3, n).astype(float) if few_values else rng.normal(size=n) for i in range(4)}
+    cols["f0"][rng.uniform(size=n) < 0.1] = np.nan
+    cols["k"] = rng.integers(0, 3, n)
+    cols["t"] = rng.choice(np.array(["a", "b", None], dtype=object), n)
+    src, dst = rng.choice(n, 100, replace=False).reshape(2, 50)
+    for name in cols:
+        cols[name][dst] = cols[name][src]  # 50 copies (some may collide with each other)
+    cols["k"][dst[:20]] += 5  # 20 of them differ only outside the float columns
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    c = validation.check_duplicates(s, table)
+    groups = table.append_column("r", pa.array(np.arange(n))).group_by(list(cols)).aggregate([("r", "list")])
+    later = sorted(r for g in groups.column("r_list").to_pylist() for r in sorted(g)[1:])
+    assert c.details["duplicates"] == len(later) > 0
+    assert c.details["rows"] == [r + 1 for r in later[:5]]
