@@ -152,6 +152,7 @@ def _read(path: Path, convert: Any) -> Any:
     raises the error the caller explains. Ranges are cut after a line break, as pyarrow cuts its
     own blocks (`newlines_in_values=False`)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
     size = path.stat().st_size
@@ -189,7 +190,13 @@ def _read(path: Path, convert: Any) -> Any:
                 conv = convert
                 if types is not None:
                     conv = pcsv.ConvertOptions(strings_can_be_null=convert.strings_can_be_null, column_types=types)
-                return pcsv.read_csv(pa.BufferReader(buf), read_options=opts, convert_options=conv)
+                part = pcsv.read_csv(pa.BufferReader(buf), read_options=opts, convert_options=conv)
+                for col in part.columns:
+                    if _is_text(col.type) and pc.any(pc.match_substring(col, "\n")).as_py():
+                        # A line break inside a quoted value: a cut may have split that value
+                        # (pyarrow keeps an unclosed quote's text), so read the file as one.
+                        raise pa.ArrowInvalid("a quoted value holds a line break")
+                return part
 
             first = read_range(0)
             if first.num_rows == 0:
@@ -208,6 +215,15 @@ def _read(path: Path, convert: Any) -> Any:
     except pa.ArrowInvalid:
         pass
     return pcsv.read_csv(path, convert_options=convert)
+
+
+def _is_text(data_type: Any) -> bool:
+    import pyarrow as pa
+
+    return any(
+        f(data_type)
+        for f in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    )
 
 
 def _first_invalid_utf8(column: Any) -> int:

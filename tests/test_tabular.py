@@ -125,6 +125,12 @@ RANGE_CASES = {
     "empty_then_values": b"a,b,label\n" + _lines(300, lambda i: f"{'' if i < 200 else i},y,{i % 2}\n"),
     "crlf_blank_lines": b"\xef\xbb\xbfa,b,label\r\n"
     + _lines(300, lambda i: f"{i},z,{i % 2}\r\n" + ("\r\n" * (i % 7 == 0))),
+    # Every row spans two lines; a cut after the first one would leave two well-formed halves
+    # (348 rows instead of 300) if the reader did not fall back when a value holds a line break.
+    "all_text_quoted_breaks": b"a,b,c\n" + _lines(300, lambda i: f's{i},t{i},"u{i}\nv,w,x"\n'),
+    "quoted_line_breaks": b"a,b,label\n" + _lines(300, lambda i: f'{i},"x{i},\n{i % 5},y\n",{i % 2}\n'),
+    "one_late_quoted_break": b"a,b,label\n"
+    + _lines(300, lambda i: f'{i},"{"w,1,2" if i != 250 else "w,1,2" + chr(10) + "v,3,4"}",{i % 2}\n'),
     "long_line": b"a,b,label\n" + _lines(50, lambda i: f"{i},{'w' * (70_000 if i == 20 else 3)},{i % 2}\n"),
 }
 
