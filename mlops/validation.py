@@ -698,8 +698,11 @@ def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
     """(every non-null value of `column` occurs with a single label, number of distinct values)."""
     import pyarrow.compute as pc
 
-    sub = table.select([column, label]).filter(pc.is_valid(table.column(label)))
-    sub = sub.filter(pc.is_valid(sub.column(column)))
+    sub = table.select([column, label])
+    if sub.column(label).null_count:
+        sub = sub.filter(pc.is_valid(sub.column(label)))
+    if sub.column(column).null_count:
+        sub = sub.filter(pc.is_valid(sub.column(column)))
     pairs = sub.group_by([column, label], use_threads=False).aggregate([])
     distinct = len(pc.unique(pairs.column(column)))
     return pairs.num_rows == distinct, distinct
@@ -819,6 +822,8 @@ def _snapshot_and_sample(
     except ImportError:
         return None, {}
     import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
     features = _features(cfg, table)
     n = table.num_rows
@@ -831,6 +836,11 @@ def _snapshot_and_sample(
             values[c].sort()
             columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
+        elif pa.types.is_string(sample.column(c).type) or pa.types.is_large_string(sample.column(c).type):
+            # The object Series of str/None that drift.categorical_counts builds from to_pylist().
+            values[c] = pd.Series(sample.column(c).to_numpy(zero_copy_only=False), dtype=object)
+            columns[c] = profile.categorical_profile(values[c])
+            categorical.append(c)
         elif kind in ("string", "boolean", "integer", "float"):
             values[c] = sample.column(c).to_pylist()
             columns[c] = profile.categorical_profile(values[c])

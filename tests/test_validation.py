@@ -550,3 +550,25 @@ def test_duplicates_prefilter_matches_brute_force(repo, few_values):
     later = sorted(r for g in groups.column("r_list").to_pylist() for r in sorted(g)[1:])
     assert c.details["duplicates"] == len(later) > 0
     assert c.details["rows"] == [r + 1 for r in later[:5]]
+
+
+def test_snapshot_text_columns_profiled_as_from_python_lists(repo):
+    from mlops import drift, profile
+
+    cfg, s = _settings(repo)
+    rng = np.random.default_rng(2)
+    text = rng.choice(np.array(["a", "b", "é", None], dtype=object), 500)
+    table = pa.table(
+        {
+            "x1": rng.normal(size=500),
+            "cat": text,
+            "cat2": pa.array(text).dictionary_encode(),
+            "churned": rng.integers(0, 2, 500),
+        }
+    )
+    snap, values = validation._snapshot_and_sample(cfg, s, table, "x")
+    assert snap["features"]["categorical"] == ["cat", "cat2"]
+    for c in ("cat", "cat2"):
+        assert snap["columns"][c] == profile.categorical_profile(table.column(c).to_pylist())
+        ref = profile.column_reference(c, snap["columns"][c], None)
+        assert drift.column_drift(ref, values[c]) == drift.column_drift(ref, table.column(c).to_pylist())
