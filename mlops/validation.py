@@ -695,7 +695,12 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
 
 
 def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
-    """(every non-null value of `column` occurs with a single label, number of distinct values)."""
+    """(every non-null value of `column` occurs with a single label, number of distinct values).
+
+    Distinct (value, label) pairs as distinct dictionary-index pairs: dictionary_encode tells
+    values apart exactly as group_by does (by bits: each NaN payload, -0.0 and 0.0), without
+    starting an Acero plan (and importing pyarrow.dataset) for a few thousand rows."""
+    import numpy as np
     import pyarrow.compute as pc
 
     sub = table.select([column, label])
@@ -703,9 +708,33 @@ def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
         sub = sub.filter(pc.is_valid(sub.column(label)))
     if sub.column(column).null_count:
         sub = sub.filter(pc.is_valid(sub.column(column)))
-    pairs = sub.group_by([column, label], use_threads=False).aggregate([])
-    distinct = len(pc.unique(pairs.column(column)))
-    return pairs.num_rows == distinct, distinct
+    if sub.num_rows == 0:
+        return True, 0
+    codes, sizes = [], []
+    for name in (column, label):
+        encoded = pc.dictionary_encode(sub.column(name))  # one dictionary for all chunks
+        codes.append(np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]))
+        sizes.append(max(len(c.dictionary) for c in encoded.chunks))
+    pairs = len(np.unique(codes[0].astype(np.int64) * sizes[1] + codes[1]))
+    return pairs == sizes[0], sizes[0]
+
+
+def _sample_ranges(sample: Any, label: str, columns: list[str]) -> dict[str, Any] | None:
+    """{column: [(min, max) of one label value, of the other]} on a sample with two label values
+    (None otherwise); the same skips of nulls and NaN as group_by's min_max."""
+    import pyarrow.compute as pc
+
+    lab = sample.column(label)
+    values = pc.unique(lab).drop_null()
+    if len(values) != 2:
+        return None
+    out: dict[str, Any] = {c: [] for c in columns}
+    for value in values:
+        part = sample.filter(pc.fill_null(pc.equal(lab, value), False)).select(columns)
+        for c in columns:
+            lo, hi = _min_max(part.column(c)) if part.num_rows else (None, None)
+            out[c].append({"min": lo, "max": hi})
+    return out
 
 
 def _class_ranges(table: Any, label: str, columns: list[str]) -> dict[str, Any]:
@@ -752,8 +781,9 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if len(classes) == 2 and numeric and sample is not labelled:
         # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
         # sample range), so only the features whose sample ranges are disjoint need the full pass.
-        in_sample = _class_ranges(sample, label, numeric)
-        numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
+        in_sample = _sample_ranges(sample, label, numeric)
+        if in_sample is not None:
+            numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
     if len(classes) == 2 and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
         ranges = _class_ranges(labelled, label, numeric)

@@ -572,3 +572,31 @@ def test_snapshot_text_columns_profiled_as_from_python_lists(repo):
         assert snap["columns"][c] == profile.categorical_profile(table.column(c).to_pylist())
         ref = profile.column_reference(c, snap["columns"][c], None)
         assert drift.column_drift(ref, values[c]) == drift.column_drift(ref, table.column(c).to_pylist())
+
+
+def _pure_by_group_by(table, column, label):
+    import pyarrow.compute as pc
+
+    sub = table.select([column, label]).filter(pc.is_valid(table.column(label)))
+    sub = sub.filter(pc.is_valid(sub.column(column)))
+    pairs = sub.group_by([column, label], use_threads=False).aggregate([])
+    distinct = len(pc.unique(pairs.column(column)))
+    return pairs.num_rows == distinct, distinct
+
+
+def test_purity_without_group_by_matches_group_by():
+    nan2 = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype=np.float64)[0]
+    y = [0, 1, 0, 1, None, 0, 1, 0]
+    cases = {
+        "floats": [0.0, -0.0, float("nan"), nan2, 5.0, 0.0, -0.0, float("nan")],
+        "pure_floats": [0.0, -0.0, float("nan"), nan2, 5.0, 0.0, -0.0, float("nan")],
+        "text": ["a", "b", None, "b", "a", "a", "c", None],
+        "bools": [True, False, True, False, None, True, False, True],
+        "empty": [None] * 8,
+    }
+    for name, values in cases.items():
+        labels = [0, 1, 2, 3, None, 0, 1, 2] if name == "pure_floats" else y
+        half = pa.table({"v": values[:3], "y": labels[:3]})
+        rest = pa.table({"v": values[3:], "y": labels[3:]}, schema=half.schema) if name != "empty" else None
+        table = pa.concat_tables([half, rest]) if rest is not None else pa.table({"v": values, "y": labels})
+        assert validation._pure(table, "v", "y") == _pure_by_group_by(table, "v", "y"), name
