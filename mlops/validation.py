@@ -842,6 +842,25 @@ def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
     return sample
 
 
+def _sorted_floats(col: Any) -> Any:
+    """np.sort(col as float64, nulls as NaN); an integer column with few distinct values is
+    counted instead of sorted (the same array: equal values, ascending, NaN last)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(col.type):
+        counted = pc.value_counts(col.drop_null()) if col.null_count else pc.value_counts(col)
+        if len(counted) <= 4096:
+            keys = counted.field("values").to_numpy(zero_copy_only=False).astype(np.float64)
+            order = np.argsort(keys, kind="stable")
+            out = np.repeat(keys[order], counted.field("counts").to_numpy(zero_copy_only=False)[order])
+            return np.concatenate((out, np.full(col.null_count, np.nan))) if col.null_count else out
+    out = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    out.sort()
+    return out
+
+
 def _snapshot_and_sample(
     cfg: Config, s: Settings, table: Any, sha256: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -851,7 +870,6 @@ def _snapshot_and_sample(
         from mlops import profile
     except ImportError:
         return None, {}
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -862,8 +880,7 @@ def _snapshot_and_sample(
     for c in features:
         kind = type_name(sample.column(c).type)
         if kind in ("integer", "float") and c not in cfg.dataset.categorical:
-            values[c] = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-            values[c].sort()
+            values[c] = _sorted_floats(sample.column(c))
             columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
         elif pa.types.is_string(sample.column(c).type) or pa.types.is_large_string(sample.column(c).type):

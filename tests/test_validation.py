@@ -600,3 +600,17 @@ def test_purity_without_group_by_matches_group_by():
         rest = pa.table({"v": values[3:], "y": labels[3:]}, schema=half.schema) if name != "empty" else None
         table = pa.concat_tables([half, rest]) if rest is not None else pa.table({"v": values, "y": labels})
         assert validation._pure(table, "v", "y") == _pure_by_group_by(table, "v", "y"), name
+
+
+def test_sorted_floats_equals_np_sort():
+    rng = np.random.default_rng(5)
+    cases = [
+        pa.chunked_array([[3, None, -1, 3], [7, 7, None, 2**60 + 1, 2**60]]),
+        pa.chunked_array([rng.integers(0, 10_000, 3000)]),  # many distinct values: sorted
+        pa.chunked_array([[1.5, None, float("nan"), -0.0, 0.0]]),
+        pa.chunked_array([pa.array([5, 1, 5], type=pa.uint8())]),
+    ]
+    for col in cases:
+        expected = np.sort(col.to_numpy(zero_copy_only=False).astype(np.float64))
+        got = validation._sorted_floats(col)
+        assert got.dtype == np.float64 and np.array_equal(got, expected, equal_nan=True), col
