@@ -152,11 +152,25 @@ def finite_sorted(values: Any) -> Any:
     """Sort once and slice away NaN and +-inf (Evidently drops them before every test)."""
     import numpy as np
 
-    arr = np.sort(np.asarray(values, dtype=np.float64))
+    arr = np.asarray(values, dtype=np.float64)
+    if not _sorted_nan_last(arr):
+        arr = np.sort(arr)
     # np.sort puts -inf first and NaN last, with +inf just before the NaNs; searchsorted agrees.
     lo = int(np.searchsorted(arr, -np.inf, side="right"))
     hi = int(np.searchsorted(arr, np.inf, side="left"))
     return arr[lo:hi]
+
+
+def _sorted_nan_last(arr: Any) -> bool:
+    """True when arr is already in np.sort's order (ascending, NaN at the end): no need to sort again."""
+    import numpy as np
+
+    if arr.ndim != 1:
+        return False
+    m = len(arr) - int(np.count_nonzero(np.isnan(arr)))
+    if m < len(arr) and np.isnan(arr[:m]).any():
+        return False
+    return bool(np.all(arr[1:m] >= arr[: m - 1])) if m > 1 else True
 
 
 def _distinct_sorted(s: Any, limit: int) -> list | None:
@@ -212,7 +226,9 @@ def wasserstein_sketch(levels: Any, quantiles: Any, b: Any) -> float:
     import numpy as np
 
     m = len(b)
-    grid = np.union1d(np.asarray(levels, dtype=float), np.arange(m + 1) / m)
+    # np.union1d of two sorted arrays; a stable (merge) sort of the two runs instead of a full sort.
+    merged = np.sort(np.concatenate((np.asarray(levels, dtype=float), np.arange(m + 1) / m)), kind="stable")
+    grid = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
     du = np.diff(grid)
     mid = (grid[:-1] + grid[1:]) / 2
     cur = b[np.minimum((mid * m).astype(np.int64), m - 1)]

@@ -173,12 +173,13 @@ def scan_column(column: Any, name: str, kinds: tuple[str, ...] = KINDS) -> list[
         return []
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
-    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    n = len(values)
+    n = len(column)
     if n == 0:
         return []
-    uniques = pc.unique(values)
+    uniques = pc.unique(column)
     few = len(uniques) * 2 <= n  # categorical-like: scan each distinct value once
+    # Few distinct values: the chunks are only looked up, never copied; else one array to scan.
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) and not few else column
     findings = []
     for kind in kinds:
         if few:

@@ -135,20 +135,95 @@ def read_csv_checked(path: Path, where: str) -> Any:
     return table
 
 
+# Files of at least two ranges are read as byte ranges cut at line breaks, on two threads.
+_RANGE_BYTES = 8 << 20
+_READ_THREADS = 2
+_FIRST_RANGE_BYTES = 1 << 20
+
+
 def _read(path: Path, convert: Any) -> Any:
-    """Stream the file block by block (peak memory ~ the table, not table + whole file + parse
-    buffers as with read_csv); types come from the first block, so when a later block disagrees
-    (text below numbers) read again with read_csv, which infers types over the whole file."""
+    """Read the CSV with pyarrow: the first byte range infers the types, the other ranges are
+    parsed on two threads with those types, one range in memory at a time per thread (peak
+    memory ~ the table plus two ranges, where read_csv holds the whole file's parse buffers).
+
+    The result is what `pyarrow.csv.read_csv` returns: when any range fails (a later value that
+    does not fit the first range's types, text below numbers, invalid UTF-8 further down, a
+    ragged row) the file is read again with read_csv, which infers types over the whole file and
+    raises the error the caller explains. Ranges are cut after a line break, as pyarrow cuts its
+    own blocks (`newlines_in_values=False`)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
+    size = path.stat().st_size
+    if size < 2 * _RANGE_BYTES:
+        return pcsv.read_csv(path, convert_options=convert)
     try:
-        with pcsv.open_csv(path, convert_options=convert) as reader:
-            return reader.read_all()
-    except pa.ArrowInvalid as exc:
-        if "conversion error" not in str(exc) and "In CSV column" not in str(exc):
-            raise
+        with pa.OSFile(str(path)) as fh:
+            # The first range is one pyarrow block (1 MiB, the window its streaming reader infers
+            # types from) and is read alone; the others are read two at a time.
+            cuts = [0]
+            step = max(_RANGE_BYTES, size // 64)
+            target = min(step, _FIRST_RANGE_BYTES)
+            while target < size:
+                window = fh.read_at(1 << 16, target)
+                nl = window.find(b"\n")
+                while nl < 0 and target + len(window) < size:  # a line longer than the window
+                    more = fh.read_at(1 << 20, target + len(window))
+                    nl = len(window) + more.find(b"\n") if b"\n" in more else -1
+                    window += more
+                if nl < 0:
+                    break
+                cut = target + nl + 1
+                if cut >= size:
+                    break
+                cuts.append(cut)
+                target = cut + step
+            cuts.append(size)
+
+            def read_range(i: int, types: Any = None, names: list[str] | None = None) -> Any:
+                with pa.OSFile(str(path)) as own:  # one handle per range: seek + read is not shared
+                    own.seek(cuts[i])
+                    buf = own.read_buffer(cuts[i + 1] - cuts[i])
+                opts = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, len(buf) + 1),
+                                        column_names=names)  # fmt: skip
+                conv = convert
+                if types is not None:
+                    conv = pcsv.ConvertOptions(strings_can_be_null=convert.strings_can_be_null, column_types=types)
+                part = pcsv.read_csv(pa.BufferReader(buf), read_options=opts, convert_options=conv)
+                for col in part.columns:
+                    if _is_text(col.type) and pc.any(pc.match_substring(col, "\n")).as_py():
+                        # A line break inside a quoted value: a cut may have split that value
+                        # (pyarrow keeps an unclosed quote's text), so read the file as one.
+                        raise pa.ArrowInvalid("a quoted value holds a line break")
+                return part
+
+            first = read_range(0)
+            if first.num_rows == 0:
+                raise pa.ArrowInvalid("first range holds no rows")
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+                rest = list(
+                    pool.map(lambda i: read_range(i, first.schema, first.column_names), range(1, len(cuts) - 1))
+                )
+            table = pa.concat_tables([first, *rest])
+        # Hand the ranges' parse buffers back to the OS instead of keeping them in the pool:
+        # the table is all that stays, and the checks that follow allocate outside the pool.
+        pa.default_memory_pool().release_unused()
+        return table
+    except pa.ArrowInvalid:
+        pass
     return pcsv.read_csv(path, convert_options=convert)
+
+
+def _is_text(data_type: Any) -> bool:
+    import pyarrow as pa
+
+    return any(
+        f(data_type)
+        for f in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    )
 
 
 def _first_invalid_utf8(column: Any) -> int:

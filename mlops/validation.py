@@ -190,6 +190,27 @@ def reports_dir(cfg: Config) -> Path:
 # ------------------------------------------------------------------------------------ helpers
 
 
+def _take_sorted(table: Any, indices: Any) -> Any:
+    """table.take(indices) for sorted row numbers, record batch by record batch: Table.take
+    concatenates each column's chunks first (a full copy per column); this copies only the rows
+    taken, with one take per batch rather than per column and chunk."""
+    import numpy as np
+    import pyarrow as pa
+
+    indices = np.asarray(indices, dtype=np.int64)
+    batches = table.to_batches()
+    if len(batches) <= 1:
+        return table.take(pa.array(indices))
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+    cuts = np.searchsorted(indices, bounds)
+    pieces = [
+        batch.take(pa.array(indices[cuts[i] : cuts[i + 1]] - bounds[i]))
+        for i, batch in enumerate(batches)
+        if cuts[i + 1] > cuts[i]
+    ]
+    return pa.Table.from_batches(pieces, schema=table.schema)
+
+
 def _rows(mask: Any) -> list[int]:
     """The first few 1-based data row numbers where a boolean mask is true."""
     import pyarrow.compute as pc
@@ -430,6 +451,29 @@ def infer_contract(cfg: Config, table: Any, *, max_categories: int, source: str)
     }
 
 
+def _min_max(col: Any) -> tuple[Any, Any]:
+    """pc.min_max's (min, max) as Python values; for floats numpy's fmin/fmax per chunk, which
+    skip NaN and nulls as pc.min_max does (NaN only when every value is NaN) at a third of its cost."""
+    import math
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(col.type) or pa.types.is_float16(col.type):
+        mm = pc.min_max(col)
+        return mm["min"].as_py(), mm["max"].as_py()
+    lo = hi = None
+    for chunk in col.chunks:
+        if chunk.null_count == len(chunk):
+            continue
+        x = chunk.to_numpy(zero_copy_only=False)  # nulls become NaN, which fmin/fmax skip
+        a, b = float(np.fmin.reduce(x)), float(np.fmax.reduce(x))
+        lo = a if lo is None or (math.isnan(lo) or a < lo) else lo
+        hi = b if hi is None or (math.isnan(hi) or b > hi) else hi
+    return lo, hi
+
+
 def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -465,8 +509,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         # Cheap aggregates first (min/max, distinct values); a row mask only when something is out.
         masks: list[tuple[str, Any]] = []
         if "min" in rule or "max" in rule:
-            mm = pc.min_max(col)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            lo, hi = _min_max(col)
             if "min" in rule and lo is not None and lo < rule["min"]:
                 masks.append((f"below the minimum {rule['min']}", pc.less(col, pa.scalar(rule["min"]))))
             if "max" in rule and hi is not None and hi > rule["max"]:
@@ -474,7 +517,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         if "categories" in rule:
             allowed = pa.array(rule["categories"], type=pa.string())
             values = pc.cast(col, pa.string()) if found != "string" else col
-            if not pc.all(pc.is_in(pc.unique(values.drop_null()), allowed)).as_py():
+            if not pc.all(pc.is_in(pc.unique(values).drop_null(), allowed)).as_py():
                 unseen = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed)))
                 masks.append(("not an allowed category", unseen))
         for problem, mask in masks:
@@ -486,7 +529,7 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
         allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        if not pc.all(pc.is_in(pc.cast(pc.unique(col.drop_null()), pa.string()), allowed)).as_py():
+        if not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
             mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
             count = int(pc.sum(mask).as_py() or 0)
             violations.append(
@@ -506,56 +549,133 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
 # ------------------------------------------------------------------------------- duplicates
 
 
-def _codes(col: Any) -> Any:
-    """A uint64 per row such that equal cells always give equal codes (collisions are confirmed later)."""
-    import numpy as np
+_HASH_SEED = 0x9E3779B97F4A7C15
+_HASH_PRIME = 0x9FB21C651E98DF25
+
+
+def _code_source(col: Any) -> Any:
+    """The column in a form whose cells become uint64 codes cheaply: numbers as they are, text
+    (and any other type) as its dictionary index over the whole column, so equal cells in
+    different chunks get the same code."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     t = col.type
-    if pa.types.is_floating(t):
-        arr = col.to_numpy().astype(np.float64, copy=False) + 0.0  # + 0.0 folds -0.0 into 0.0; nulls are NaN
-        return arr.view(np.uint64)
-    if pa.types.is_integer(t) or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
-        if not pa.types.is_integer(t):
-            col = pc.cast(col, pa.int64())
-        if col.null_count:
-            col = pc.fill_null(pc.cast(col, pa.float64()), float("nan"))
-            return col.to_numpy().view(np.uint64)
-        return col.to_numpy().astype(np.int64, copy=False).view(np.uint64)
-    if pa.types.is_null(t):
-        return np.zeros(len(col), dtype=np.uint64)
-    encoded = pc.dictionary_encode(col)
-    idx = pa.chunked_array([c.indices for c in encoded.chunks], type=encoded.type.index_type)
-    return pc.fill_null(pc.cast(idx, pa.int64()), -1).to_numpy().view(np.uint64)
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t):
+        return col
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
+        return pc.cast(col, pa.int64())
+    encoded = pc.dictionary_encode(col)  # one memo table for all chunks: indices agree across chunks
+    return pa.chunked_array([c.indices for c in encoded.chunks], type=encoded.type.index_type)
 
 
-def check_duplicates(s: Settings, table: Any) -> CheckResult:
+def _codes(arr: Any) -> Any:
+    """A uint64 per cell of one Arrow array such that equal cells always give equal codes
+    (other collisions are confirmed later): the float's bits with -0.0 folded into 0.0 and one
+    NaN for every NaN and null, the integer itself (nulls: a sentinel), zeros for a null column."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    t = arr.type
+    if pa.types.is_null(t):
+        return np.zeros(len(arr), dtype=np.uint64)
+    if pa.types.is_floating(t):
+        # A fresh float64 array in one pass: nulls are NaN, + 0.0 folds -0.0 into 0.0.
+        x = np.add(arr.to_numpy(zero_copy_only=False), 0.0, dtype=np.float64)
+        nan = np.isnan(x)
+        if nan.any():
+            x[nan] = np.nan  # one bit pattern for every NaN payload and sign
+        return x.view(np.uint64)
+    if arr.null_count:
+        sentinel = -(2 ** (t.bit_width - 1)) if pa.types.is_signed_integer(t) else 0
+        arr = pc.fill_null(arr, pa.scalar(sentinel, t))
+    return arr.to_numpy(zero_copy_only=False).astype(np.int64, copy=False).view(np.uint64)
+
+
+def _row_hashes(table: Any) -> Any:
+    """A uint64 per row; equal rows always get equal hashes.
+
+    Chained h = f(h ^ code) with f = multiply-xorshift, a bijection on uint64: rows that differ in
+    one column always differ in h. Computed batch by batch (all columns of a slice of rows while
+    that slice of h is in the CPU cache), in place."""
+    import numpy as np
+    import pyarrow as pa
+
+    h = np.full(table.num_rows, _HASH_SEED, dtype=np.uint64)
+    prime = np.uint64(_HASH_PRIME)
+    shift = np.uint64(29)
+    sources = pa.table({str(i): _code_source(table.column(i)) for i in range(table.num_columns)})
+    offset = 0
+    for batch in sources.to_batches():
+        part = h[offset : offset + batch.num_rows]
+        tmp = np.empty_like(part)
+        for arr in batch.columns:
+            np.bitwise_xor(part, _codes(arr), out=part)
+            np.multiply(part, prime, out=part)
+            np.right_shift(part, shift, out=tmp)
+            np.bitwise_xor(part, tmp, out=part)
+        offset += batch.num_rows
+    return h
+
+
+_PREFILTER_COLUMNS = 4
+
+
+def _repeated_rows(h: Any) -> Any:
+    """Sorted row numbers whose hash occurs more than once: the top 32 bits sorted (a third
+    faster than all 64), then the candidates' full hashes."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    top = (h >> np.uint64(32)).astype(np.uint32)
+    ordered = np.sort(top)
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return np.empty(0, dtype=np.int64)
+    mask = pc.is_in(pa.array(top), value_set=pa.array(np.unique(ordered[1:][same])))
+    del top, ordered, same
+    idx = pc.indices_nonzero(mask).to_numpy().astype(np.int64)
+    full = np.sort(h[idx])
+    repeated = np.unique(full[1:][full[1:] == full[:-1]])
+    return idx[np.isin(h[idx], repeated)]
+
+
+def _prefilter(table: Any) -> list[str]:
+    """A few columns likely to tell rows apart on their own (floats with the fewest empty cells
+    first): rows that repeat an earlier row repeat it in these columns too."""
+    import pyarrow as pa
+
+    def rank(name: str) -> tuple[int, int]:
+        col = table.column(name)
+        return (0 if pa.types.is_floating(col.type) else 1, col.null_count)
+
+    return sorted(table.column_names, key=rank)[:_PREFILTER_COLUMNS]
+
+
+def check_duplicates(s: Settings, table: Any) -> CheckResult:
+    import pyarrow as pa
+
     n = table.num_rows
-    # Chained hash h = f(h ^ code) with f = multiply-xorshift, a bijection on uint64: rows that differ
-    # in one column always differ in h. Equal rows always collide; other collisions are rare and
-    # are removed by the exact confirmation below. In place, so memory stays at two uint64 arrays.
-    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    tmp = np.empty(n, dtype=np.uint64)
-    prime = np.uint64(0x9FB21C651E98DF25)
-    for name in table.column_names:
-        np.bitwise_xor(h, _codes(table.column(name)), out=h)
-        np.multiply(h, prime, out=h)
-        np.right_shift(h, np.uint64(29), out=tmp)
-        np.bitwise_xor(h, tmp, out=h)
-    del tmp
-    counts = pc.value_counts(pa.array(h))
-    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
     duplicates, rows = 0, []
-    if len(repeated):
-        # Confirm exactly: group the candidate rows by every column (nulls and NaN group together).
-        idx = pc.indices_nonzero(pc.is_in(pa.array(h), value_set=repeated))
+    # Candidates: rows whose hash over a few columns repeats (every duplicate row is one); their
+    # hash over all columns next, unless most rows are candidates (then all rows are hashed).
+    few = _prefilter(table)
+    if len(few) < table.num_columns:
+        idx = _repeated_rows(_row_hashes(table.select(few)))
+        if len(idx) > n // 8:
+            idx = _repeated_rows(_row_hashes(table))
+        elif len(idx):
+            idx = idx[_repeated_rows(_row_hashes(_take_sorted(table, idx)))]
+    else:
+        idx = _repeated_rows(_row_hashes(table))
+    if len(idx):
+        # Equal rows always share a hash; other rows that share one are told apart here:
+        # the candidate rows are grouped exactly by every column (empty cells equal each other).
+        idx = pa.array(idx)
         keys = [c for c in table.column_names if not pa.types.is_null(table.column(c).type)]
-        sub = table.select(keys).take(idx).append_column("__row__", idx)
+        sub = _take_sorted(table.select(keys), idx.to_numpy()).append_column("__row__", idx)
         groups = sub.group_by(keys, use_threads=False).aggregate([("__row__", "list")])
         later: list[int] = []
         for members in groups.column("__row___list").to_pylist():
@@ -575,14 +695,67 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
 
 
 def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
-    """(every non-null value of `column` occurs with a single label, number of distinct values)."""
+    """(every non-null value of `column` occurs with a single label, number of distinct values).
+
+    Distinct (value, label) pairs as distinct dictionary-index pairs: dictionary_encode tells
+    values apart exactly as group_by does (by bits: each NaN payload, -0.0 and 0.0), without
+    starting an Acero plan (and importing pyarrow.dataset) for a few thousand rows."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    sub = table.select([column, label]).filter(pc.is_valid(table.column(label)))
-    sub = sub.filter(pc.is_valid(sub.column(column)))
-    pairs = sub.group_by([column, label], use_threads=False).aggregate([])
-    distinct = len(pc.unique(pairs.column(column)))
-    return pairs.num_rows == distinct, distinct
+    sub = table.select([column, label])
+    if sub.column(label).null_count:
+        sub = sub.filter(pc.is_valid(sub.column(label)))
+    if sub.column(column).null_count:
+        sub = sub.filter(pc.is_valid(sub.column(column)))
+    if sub.num_rows == 0:
+        return True, 0
+    codes, sizes = [], []
+    for name in (column, label):
+        encoded = pc.dictionary_encode(sub.column(name))  # one dictionary for all chunks
+        codes.append(np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]))
+        sizes.append(max(len(c.dictionary) for c in encoded.chunks))
+    pairs = len(np.unique(codes[0].astype(np.int64) * sizes[1] + codes[1]))
+    return pairs == sizes[0], sizes[0]
+
+
+def _sample_ranges(sample: Any, label: str, columns: list[str]) -> dict[str, Any] | None:
+    """{column: [(min, max) of one label value, of the other]} on a sample with two label values
+    (None otherwise); the same skips of nulls and NaN as group_by's min_max."""
+    import pyarrow.compute as pc
+
+    lab = sample.column(label)
+    values = pc.unique(lab).drop_null()
+    if len(values) != 2:
+        return None
+    out: dict[str, Any] = {c: [] for c in columns}
+    for value in values:
+        part = sample.filter(pc.fill_null(pc.equal(lab, value), False)).select(columns)
+        for c in columns:
+            lo, hi = _min_max(part.column(c)) if part.num_rows else (None, None)
+            out[c].append({"min": lo, "max": hi})
+    return out
+
+
+def _class_ranges(table: Any, label: str, columns: list[str]) -> dict[str, Any]:
+    """{column: [min_max of the first label group, of the second], label: [the two label values]}."""
+    agg = table.group_by(label).aggregate([(c, "min_max") for c in columns])
+    out: dict[str, Any] = {c: agg.column(f"{c}_min_max").to_pylist() for c in columns}
+    out[label] = agg.column(label).to_pylist()
+    return out
+
+
+def _ranges_overlap(ranges: list[dict[str, Any]]) -> bool:
+    """True when two classes' (min, max) ranges certainly overlap (both known, not NaN)."""
+    import math
+
+    if len(ranges) != 2:
+        return False
+    a, b = ranges
+    values = (a["min"], a["max"], b["min"], b["max"])
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return False
+    return a["max"] >= b["min"] and b["max"] >= a["min"]
 
 
 def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
@@ -599,25 +772,31 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     classes = pc.unique(labelled.column(label)).to_pylist()
     leaks: dict[str, str] = {}
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
+    # The seeded sample (also used for purity below).
+    n = labelled.num_rows
+    sample = labelled
+    if n > LEAK_SAMPLE_ROWS:
+        rng = np.random.default_rng(0)
+        sample = _take_sorted(labelled, np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False)))
+    if len(classes) == 2 and numeric and sample is not labelled:
+        # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
+        # sample range), so only the features whose sample ranges are disjoint need the full pass.
+        in_sample = _sample_ranges(sample, label, numeric)
+        if in_sample is not None:
+            numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
     if len(classes) == 2 and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
-        agg = labelled.group_by(label).aggregate([(c, "min_max") for c in numeric])
-        order = agg.column(label).to_pylist()
+        ranges = _class_ranges(labelled, label, numeric)
+        order = ranges.pop(label)
         for c in numeric:
-            mm = agg.column(f"{c}_min_max").to_pylist()
-            a, b = mm
+            a, b = ranges[c]
             if None in (a["min"], a["max"], b["min"], b["max"]):
                 continue
             if a["max"] < b["min"] or b["max"] < a["min"]:
                 lo, hi = (order[0], order[1]) if a["max"] < b["min"] else (order[1], order[0])
                 cut = a["max"] if a["max"] < b["min"] else b["max"]
                 leaks[c] = f"separates the label perfectly: every {lo!r} row has {c} <= {cut}, every {hi!r} row above"
-    # Value-to-label purity on a seeded sample first (cheap), confirmed on all rows.
-    n = labelled.num_rows
-    sample = labelled
-    if n > LEAK_SAMPLE_ROWS:
-        rng = np.random.default_rng(0)
-        sample = labelled.take(pa.array(np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False))))
+    # Value-to-label purity on the seeded sample first (cheap), confirmed on all rows.
     for c in features:
         if c in leaks or pa.types.is_null(table.column(c).type):
             continue
@@ -648,30 +827,72 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
 
 def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[str, Any] | None:
     """Profile of a seeded sample of the features, in mlops.profile's column format."""
+    return _snapshot_and_sample(cfg, s, table, sha256)[0]
+
+
+def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
+    """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
+    import numpy as np
+
+    n = table.num_rows
+    sample = table.select(columns)
+    if n > s.sample_rows:
+        rng = np.random.default_rng(0)
+        sample = _take_sorted(sample, np.sort(rng.choice(n, s.sample_rows, replace=False)))
+    return sample
+
+
+def _sorted_floats(col: Any) -> Any:
+    """np.sort(col as float64, nulls as NaN); an integer column with few distinct values is
+    counted instead of sorted (the same array: equal values, ascending, NaN last)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(col.type):
+        counted = pc.value_counts(col.drop_null()) if col.null_count else pc.value_counts(col)
+        if len(counted) <= 4096:
+            keys = counted.field("values").to_numpy(zero_copy_only=False).astype(np.float64)
+            order = np.argsort(keys, kind="stable")
+            out = np.repeat(keys[order], counted.field("counts").to_numpy(zero_copy_only=False)[order])
+            return np.concatenate((out, np.full(col.null_count, np.nan))) if col.null_count else out
+    out = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    out.sort()
+    return out
+
+
+def _snapshot_and_sample(
+    cfg: Config, s: Settings, table: Any, sha256: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The snapshot profile and the sample's values per feature (what check_shift compares), from
+    one seeded sample; numeric values sorted once (NaN last) for both the profile and the drift test."""
     try:
         from mlops import profile
     except ImportError:
-        return None
-    import numpy as np
+        return None, {}
+    import pandas as pd
     import pyarrow as pa
 
     features = _features(cfg, table)
     n = table.num_rows
-    sample = table.select(features)
-    if n > s.sample_rows:
-        rng = np.random.default_rng(0)
-        sample = sample.take(pa.array(np.sort(rng.choice(n, s.sample_rows, replace=False))))
-    numeric, categorical, columns = [], [], {}
+    sample = _sample(s, table, features)
+    numeric, categorical, columns, values = [], [], {}, {}
     for c in features:
         kind = type_name(sample.column(c).type)
         if kind in ("integer", "float") and c not in cfg.dataset.categorical:
-            values = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-            columns[c] = profile.numeric_profile(values, SNAPSHOT_LEVELS)
+            values[c] = _sorted_floats(sample.column(c))
+            columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
-        elif kind in ("string", "boolean", "integer", "float"):
-            columns[c] = profile.categorical_profile(sample.column(c).to_pylist())
+        elif pa.types.is_string(sample.column(c).type) or pa.types.is_large_string(sample.column(c).type):
+            # The object Series of str/None that drift.categorical_counts builds from to_pylist().
+            values[c] = pd.Series(sample.column(c).to_numpy(zero_copy_only=False), dtype=object)
+            columns[c] = profile.categorical_profile(values[c])
             categorical.append(c)
-    return {
+        elif kind in ("string", "boolean", "integer", "float"):
+            values[c] = sample.column(c).to_pylist()
+            columns[c] = profile.categorical_profile(values[c])
+            categorical.append(c)
+    snapshot = {
         "format": SNAPSHOT_FORMAT,
         "dataset": cfg.dataset.name,
         "sha256": sha256,
@@ -681,6 +902,7 @@ def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[
         "features": {"numeric": numeric, "categorical": categorical},
         "columns": columns,
     }
+    return snapshot, values
 
 
 def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample: Any) -> CheckResult:
@@ -728,16 +950,10 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample
 def _sample_columns(cfg: Config, s: Settings, table: Any, snapshot: dict[str, Any] | None) -> dict[str, Any]:
     """The same seeded sample the snapshot was built from, as numpy floats / Python lists per feature."""
     import numpy as np
-    import pyarrow as pa
 
     if snapshot is None:
         return {}
-    n = table.num_rows
-    cols = [*snapshot["features"]["numeric"], *snapshot["features"]["categorical"]]
-    sample = table.select(cols)
-    if n > s.sample_rows:
-        rng = np.random.default_rng(0)
-        sample = sample.take(pa.array(np.sort(rng.choice(n, s.sample_rows, replace=False))))
+    sample = _sample(s, table, [*snapshot["features"]["numeric"], *snapshot["features"]["categorical"]])
     out: dict[str, Any] = {}
     for c in snapshot["features"]["numeric"]:
         out[c] = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -766,6 +982,9 @@ def check_pii(s: Settings, table: Any) -> CheckResult:
 # ------------------------------------------------------------------------------ orchestration
 
 
+_LONGEST_FIRST = ("distribution_shift", "duplicates", "label_leak", "schema_contract")
+
+
 def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     """Run every enabled check on a dataset file (read here unless `table` is given); writes nothing."""
     from mlops import data
@@ -777,9 +996,9 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
         table = data.read_table(dataset.path, where)
 
     def shift() -> CheckResult:
-        snap = snapshot_profile(cfg, s, table, dataset.sha256)
+        snap, sample = _snapshot_and_sample(cfg, s, table, dataset.sha256)
         holder["snapshot"] = snap
-        return check_shift(cfg, s, snap, _sample_columns(cfg, s, table, snap))
+        return check_shift(cfg, s, snap, sample)
 
     holder: dict[str, Any] = {"snapshot": None}
     plan = {
@@ -797,7 +1016,9 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(fn) for name, fn in plan.items() if s.enabled[name]}
+        # The longest first (profile + drift, duplicates), so the two threads finish together.
+        order = sorted(plan, key=lambda name: _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else 99)
+        futures = {name: pool.submit(plan[name]) for name in order if s.enabled[name]}
         checks = [
             futures[name].result() if name in futures else CheckResult(name, SKIP, "disabled in config/validation.json")
             for name in CHECKS

@@ -150,3 +150,17 @@ def test_alarm_calibration_50_clean_and_50_shifted_windows(reference_from_profil
     assert result.share > 0.15
     assert alarms == 50
     assert exact >= 45
+
+
+def test_finite_sorted_skips_the_sort_only_for_sorted_input():
+    import numpy as np
+
+    from mlops.drift import finite_sorted
+
+    rng = np.random.default_rng(0)
+    for values in (rng.normal(size=500), np.append(rng.normal(size=50), [np.nan, np.inf, -np.inf]), np.array([])):
+        presorted = np.sort(values)
+        assert np.array_equal(finite_sorted(values), finite_sorted(presorted))
+        assert np.array_equal(finite_sorted(values), np.sort(values)[np.isfinite(np.sort(values))])
+    unsorted_nan_inside = np.array([1.0, np.nan, 0.5])
+    assert finite_sorted(unsorted_nan_inside).tolist() == [0.5, 1.0]

@@ -428,3 +428,189 @@ def test_cli_failed_check_raises_a_data_quality_alert_per_check(repo):
     alert = raised["data-quality:customer-churn:size"]
     assert alert["alert"]["kind"] == "data-quality"
     assert "data-quality" in alert["labels"] and "needs-attention" not in alert["labels"]  # not stale
+
+
+# ------------------------------------------------------------- fast paths: same results, exactly
+
+
+def _settings(repo: Path):
+    cfg = config.load(Repo.at(repo), announce=False)
+    return cfg, validation.Settings.from_config(cfg)
+
+
+def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
+    # Every row gets the same hash: only the exact confirmation tells duplicates from collisions.
+    cols = columns(n=200)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][:7]  # rows 201..207 repeat rows 1..7
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    honest = validation.check_duplicates(s, table)
+    monkeypatch.setattr(validation, "_row_hashes", lambda t: np.zeros(t.num_rows, dtype=np.uint64))
+    colliding = validation.check_duplicates(s, table)
+    assert honest.details == colliding.details
+    assert colliding.details["duplicates"] == 7 and colliding.details["rows"] == [201, 202, 203, 204, 205]
+
+
+def test_duplicates_top_bit_collisions_are_refined_by_the_full_hash(repo, monkeypatch):
+    # Only the low 32 bits left: every row repeats in the top 32 bits the first pass sorts.
+    cols = columns(n=300)
+    for key in cols:
+        cols[key] = cols[key] + cols[key][10:14]  # rows 301..304 repeat rows 11..14
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    honest = validation.check_duplicates(s, table)
+    real = validation._row_hashes
+    monkeypatch.setattr(validation, "_row_hashes", lambda t: real(t) & np.uint64(0xFFFFFFFF))
+    assert validation.check_duplicates(s, table).details == honest.details
+    assert honest.details["duplicates"] == 4 and honest.details["rows"] == [301, 302, 303, 304]
+
+
+def test_duplicates_across_chunks_and_special_floats(repo):
+    # Equal text in different chunks (one dictionary over all chunks), nulls and NaN hash equal;
+    # the exact confirmation has the last word (group_by keeps -0.0 and 0.0 apart).
+    first = pa.table({"t": ["a", "b", None], "x": [0.0, float("nan"), 1.0], "i": pa.array([1, None, 3])})
+    second = pa.table({"t": ["c", "b", None, "a"], "x": [2.0, float("nan"), 1.0, -0.0], "i": pa.array([4, None, 3, 1])})
+    table = pa.concat_tables([first, second])
+    assert table.column("t").num_chunks == 2
+    _, s = _settings(repo)
+    c = validation.check_duplicates(s, table)
+    # row 5 = row 2 (b, NaN, null); row 6 = row 3 (null, 1.0, 3); row 7 = row 1 (-0.0 is not 0.0 for group_by)
+    expected = table.group_by(["t", "x", "i"]).aggregate([]).num_rows
+    assert c.details["duplicates"] == table.num_rows - expected
+    assert c.details["duplicates"] == 2 and c.details["rows"] == [5, 6]
+
+
+def test_label_leak_sample_refutation_matches_full_pass(repo, monkeypatch):
+    # With a tiny sample, features whose sample ranges overlap skip the full pass; a feature whose
+    # classes overlap in one row outside the sample is still judged on all rows.
+    cfg, s = _settings(repo)
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=4000) < 0.3).astype(int)
+    thr = y * 10 + rng.uniform(size=4000)
+    near = thr.copy()
+    near[np.flatnonzero(y == 0)[-1]] = 10.5  # one 0-row inside the 1-rows' range
+    table = pa.table({"x1": rng.normal(size=4000), "thr": thr, "near": near, "churned": y})
+    full = validation.check_label_leak(cfg, s, table)
+    monkeypatch.setattr(validation, "LEAK_SAMPLE_ROWS", 100)
+    sampled = validation.check_label_leak(cfg, s, table)
+    assert list(sampled.details["leaks"]) == ["thr"]
+    assert "separates the label perfectly" in sampled.details["leaks"]["thr"]
+    assert sampled.details == full.details
+
+
+def test_min_max_matches_pyarrow(repo):
+    import pyarrow.compute as pc
+
+    cases = [
+        pa.chunked_array([[1.5, None, float("nan")], [None, None], [float("nan")], [-2.0, 7.25]]),
+        pa.chunked_array([[float("nan")], [float("nan"), None]]),
+        pa.chunked_array([[None, None]], type=pa.float64()),
+        pa.chunked_array([pa.array([1.0, -3.5], type=pa.float32())]),
+        pa.chunked_array([[3, None, -1]]),
+    ]
+    for col in cases:
+        mm = pc.min_max(col)
+        expected = (mm["min"].as_py(), mm["max"].as_py())
+        assert repr(validation._min_max(col)) == repr(expected), col
+
+
+def test_take_sorted_equals_table_take():
+    rng = np.random.default_rng(4)
+    schema = pa.schema([("x", pa.float64()), ("t", pa.string())])
+    parts = [
+        pa.table({"x": rng.normal(size=k), "t": [f"v{i % 5}" if i % 7 else None for i in range(k)]}, schema=schema)
+        for k in (5, 0, 9, 3)
+    ]
+    table = pa.concat_tables(parts)
+    for idx in ([], [0], [4, 5, 6, 13, 16], list(range(17)), [16]):
+        taken = validation._take_sorted(table, np.array(idx, dtype=np.int64))
+        assert taken.equals(table.take(pa.array(idx, type=pa.int64())))
+
+
+@pytest.mark.parametrize("few_values", [False, True])
+def test_duplicates_prefilter_matches_brute_force(repo, few_values):
+    # Rows that repeat in the prefilter's float columns but differ elsewhere are not duplicates
+    # (few candidates: only they are hashed again); with few distinct values most rows are
+    # candidates and every row is hashed again. Brute force: group_by over all rows.
+    rng = np.random.default_rng(7)
+    n = 3000
+    cols = {f"f{i}": rng.integers(0, 3, n).astype(float) if few_values else rng.normal(size=n) for i in range(4)}
+    cols["f0"][rng.uniform(size=n) < 0.1] = np.nan
+    cols["k"] = rng.integers(0, 3, n)
+    cols["t"] = rng.choice(np.array(["a", "b", None], dtype=object), n)
+    src, dst = rng.choice(n, 100, replace=False).reshape(2, 50)
+    for name in cols:
+        cols[name][dst] = cols[name][src]  # 50 copies (some may collide with each other)
+    cols["k"][dst[:20]] += 5  # 20 of them differ only outside the float columns
+    table = pa.table(cols)
+    _, s = _settings(repo)
+    c = validation.check_duplicates(s, table)
+    groups = table.append_column("r", pa.array(np.arange(n))).group_by(list(cols)).aggregate([("r", "list")])
+    later = sorted(r for g in groups.column("r_list").to_pylist() for r in sorted(g)[1:])
+    assert c.details["duplicates"] == len(later) > 0
+    assert c.details["rows"] == [r + 1 for r in later[:5]]
+
+
+def test_snapshot_text_columns_profiled_as_from_python_lists(repo):
+    from mlops import drift, profile
+
+    cfg, s = _settings(repo)
+    rng = np.random.default_rng(2)
+    text = rng.choice(np.array(["a", "b", "é", None], dtype=object), 500)
+    table = pa.table(
+        {
+            "x1": rng.normal(size=500),
+            "cat": text,
+            "cat2": pa.array(text).dictionary_encode(),
+            "churned": rng.integers(0, 2, 500),
+        }
+    )
+    snap, values = validation._snapshot_and_sample(cfg, s, table, "x")
+    assert snap["features"]["categorical"] == ["cat", "cat2"]
+    for c in ("cat", "cat2"):
+        assert snap["columns"][c] == profile.categorical_profile(table.column(c).to_pylist())
+        ref = profile.column_reference(c, snap["columns"][c], None)
+        assert drift.column_drift(ref, values[c]) == drift.column_drift(ref, table.column(c).to_pylist())
+
+
+def _pure_by_group_by(table, column, label):
+    import pyarrow.compute as pc
+
+    sub = table.select([column, label]).filter(pc.is_valid(table.column(label)))
+    sub = sub.filter(pc.is_valid(sub.column(column)))
+    pairs = sub.group_by([column, label], use_threads=False).aggregate([])
+    distinct = len(pc.unique(pairs.column(column)))
+    return pairs.num_rows == distinct, distinct
+
+
+def test_purity_without_group_by_matches_group_by():
+    nan2 = np.frombuffer(np.uint64(0x7FF8000000000001).tobytes(), dtype=np.float64)[0]
+    y = [0, 1, 0, 1, None, 0, 1, 0]
+    cases = {
+        "floats": [0.0, -0.0, float("nan"), nan2, 5.0, 0.0, -0.0, float("nan")],
+        "pure_floats": [0.0, -0.0, float("nan"), nan2, 5.0, 0.0, -0.0, float("nan")],
+        "text": ["a", "b", None, "b", "a", "a", "c", None],
+        "bools": [True, False, True, False, None, True, False, True],
+        "empty": [None] * 8,
+    }
+    for name, values in cases.items():
+        labels = [0, 1, 2, 3, None, 0, 1, 2] if name == "pure_floats" else y
+        half = pa.table({"v": values[:3], "y": labels[:3]})
+        rest = pa.table({"v": values[3:], "y": labels[3:]}, schema=half.schema) if name != "empty" else None
+        table = pa.concat_tables([half, rest]) if rest is not None else pa.table({"v": values, "y": labels})
+        assert validation._pure(table, "v", "y") == _pure_by_group_by(table, "v", "y"), name
+
+
+def test_sorted_floats_equals_np_sort():
+    rng = np.random.default_rng(5)
+    cases = [
+        pa.chunked_array([[3, None, -1, 3], [7, 7, None, 2**60 + 1, 2**60]]),
+        pa.chunked_array([rng.integers(0, 10_000, 3000)]),  # many distinct values: sorted
+        pa.chunked_array([[1.5, None, float("nan"), -0.0, 0.0]]),
+        pa.chunked_array([pa.array([5, 1, 5], type=pa.uint8())]),
+    ]
+    for col in cases:
+        expected = np.sort(col.to_numpy(zero_copy_only=False).astype(np.float64))
+        got = validation._sorted_floats(col)
+        assert got.dtype == np.float64 and np.array_equal(got, expected, equal_nan=True), col
