@@ -19,9 +19,10 @@ import re
 import subprocess
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -637,6 +638,7 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
 
 
 _first, _second = itemgetter(0), itemgetter(1)
+_PLUS_ONE = (1).__add__
 # Below this many entries an append writes and hashes in the calling thread (a thread costs ~0.1 ms).
 _THREADED_BATCH = 256
 # While the writer thread runs, leaves are hashed this many at a time, with a short sleep between chunks.
@@ -994,12 +996,17 @@ class AuditWriter:
         # Cut the blob at line ends so that no segment passes SEGMENT_BYTES (an empty one takes one line).
         plan: list[tuple[int, int]] = []  # (start, end) bytes to the current segment; (lines so far, -1): roll first
         pos, used, total = 0, self.seg_bytes, len(blob)
+        ends: list[int] = []  # where each line ends in blob (after its newline), built at the first roll
         while pos < total:
             room = SEGMENT_BYTES - used
             end = total if total - pos <= room else blob.rfind(b"\n", pos, pos + room) + 1
             if not end:  # not even the next line fits
                 if used:
-                    plan.append((blob.count(b"\n", 0, pos), -1))
+                    # The lines before pos (a line end): a bisect over the line ends instead of counting newlines
+                    # in up to 1 MiB per roll (lines are canonical JSON: no line holds a newline of its own).
+                    ends = ends or list(accumulate(map(_PLUS_ONE, map(len, lines))))
+                    before = bisect_right(ends, pos) if ends[-1] == total else blob.count(b"\n", 0, pos)
+                    plan.append((before, -1))
                     used = 0
                     continue
                 end = blob.index(b"\n", pos) + 1

@@ -8,7 +8,9 @@ stops the CVE-2012-2459 shape in which [a, b, c] and [a, b, c, c] share a root (
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -223,13 +225,19 @@ def append_to_peaks(peaks: list[bytes], size: int, digest: bytes) -> tuple[list[
     return peaks, size + 1
 
 
-_digest = type(_sha256()).digest
-_ONE = b"\x01"
+_HASH = type(_sha256())
+_copy, _update, _digest = _HASH.copy, _HASH.update, _HASH.digest
+# SHA-256 states that have absorbed the one-byte prefix: copying one is cheaper than a new hash object, and
+# feeding the entry (or both children) to the copy saves building the prefixed byte string.
+_LEAF_STATE = _sha256(b"\x00")
+_NODE_STATE = _sha256(b"\x01")
 
 
 def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
     """[leaf_hash(e) for e in entries], iterated in C (map) rather than in a Python loop."""
-    return list(map(_digest, map(_sha256, map(b"\x00".__add__, entries))))
+    states = list(map(_copy, repeat(_LEAF_STATE, len(entries))))
+    deque(map(_update, states, entries), 0)
+    return list(map(_digest, states))
 
 
 def extend_peaks(peaks: Sequence[bytes], size: int, digests: Sequence[bytes]) -> tuple[list[bytes], int]:
@@ -254,8 +262,11 @@ def extend_peaks(peaks: Sequence[bytes], size: int, digests: Sequence[bytes]) ->
         if new_size >> level & 1:
             out.append(nodes[-1])  # the unpaired last node is this level's peak
         if len(nodes) > 1:
-            pairs = map(bytes.__add__, nodes[0::2], nodes[1::2])  # zip-like: stops at the shorter slice
-            nodes = list(map(_digest, map(_sha256, map(_ONE.__add__, pairs))))
+            # One state per pair; map is zip-like, so an unpaired last node of nodes[0::2] is left out.
+            states = list(map(_copy, repeat(_NODE_STATE, len(nodes) >> 1)))
+            deque(map(_update, states, nodes[0::2]), 0)
+            deque(map(_update, states, nodes[1::2]), 0)
+            nodes = list(map(_digest, states))
         else:
             nodes = []
         level += 1
