@@ -614,3 +614,24 @@ def test_sorted_floats_equals_np_sort():
         expected = np.sort(col.to_numpy(zero_copy_only=False).astype(np.float64))
         got = validation._sorted_floats(col)
         assert got.dtype == np.float64 and np.array_equal(got, expected, equal_nan=True), col
+
+
+def _repeated_reference(h):
+    values, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    return np.flatnonzero(counts[inverse] > 1)
+
+
+def test_repeated_rows_matches_a_counting_reference():
+    # Bucket counting must find exactly the rows whose full 64-bit hash repeats: planted repeats,
+    # hashes that share a bucket (top bits) but differ below, and tiny inputs.
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 3, 17, 1000, 300_000):
+        h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        if n >= 3:
+            h[n - 1] = h[0]  # a real repeat
+            h[1] = (h[2] & np.uint64(0xFFFFFFFF00000000)) | np.uint64(12345)  # same bucket as row 2, not equal
+        got = validation._repeated_rows(h)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, _repeated_reference(h)), n
+    crowded = rng.integers(0, 50, size=5000).astype(np.uint64) << np.uint64(60)  # few buckets, many repeats
+    assert np.array_equal(validation._repeated_rows(crowded), _repeated_reference(crowded))
