@@ -218,6 +218,32 @@ def _rows(mask: Any) -> list[int]:
     return (pc.indices_nonzero(mask).to_numpy()[:MAX_ROWS_SHOWN] + 1).tolist()
 
 
+def _integer_span(col: Any, limit: int) -> tuple[int, int] | None:
+    """(min, max) of an integer column whose values span at most `limit` + 1 integers (None
+    otherwise, and for other types or a column without values): every value lies in that span."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_integer(col.type):
+        return None
+    mm = pc.min_max(col)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if lo is None or hi - lo > limit:
+        return None
+    return lo, hi
+
+
+def _distinct_count(col: Any) -> int:
+    """len(pc.unique(col)); for an integer column without nulls whose min and max are at most 1
+    apart, from pc.min_max alone (both occur and nothing lies between them)."""
+    import pyarrow.compute as pc
+
+    span = _integer_span(col, 1) if col.null_count == 0 else None
+    if span is not None:
+        return span[1] - span[0] + 1
+    return len(pc.unique(col))
+
+
 def type_name(data_type: Any) -> str:
     """The contract's small type vocabulary for an Arrow type."""
     import pyarrow as pa
@@ -528,8 +554,12 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     label = contract.get("label", {})
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
+        allowed_set = {str(v) for v in label["values"]}
         allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        if not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
+        # A small integer label needs no pass over its values when every integer from its min to its max is allowed.
+        span = _integer_span(col, 64)
+        covered = span is not None and all(str(v) in allowed_set for v in range(span[0], span[1] + 1))
+        if not covered and not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
             mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
             count = int(pc.sum(mask).as_py() or 0)
             violations.append(
@@ -776,7 +806,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
         return CheckResult("label_leak", SKIP, f"the label column {label!r} is missing", {})
     features = [c for c in _features(cfg, table) if c not in s.leak_ignore]
     labelled = table.filter(pc.is_valid(table.column(label))) if table.column(label).null_count else table
-    classes = pc.unique(labelled.column(label)).to_pylist()
+    binary = _distinct_count(labelled.column(label)) == 2
     leaks: dict[str, str] = {}
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
     # The seeded sample (also used for purity below).
@@ -785,13 +815,13 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if n > LEAK_SAMPLE_ROWS:
         rng = np.random.default_rng(0)
         sample = _take_sorted(labelled, np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False)))
-    if len(classes) == 2 and numeric and sample is not labelled:
+    if binary and numeric and sample is not labelled:
         # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
         # sample range), so only the features whose sample ranges are disjoint need the full pass.
         in_sample = _sample_ranges(sample, label, numeric)
         if in_sample is not None:
             numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
-    if len(classes) == 2 and numeric:
+    if binary and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
         ranges = _class_ranges(labelled, label, numeric)
         order = ranges.pop(label)

@@ -635,3 +635,43 @@ def test_repeated_rows_matches_a_counting_reference():
         assert np.array_equal(got, _repeated_reference(h)), n
     crowded = rng.integers(0, 50, size=5000).astype(np.uint64) << np.uint64(60)  # few buckets, many repeats
     assert np.array_equal(validation._repeated_rows(crowded), _repeated_reference(crowded))
+
+
+def test_distinct_count_matches_unique():
+    import pyarrow.compute as pc
+
+    cases = [
+        pa.chunked_array([[0, 1, 1], [0]]),
+        pa.chunked_array([[1, 1], [1]]),
+        pa.chunked_array([[0, 2, 2]]),  # min and max 2 apart: counted by unique
+        pa.chunked_array([[5, 6, None]]),  # nulls: counted by unique
+        pa.chunked_array([[]], type=pa.int64()),
+        pa.chunked_array([pa.array([-1, 0], type=pa.int8())]),
+        pa.chunked_array([["a", "b"]]),
+        pa.chunked_array([[0.0, 1.0]]),
+    ]
+    for col in cases:
+        assert validation._distinct_count(col) == len(pc.unique(col)), col
+
+
+def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
+    # The min/max shortcut for an integer label must report what the full pass reports.
+    from mlops import jsonio
+
+    cfg, s = _settings(repo)
+    base = columns(n=200)
+    for labels, allowed, bad in (([0, 1], [0, 1], 0), ([0, 2], [0, 1], 100), ([1, 3], [0, 1, 3], 0),
+                                 ([0, 1, 2], [0, 2], 67), ([-1, 0], [0, 5], 100)):  # fmt: skip
+        cols = dict(base)
+        cols["churned"] = [labels[i % len(labels)] for i in range(200)]
+        table = pa.table(cols)
+        contract = validation.infer_contract(cfg, table, max_categories=50, source="x.csv")
+        contract["label"]["values"] = allowed
+        jsonio.write_json(validation.contract_path(cfg, s), contract)
+        fast = validation.check_contract(cfg, s, table)
+        with monkeypatch.context() as m:
+            m.setattr(validation, "_integer_span", lambda col, limit: None)
+            full = validation.check_contract(cfg, s, table)
+        assert fast.details == full.details and fast.summary == full.summary
+        found = [v for v in fast.details["violations"] if v["problem"] == "label value not in the contract"]
+        assert [v["count"] for v in found] == ([bad] if bad else [])
