@@ -675,3 +675,18 @@ def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
         assert fast.details == full.details and fast.summary == full.summary
         found = [v for v in fast.details["violations"] if v["problem"] == "label value not in the contract"]
         assert [v["count"] for v in found] == ([bad] if bad else [])
+
+
+def test_quantiles_sorted_equal_numpy_bit_for_bit():
+    from mlops import profile
+
+    rng = np.random.default_rng(6)
+    levels = validation.SNAPSHOT_LEVELS
+    arrays = [np.array([3.5]), np.array([-1.0, 2.0]), np.array([0.0, 0.0, 1e300]), np.arange(7.0)]
+    arrays += [np.sort(rng.normal(0, 10 ** k, size=n)) for k in (-3, 0, 8) for n in (2, 3, 199, 200, 201, 5000)]
+    arrays += [np.sort(rng.integers(-5, 5, size=1001).astype(float)), np.sort(rng.lognormal(size=50_000))]
+    for s in arrays:
+        for lv in (levels, [0.0, 0.5, 1.0], [0.25]):
+            expected = np.quantile(s, lv, method="linear")
+            got = profile.quantiles_sorted(s, lv)
+            assert got.tobytes() == np.asarray(expected, dtype=np.float64).tobytes(), (len(s), lv[:3])
