@@ -244,6 +244,38 @@ def _distinct_count(col: Any) -> int:
     return len(pc.unique(col))
 
 
+class ColumnMemo:
+    """pc.unique of a string column, computed once per validation for the checks that need it
+    (schema contract categories, PII), on whichever thread asks first; the other waits for it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._cells: dict[str, list[Any]] = {}
+
+    def unique(self, name: str, col: Any) -> Any:
+        import threading
+
+        import pyarrow.compute as pc
+
+        with self._lock:
+            cell = self._cells.setdefault(name, [threading.Lock(), None])
+        with cell[0]:
+            if cell[1] is None:
+                cell[1] = pc.unique(col)
+            return cell[1]
+
+
+def _unique(memo: ColumnMemo | None, name: str, col: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if memo is not None and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return memo.unique(name, col)
+    return pc.unique(col)
+
+
 def type_name(data_type: Any) -> str:
     """The contract's small type vocabulary for an Arrow type."""
     import pyarrow as pa
@@ -500,7 +532,7 @@ def _min_max(col: Any) -> tuple[Any, Any]:
     return lo, hi
 
 
-def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
+def check_contract(cfg: Config, s: Settings, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -543,7 +575,8 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         if "categories" in rule:
             allowed = pa.array(rule["categories"], type=pa.string())
             values = pc.cast(col, pa.string()) if found != "string" else col
-            if not pc.all(pc.is_in(pc.unique(values).drop_null(), allowed)).as_py():
+            uniques = _unique(memo, name, values) if found == "string" else pc.unique(values)
+            if not pc.all(pc.is_in(uniques.drop_null(), allowed)).as_py():
                 unseen = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed)))
                 masks.append(("not an allowed category", unseen))
         for problem, mask in masks:
@@ -1002,10 +1035,10 @@ def _sample_columns(cfg: Config, s: Settings, table: Any, snapshot: dict[str, An
 # ---------------------------------------------------------------------------------------- PII
 
 
-def check_pii(s: Settings, table: Any) -> CheckResult:
+def check_pii(s: Settings, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
     from mlops import pii
 
-    findings = pii.scan_table(table, s.pii_kinds, s.pii_ignore)
+    findings = pii.scan_table(table, s.pii_kinds, s.pii_ignore, memo.unique if memo is not None else None)
     scanned = [c for c in table.column_names if c not in s.pii_ignore and pii.is_text_column(table.column(c).type)]
     details = {"findings": [f.as_dict() for f in findings], "scanned_columns": scanned, "action": s.pii_action}
     if findings:
@@ -1038,16 +1071,17 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
         return check_shift(cfg, s, snap, sample)
 
     holder: dict[str, Any] = {"snapshot": None}
+    memo = ColumnMemo()  # pc.unique of text columns, shared by the contract and PII checks
     plan = {
         "freshness": lambda: check_freshness(cfg, s, dataset, table),
         "size": lambda: check_size(s, table),
         "class_balance": lambda: check_class_balance(cfg, s, table),
         "missing_values": lambda: check_missing(s, table),
-        "schema_contract": lambda: check_contract(cfg, s, table),
+        "schema_contract": lambda: check_contract(cfg, s, table, memo),
         "duplicates": lambda: check_duplicates(s, table),
         "label_leak": lambda: check_label_leak(cfg, s, table),
         "distribution_shift": shift,
-        "pii": lambda: check_pii(s, table),
+        "pii": lambda: check_pii(s, table, memo),
     }
     # numpy and pyarrow.compute release the GIL, so the checks share the cores the CSV reader used.
     from concurrent.futures import ThreadPoolExecutor

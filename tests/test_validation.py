@@ -690,3 +690,31 @@ def test_quantiles_sorted_equal_numpy_bit_for_bit():
             expected = np.quantile(s, lv, method="linear")
             got = profile.quantiles_sorted(s, lv)
             assert got.tobytes() == np.asarray(expected, dtype=np.float64).tobytes(), (len(s), lv[:3])
+
+
+def test_shared_unique_of_text_columns_gives_the_same_checks(repo, monkeypatch):
+    # The contract and PII checks share one pc.unique per text column (ColumnMemo); their results
+    # must be those of the checks run alone, and the unique is computed once per column.
+    import pyarrow.compute as pc
+
+    from mlops import jsonio
+
+    cfg, s = _settings(repo)
+    cols = columns(n=300)
+    cols["notes"] = ["ok", "fine", None] * 100
+    cols["notes"][7] = "mail user7@example.com"
+    cols["cat"][11] = "zzz"  # not an allowed category
+    table = pa.table(cols)
+    contract = validation.infer_contract(cfg, pa.table(columns(n=300)), max_categories=50, source="x.csv")
+    jsonio.write_json(validation.contract_path(cfg, s), contract)
+    alone = [validation.check_contract(cfg, s, table), validation.check_pii(s, table)]
+    calls = []
+    real = pc.unique
+    monkeypatch.setattr(pc, "unique", lambda col, *a, **k: calls.append(len(col)) or real(col, *a, **k))
+    memo = validation.ColumnMemo()
+    shared = [validation.check_contract(cfg, s, table, memo), validation.check_pii(s, table, memo)]
+    assert [c.as_dict() for c in shared] == [c.as_dict() for c in alone]
+    assert shared[0].status == "fail" and shared[1].status == "fail"
+    assert any(v["problem"] == "not an allowed category" and v["rows"] == [12] for v in shared[0].details["violations"])
+    assert set(memo._cells) == {"cat", "notes"}
+    assert calls.count(300) == 2  # one per text column, not one per check
