@@ -940,7 +940,6 @@ def _snapshot_and_sample(
         from mlops import profile
     except ImportError:
         return None, {}
-    import pandas as pd
     import pyarrow as pa
 
     features = _features(cfg, table)
@@ -954,8 +953,9 @@ def _snapshot_and_sample(
             columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
         elif pa.types.is_string(sample.column(c).type) or pa.types.is_large_string(sample.column(c).type):
-            # The object Series of str/None that drift.categorical_counts builds from to_pylist().
-            values[c] = pd.Series(sample.column(c).to_numpy(zero_copy_only=False), dtype=object)
+            # The Arrow strings themselves: drift.categorical_counts counts them with pyarrow, with
+            # the keys, counts and order it gives for the object Series of str/None.
+            values[c] = sample.column(c)
             columns[c] = profile.categorical_profile(values[c])
             categorical.append(c)
         elif kind in ("string", "boolean", "integer", "float"):
