@@ -718,3 +718,18 @@ def test_shared_unique_of_text_columns_gives_the_same_checks(repo, monkeypatch):
     assert any(v["problem"] == "not an allowed category" and v["rows"] == [12] for v in shared[0].details["violations"])
     assert set(memo._cells) == {"cat", "notes"}
     assert calls.count(300) == 2  # one per text column, not one per check
+
+
+def test_nan_count_matches_pyarrow():
+    import pyarrow.compute as pc
+
+    nan2 = np.array([0xFFF8000000000001], dtype=np.uint64).view(np.float64)[0]
+    cases = [
+        pa.chunked_array([[1.0, float("nan"), 2.0], [None, float("nan")], [nan2, -0.0]]),
+        pa.chunked_array([[None, None]], type=pa.float64()),
+        pa.chunked_array([[]], type=pa.float64()),
+        pa.chunked_array([pa.array([np.nan, 1.0], type=pa.float32())]),
+        pa.chunked_array([[np.inf, -np.inf, 0.0]]),
+    ]
+    for col in cases:
+        assert validation._nan_count(col) == int(pc.sum(pc.is_nan(col)).as_py() or 0), col
