@@ -733,3 +733,29 @@ def test_nan_count_matches_pyarrow():
     ]
     for col in cases:
         assert validation._nan_count(col) == int(pc.sum(pc.is_nan(col)).as_py() or 0), col
+
+
+def test_distinct_over_half_and_purity_match_direct_counts(repo):
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(10)
+    n = 1000
+    cases = [
+        pa.chunked_array([rng.normal(size=n)]),  # continuous: decided on the head
+        pa.chunked_array([np.concatenate((np.zeros(600), np.arange(400.0)))]),  # few in the head, many after
+        pa.chunked_array([np.concatenate((np.zeros(599), np.arange(401.0)))]),  # exactly half + 1 distinct
+        pa.chunked_array([np.concatenate((np.zeros(600), np.arange(400.0)))[:999]]),
+        pa.chunked_array([rng.integers(0, 5, n)]),
+        pa.chunked_array([pa.array([None] * 50 + list(range(50)))]),
+        pa.chunked_array([rng.choice(["a", "b"], 10).tolist()]),
+    ]
+    for col in cases:
+        assert validation._distinct_over_half(col) == (pc.count_distinct(col).as_py() * 2 > len(col)), col
+    # Purity by counting pairs in a table (few values) or by np.unique (many) gives the same answer.
+    for values, labels in ((rng.integers(0, 30, n), rng.integers(0, 2, n)), (np.arange(n) % 7, np.arange(n) % 7 % 2),
+                           (rng.normal(size=n).round(1) + 0.0, rng.integers(0, 2, n)),
+                           (rng.normal(size=n) + 0.0, rng.integers(0, 10, n))):  # many pairs: np.unique  # fmt: skip
+        t = pa.table({"x": values, "y": labels})
+        pairs = len({(a, b) for a, b in zip(values.tolist(), labels.tolist(), strict=True)})
+        distinct = len(set(values.tolist()))
+        assert validation._pure(t, "x", "y") == (pairs == distinct, distinct)
