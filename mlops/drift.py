@@ -355,7 +355,6 @@ def categorical_counts(values: Any) -> tuple[list, Any, int]:
     in order of first appearance as pandas's value_counts(sort=False) does: the same keys, counts
     and order as for the object Series of its values, without a Python-level hash of every cell."""
     if _is_arrow_text(values):
-        import numpy as np
         import pyarrow.compute as pc
 
         counted = pc.value_counts(values)

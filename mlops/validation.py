@@ -428,7 +428,6 @@ def _nan_count(col: Any) -> int:
 
 def check_missing(s: Settings, table: Any) -> CheckResult:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     n = max(table.num_rows, 1)
     shares: dict[str, float] = {}

@@ -181,7 +181,9 @@ def test_categorical_counts_of_arrow_strings_equal_the_object_series():
         pa.chunked_array([[None, None]], type=pa.string()),
         pa.chunked_array([[]], type=pa.string()),
         pa.array(["only"]),
-        pa.chunked_array([pa.array(rng.choice(words, 500).tolist()), pa.array([None] * 3 + rng.choice(words, 97).tolist())]),
+        pa.chunked_array(
+            [pa.array(rng.choice(words, 500).tolist()), pa.array([None] * 3 + rng.choice(words, 97).tolist())]
+        ),
         pa.chunked_array([pa.array(["q", None, "r"], type=pa.large_string())]),
     ]
     for values in cases:

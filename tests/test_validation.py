@@ -683,7 +683,7 @@ def test_quantiles_sorted_equal_numpy_bit_for_bit():
     rng = np.random.default_rng(6)
     levels = validation.SNAPSHOT_LEVELS
     arrays = [np.array([3.5]), np.array([-1.0, 2.0]), np.array([0.0, 0.0, 1e300]), np.arange(7.0)]
-    arrays += [np.sort(rng.normal(0, 10 ** k, size=n)) for k in (-3, 0, 8) for n in (2, 3, 199, 200, 201, 5000)]
+    arrays += [np.sort(rng.normal(0, 10**k, size=n)) for k in (-3, 0, 8) for n in (2, 3, 199, 200, 201, 5000)]
     arrays += [np.sort(rng.integers(-5, 5, size=1001).astype(float)), np.sort(rng.lognormal(size=50_000))]
     for s in arrays:
         for lv in (levels, [0.0, 0.5, 1.0], [0.25]):
