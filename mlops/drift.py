@@ -349,13 +349,39 @@ def numeric_reference(name: str, values: Any) -> RefColumn:
 
 
 def categorical_counts(values: Any) -> tuple[list, Any, int]:
-    """(distinct non-null values, their counts, number missing) of a categorical column."""
+    """(distinct non-null values, their counts, number missing) of a categorical column.
+
+    A pyarrow string (Chunked)Array is counted by pyarrow.compute.value_counts, which lists values
+    in order of first appearance as pandas's value_counts(sort=False) does: the same keys, counts
+    and order as for the object Series of its values, without a Python-level hash of every cell."""
+    if _is_arrow_text(values):
+        import pyarrow.compute as pc
+
+        counted = pc.value_counts(values)
+        keys, counts = counted.field("values"), counted.field("counts")
+        if keys.null_count:
+            valid = pc.is_valid(keys)
+            keys, counts = keys.filter(valid), counts.filter(valid)
+        out = counts.to_numpy(zero_copy_only=False).astype(float)
+        return keys.to_pylist(), out, int(len(values) - out.sum()) if len(values) else 0
     import pandas as pd
 
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     counts = series.value_counts(dropna=True, sort=False)
     keys = [_pykey(k) for k in counts.index]
     return keys, counts.to_numpy(dtype=float), int(len(series) - counts.sum()) if len(series) else 0
+
+
+def _is_arrow_text(values: Any) -> bool:
+    import sys
+
+    if "pyarrow" not in sys.modules:
+        return False
+    import pyarrow as pa
+
+    return isinstance(values, (pa.Array, pa.ChunkedArray)) and (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    )
 
 
 def categorical_reference(name: str, values: Any) -> RefColumn:

@@ -164,8 +164,9 @@ def _matches(values: Any, kind: str) -> Any:
     return pa.array(keep)
 
 
-def scan_column(column: Any, name: str, kinds: tuple[str, ...] = KINDS) -> list[Finding]:
-    """Findings for one column; non-string columns never produce any."""
+def scan_column(column: Any, name: str, kinds: tuple[str, ...] = KINDS, unique: Any = None) -> list[Finding]:
+    """Findings for one column; non-string columns never produce any. `unique(name, column)`, when
+    given, returns pc.unique(column) for a string column (a caller's cache shared with other checks)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -173,10 +174,11 @@ def scan_column(column: Any, name: str, kinds: tuple[str, ...] = KINDS) -> list[
         return []
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
+        unique = None
     n = len(column)
     if n == 0:
         return []
-    uniques = pc.unique(column)
+    uniques = unique(name, column) if unique is not None else pc.unique(column)
     few = len(uniques) * 2 <= n  # categorical-like: scan each distinct value once
     # Few distinct values: the chunks are only looked up, never copied; else one array to scan.
     values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) and not few else column
@@ -196,8 +198,10 @@ def scan_column(column: Any, name: str, kinds: tuple[str, ...] = KINDS) -> list[
     return findings
 
 
-def scan_table(table: Any, kinds: tuple[str, ...] = KINDS, ignore: tuple[str, ...] = ()) -> list[Finding]:
-    """Scan every string column of a pyarrow Table, except those in `ignore`."""
+def scan_table(
+    table: Any, kinds: tuple[str, ...] = KINDS, ignore: tuple[str, ...] = (), unique: Any = None
+) -> list[Finding]:
+    """Scan every string column of a pyarrow Table, except those in `ignore` (`unique`: see scan_column)."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown PII kind(s): {', '.join(sorted(unknown))}")
@@ -205,5 +209,5 @@ def scan_table(table: Any, kinds: tuple[str, ...] = KINDS, ignore: tuple[str, ..
     for name in table.column_names:
         if name in ignore:
             continue
-        out += scan_column(table.column(name), name, kinds)
+        out += scan_column(table.column(name), name, kinds, unique)
     return out

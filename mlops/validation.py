@@ -218,6 +218,64 @@ def _rows(mask: Any) -> list[int]:
     return (pc.indices_nonzero(mask).to_numpy()[:MAX_ROWS_SHOWN] + 1).tolist()
 
 
+def _integer_span(col: Any, limit: int) -> tuple[int, int] | None:
+    """(min, max) of an integer column whose values span at most `limit` + 1 integers (None
+    otherwise, and for other types or a column without values): every value lies in that span."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_integer(col.type):
+        return None
+    mm = pc.min_max(col)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if lo is None or hi - lo > limit:
+        return None
+    return lo, hi
+
+
+def _distinct_count(col: Any) -> int:
+    """len(pc.unique(col)); for an integer column without nulls whose min and max are at most 1
+    apart, from pc.min_max alone (both occur and nothing lies between them)."""
+    import pyarrow.compute as pc
+
+    span = _integer_span(col, 1) if col.null_count == 0 else None
+    if span is not None:
+        return span[1] - span[0] + 1
+    return len(pc.unique(col))
+
+
+class ColumnMemo:
+    """pc.unique of a string column, computed once per validation for the checks that need it
+    (schema contract categories, PII), on whichever thread asks first; the other waits for it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._cells: dict[str, list[Any]] = {}
+
+    def unique(self, name: str, col: Any) -> Any:
+        import threading
+
+        import pyarrow.compute as pc
+
+        with self._lock:
+            cell = self._cells.setdefault(name, [threading.Lock(), None])
+        with cell[0]:
+            if cell[1] is None:
+                cell[1] = pc.unique(col)
+            return cell[1]
+
+
+def _unique(memo: ColumnMemo | None, name: str, col: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if memo is not None and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return memo.unique(name, col)
+    return pc.unique(col)
+
+
 def type_name(data_type: Any) -> str:
     """The contract's small type vocabulary for an Arrow type."""
     import pyarrow as pa
@@ -353,9 +411,23 @@ def check_class_balance(cfg: Config, s: Settings, table: Any) -> CheckResult:
     return CheckResult("class_balance", PASS, f"{text} (floor {s.minority_share_min:.1%})", details)
 
 
+def _nan_count(col: Any) -> int:
+    """pc.sum(pc.is_nan(col)) (NaN values, nulls not counted); chunks without nulls by numpy on
+    their buffer (no copy, no boolean array of Arrow's)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    total = 0
+    for chunk in col.chunks:
+        if chunk.null_count == 0:
+            total += int(np.count_nonzero(np.isnan(chunk.to_numpy())))
+        else:
+            total += int(pc.sum(pc.is_nan(chunk)).as_py() or 0)
+    return total
+
+
 def check_missing(s: Settings, table: Any) -> CheckResult:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     n = max(table.num_rows, 1)
     shares: dict[str, float] = {}
@@ -364,7 +436,7 @@ def check_missing(s: Settings, table: Any) -> CheckResult:
         col = table.column(name)
         missing = col.null_count
         if pa.types.is_floating(col.type):
-            missing += int(pc.sum(pc.is_nan(col)).as_py() or 0)  # a literal NaN is as missing as an empty cell
+            missing += _nan_count(col)  # a literal NaN is as missing as an empty cell
         share = missing / n
         shares[name] = round(share, 6)
         limit = s.missing_per_column.get(name, s.missing_max_share)
@@ -474,7 +546,7 @@ def _min_max(col: Any) -> tuple[Any, Any]:
     return lo, hi
 
 
-def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
+def check_contract(cfg: Config, s: Settings, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -517,7 +589,8 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
         if "categories" in rule:
             allowed = pa.array(rule["categories"], type=pa.string())
             values = pc.cast(col, pa.string()) if found != "string" else col
-            if not pc.all(pc.is_in(pc.unique(values).drop_null(), allowed)).as_py():
+            uniques = _unique(memo, name, values) if found == "string" else pc.unique(values)
+            if not pc.all(pc.is_in(uniques.drop_null(), allowed)).as_py():
                 unseen = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed)))
                 masks.append(("not an allowed category", unseen))
         for problem, mask in masks:
@@ -528,8 +601,12 @@ def check_contract(cfg: Config, s: Settings, table: Any) -> CheckResult:
     label = contract.get("label", {})
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
+        allowed_set = {str(v) for v in label["values"]}
         allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        if not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
+        # A small integer label needs no pass over its values when every integer from its min to its max is allowed.
+        span = _integer_span(col, 64)
+        covered = span is not None and all(str(v) in allowed_set for v in range(span[0], span[1] + 1))
+        if not covered and not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
             mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
             count = int(pc.sum(mask).as_py() or 0)
             violations.append(
@@ -620,26 +697,33 @@ def _row_hashes(table: Any) -> Any:
 
 
 _PREFILTER_COLUMNS = 4
+_BUCKET_BITS = 22  # 4M buckets: ~1 in 5 of 1M distinct hashes shares one; the counts fit in 32 MB
 
 
 def _repeated_rows(h: Any) -> Any:
-    """Sorted row numbers whose hash occurs more than once: the top 32 bits sorted (a third
-    faster than all 64), then the candidates' full hashes."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """Sorted row numbers whose hash occurs more than once.
 
-    top = (h >> np.uint64(32)).astype(np.uint32)
-    ordered = np.sort(top)
-    same = ordered[1:] == ordered[:-1]
+    Equal hashes share a bucket (the top `_BUCKET_BITS` bits), so only the rows in a bucket that
+    holds more than one row can repeat: one counting pass over the buckets (no sort of all rows),
+    then the candidates' full 64 bits are sorted. Small inputs sort directly."""
+    import numpy as np
+
+    n = len(h)
+    if n < 2:
+        return np.empty(0, dtype=np.int64)
+    bits = min(_BUCKET_BITS, (n - 1).bit_length() + 2)  # at least 4n buckets, at most 4M
+    bucket = (h >> np.uint64(64 - bits)).astype(np.intp)
+    crowded = np.bincount(bucket, minlength=1 << bits) > 1
+    idx = np.flatnonzero(crowded[bucket])
+    del bucket, crowded
+    if len(idx) < 2:
+        return np.empty(0, dtype=np.int64)
+    cand = h[idx]
+    full = np.sort(cand)
+    same = full[1:] == full[:-1]
     if not same.any():
         return np.empty(0, dtype=np.int64)
-    mask = pc.is_in(pa.array(top), value_set=pa.array(np.unique(ordered[1:][same])))
-    del top, ordered, same
-    idx = pc.indices_nonzero(mask).to_numpy().astype(np.int64)
-    full = np.sort(h[idx])
-    repeated = np.unique(full[1:][full[1:] == full[:-1]])
-    return idx[np.isin(h[idx], repeated)]
+    return idx[np.isin(cand, np.unique(full[1:][same]))].astype(np.int64, copy=False)
 
 
 def _prefilter(table: Any) -> list[str]:
@@ -715,8 +799,24 @@ def _pure(table: Any, column: str, label: str) -> tuple[bool, int]:
         encoded = pc.dictionary_encode(sub.column(name))  # one dictionary for all chunks
         codes.append(np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]))
         sizes.append(max(len(c.dictionary) for c in encoded.chunks))
-    pairs = len(np.unique(codes[0].astype(np.int64) * sizes[1] + codes[1]))
+    pair = codes[0].astype(np.int64) * sizes[1] + codes[1]
+    if sizes[0] * sizes[1] <= 4 * len(pair):  # few possible pairs: count them in a table
+        pairs = int(np.count_nonzero(np.bincount(pair, minlength=1)))
+    else:
+        pairs = len(np.unique(pair))
     return pairs == sizes[0], sizes[0]
+
+
+def _distinct_over_half(col: Any) -> bool:
+    """pc.count_distinct(col) * 2 > len(col). The first 60 % of the rows hold no more distinct
+    values than all of them, so when they already hold more than half, the rest is not counted."""
+    import pyarrow.compute as pc
+
+    n = len(col)
+    head = col.slice(0, (n * 3) // 5)
+    if n >= 100 and pc.count_distinct(head).as_py() * 2 > n:
+        return True
+    return pc.count_distinct(col).as_py() * 2 > n
 
 
 def _sample_ranges(sample: Any, label: str, columns: list[str]) -> dict[str, Any] | None:
@@ -769,7 +869,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
         return CheckResult("label_leak", SKIP, f"the label column {label!r} is missing", {})
     features = [c for c in _features(cfg, table) if c not in s.leak_ignore]
     labelled = table.filter(pc.is_valid(table.column(label))) if table.column(label).null_count else table
-    classes = pc.unique(labelled.column(label)).to_pylist()
+    binary = _distinct_count(labelled.column(label)) == 2
     leaks: dict[str, str] = {}
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
     # The seeded sample (also used for purity below).
@@ -778,13 +878,13 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     if n > LEAK_SAMPLE_ROWS:
         rng = np.random.default_rng(0)
         sample = _take_sorted(labelled, np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False)))
-    if len(classes) == 2 and numeric and sample is not labelled:
+    if binary and numeric and sample is not labelled:
         # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
         # sample range), so only the features whose sample ranges are disjoint need the full pass.
         in_sample = _sample_ranges(sample, label, numeric)
         if in_sample is not None:
             numeric = [c for c in numeric if not _ranges_overlap(in_sample[c])]
-    if len(classes) == 2 and numeric:
+    if binary and numeric:
         # One pass: per-class min and max of every numeric feature; disjoint ranges = a perfect threshold.
         ranges = _class_ranges(labelled, label, numeric)
         order = ranges.pop(label)
@@ -800,7 +900,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     for c in features:
         if c in leaks or pa.types.is_null(table.column(c).type):
             continue
-        if pc.count_distinct(sample.column(c)).as_py() * 2 > sample.num_rows:
+        if _distinct_over_half(sample.column(c)):
             continue  # identifiers and continuous values: purity by accident, not by leak
         pure, distinct = _pure(sample, c, label)
         if not pure or distinct * 2 > sample.num_rows or distinct < 2:
@@ -870,7 +970,6 @@ def _snapshot_and_sample(
         from mlops import profile
     except ImportError:
         return None, {}
-    import pandas as pd
     import pyarrow as pa
 
     features = _features(cfg, table)
@@ -884,8 +983,9 @@ def _snapshot_and_sample(
             columns[c] = profile.numeric_profile(values[c], SNAPSHOT_LEVELS)
             numeric.append(c)
         elif pa.types.is_string(sample.column(c).type) or pa.types.is_large_string(sample.column(c).type):
-            # The object Series of str/None that drift.categorical_counts builds from to_pylist().
-            values[c] = pd.Series(sample.column(c).to_numpy(zero_copy_only=False), dtype=object)
+            # The Arrow strings themselves: drift.categorical_counts counts them with pyarrow, with
+            # the keys, counts and order it gives for the object Series of str/None.
+            values[c] = sample.column(c)
             columns[c] = profile.categorical_profile(values[c])
             categorical.append(c)
         elif kind in ("string", "boolean", "integer", "float"):
@@ -965,10 +1065,10 @@ def _sample_columns(cfg: Config, s: Settings, table: Any, snapshot: dict[str, An
 # ---------------------------------------------------------------------------------------- PII
 
 
-def check_pii(s: Settings, table: Any) -> CheckResult:
+def check_pii(s: Settings, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
     from mlops import pii
 
-    findings = pii.scan_table(table, s.pii_kinds, s.pii_ignore)
+    findings = pii.scan_table(table, s.pii_kinds, s.pii_ignore, memo.unique if memo is not None else None)
     scanned = [c for c in table.column_names if c not in s.pii_ignore and pii.is_text_column(table.column(c).type)]
     details = {"findings": [f.as_dict() for f in findings], "scanned_columns": scanned, "action": s.pii_action}
     if findings:
@@ -1001,16 +1101,17 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
         return check_shift(cfg, s, snap, sample)
 
     holder: dict[str, Any] = {"snapshot": None}
+    memo = ColumnMemo()  # pc.unique of text columns, shared by the contract and PII checks
     plan = {
         "freshness": lambda: check_freshness(cfg, s, dataset, table),
         "size": lambda: check_size(s, table),
         "class_balance": lambda: check_class_balance(cfg, s, table),
         "missing_values": lambda: check_missing(s, table),
-        "schema_contract": lambda: check_contract(cfg, s, table),
+        "schema_contract": lambda: check_contract(cfg, s, table, memo),
         "duplicates": lambda: check_duplicates(s, table),
         "label_leak": lambda: check_label_leak(cfg, s, table),
         "distribution_shift": shift,
-        "pii": lambda: check_pii(s, table),
+        "pii": lambda: check_pii(s, table, memo),
     }
     # numpy and pyarrow.compute release the GIL, so the checks share the cores the CSV reader used.
     from concurrent.futures import ThreadPoolExecutor

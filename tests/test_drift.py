@@ -164,3 +164,31 @@ def test_finite_sorted_skips_the_sort_only_for_sorted_input():
         assert np.array_equal(finite_sorted(values), np.sort(values)[np.isfinite(np.sort(values))])
     unsorted_nan_inside = np.array([1.0, np.nan, 0.5])
     assert finite_sorted(unsorted_nan_inside).tolist() == [0.5, 1.0]
+
+
+def test_categorical_counts_of_arrow_strings_equal_the_object_series():
+    # pyarrow's value_counts must give pandas's keys, counts, order (first appearance) and missing.
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from mlops import drift
+
+    rng = np.random.default_rng(8)
+    words = ["b", "a", "", "nan", "NA", "ü", "a b"]
+    cases = [
+        pa.chunked_array([[None, "x", "y", "x"], ["y", None, "z"]]),
+        pa.chunked_array([[None, None]], type=pa.string()),
+        pa.chunked_array([[]], type=pa.string()),
+        pa.array(["only"]),
+        pa.chunked_array(
+            [pa.array(rng.choice(words, 500).tolist()), pa.array([None] * 3 + rng.choice(words, 97).tolist())]
+        ),
+        pa.chunked_array([pa.array(["q", None, "r"], type=pa.large_string())]),
+    ]
+    for values in cases:
+        series = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+        keys, counts, missing = drift.categorical_counts(values)
+        ref_keys, ref_counts, ref_missing = drift.categorical_counts(series)
+        assert keys == ref_keys and missing == ref_missing
+        assert counts.dtype == ref_counts.dtype and np.array_equal(counts, ref_counts)

@@ -614,3 +614,148 @@ def test_sorted_floats_equals_np_sort():
         expected = np.sort(col.to_numpy(zero_copy_only=False).astype(np.float64))
         got = validation._sorted_floats(col)
         assert got.dtype == np.float64 and np.array_equal(got, expected, equal_nan=True), col
+
+
+def _repeated_reference(h):
+    values, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    return np.flatnonzero(counts[inverse] > 1)
+
+
+def test_repeated_rows_matches_a_counting_reference():
+    # Bucket counting must find exactly the rows whose full 64-bit hash repeats: planted repeats,
+    # hashes that share a bucket (top bits) but differ below, and tiny inputs.
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 3, 17, 1000, 300_000):
+        h = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        if n >= 3:
+            h[n - 1] = h[0]  # a real repeat
+            h[1] = (h[2] & np.uint64(0xFFFFFFFF00000000)) | np.uint64(12345)  # same bucket as row 2, not equal
+        got = validation._repeated_rows(h)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, _repeated_reference(h)), n
+    crowded = rng.integers(0, 50, size=5000).astype(np.uint64) << np.uint64(60)  # few buckets, many repeats
+    assert np.array_equal(validation._repeated_rows(crowded), _repeated_reference(crowded))
+
+
+def test_distinct_count_matches_unique():
+    import pyarrow.compute as pc
+
+    cases = [
+        pa.chunked_array([[0, 1, 1], [0]]),
+        pa.chunked_array([[1, 1], [1]]),
+        pa.chunked_array([[0, 2, 2]]),  # min and max 2 apart: counted by unique
+        pa.chunked_array([[5, 6, None]]),  # nulls: counted by unique
+        pa.chunked_array([[]], type=pa.int64()),
+        pa.chunked_array([pa.array([-1, 0], type=pa.int8())]),
+        pa.chunked_array([["a", "b"]]),
+        pa.chunked_array([[0.0, 1.0]]),
+    ]
+    for col in cases:
+        assert validation._distinct_count(col) == len(pc.unique(col)), col
+
+
+def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
+    # The min/max shortcut for an integer label must report what the full pass reports.
+    from mlops import jsonio
+
+    cfg, s = _settings(repo)
+    base = columns(n=200)
+    for labels, allowed, bad in (([0, 1], [0, 1], 0), ([0, 2], [0, 1], 100), ([1, 3], [0, 1, 3], 0),
+                                 ([0, 1, 2], [0, 2], 67), ([-1, 0], [0, 5], 100)):  # fmt: skip
+        cols = dict(base)
+        cols["churned"] = [labels[i % len(labels)] for i in range(200)]
+        table = pa.table(cols)
+        contract = validation.infer_contract(cfg, table, max_categories=50, source="x.csv")
+        contract["label"]["values"] = allowed
+        jsonio.write_json(validation.contract_path(cfg, s), contract)
+        fast = validation.check_contract(cfg, s, table)
+        with monkeypatch.context() as m:
+            m.setattr(validation, "_integer_span", lambda col, limit: None)
+            full = validation.check_contract(cfg, s, table)
+        assert fast.details == full.details and fast.summary == full.summary
+        found = [v for v in fast.details["violations"] if v["problem"] == "label value not in the contract"]
+        assert [v["count"] for v in found] == ([bad] if bad else [])
+
+
+def test_quantiles_sorted_equal_numpy_bit_for_bit():
+    from mlops import profile
+
+    rng = np.random.default_rng(6)
+    levels = validation.SNAPSHOT_LEVELS
+    arrays = [np.array([3.5]), np.array([-1.0, 2.0]), np.array([0.0, 0.0, 1e300]), np.arange(7.0)]
+    arrays += [np.sort(rng.normal(0, 10**k, size=n)) for k in (-3, 0, 8) for n in (2, 3, 199, 200, 201, 5000)]
+    arrays += [np.sort(rng.integers(-5, 5, size=1001).astype(float)), np.sort(rng.lognormal(size=50_000))]
+    for s in arrays:
+        for lv in (levels, [0.0, 0.5, 1.0], [0.25]):
+            expected = np.quantile(s, lv, method="linear")
+            got = profile.quantiles_sorted(s, lv)
+            assert got.tobytes() == np.asarray(expected, dtype=np.float64).tobytes(), (len(s), lv[:3])
+
+
+def test_shared_unique_of_text_columns_gives_the_same_checks(repo, monkeypatch):
+    # The contract and PII checks share one pc.unique per text column (ColumnMemo); their results
+    # must be those of the checks run alone, and the unique is computed once per column.
+    import pyarrow.compute as pc
+
+    from mlops import jsonio
+
+    cfg, s = _settings(repo)
+    cols = columns(n=300)
+    cols["notes"] = ["ok", "fine", None] * 100
+    cols["notes"][7] = "mail user7@example.com"
+    cols["cat"][11] = "zzz"  # not an allowed category
+    table = pa.table(cols)
+    contract = validation.infer_contract(cfg, pa.table(columns(n=300)), max_categories=50, source="x.csv")
+    jsonio.write_json(validation.contract_path(cfg, s), contract)
+    alone = [validation.check_contract(cfg, s, table), validation.check_pii(s, table)]
+    calls = []
+    real = pc.unique
+    monkeypatch.setattr(pc, "unique", lambda col, *a, **k: calls.append(len(col)) or real(col, *a, **k))
+    memo = validation.ColumnMemo()
+    shared = [validation.check_contract(cfg, s, table, memo), validation.check_pii(s, table, memo)]
+    assert [c.as_dict() for c in shared] == [c.as_dict() for c in alone]
+    assert shared[0].status == "fail" and shared[1].status == "fail"
+    assert any(v["problem"] == "not an allowed category" and v["rows"] == [12] for v in shared[0].details["violations"])
+    assert set(memo._cells) == {"cat", "notes"}
+    assert calls.count(300) == 2  # one per text column, not one per check
+
+
+def test_nan_count_matches_pyarrow():
+    import pyarrow.compute as pc
+
+    nan2 = np.array([0xFFF8000000000001], dtype=np.uint64).view(np.float64)[0]
+    cases = [
+        pa.chunked_array([[1.0, float("nan"), 2.0], [None, float("nan")], [nan2, -0.0]]),
+        pa.chunked_array([[None, None]], type=pa.float64()),
+        pa.chunked_array([[]], type=pa.float64()),
+        pa.chunked_array([pa.array([np.nan, 1.0], type=pa.float32())]),
+        pa.chunked_array([[np.inf, -np.inf, 0.0]]),
+    ]
+    for col in cases:
+        assert validation._nan_count(col) == int(pc.sum(pc.is_nan(col)).as_py() or 0), col
+
+
+def test_distinct_over_half_and_purity_match_direct_counts(repo):
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(10)
+    n = 1000
+    cases = [
+        pa.chunked_array([rng.normal(size=n)]),  # continuous: decided on the head
+        pa.chunked_array([np.concatenate((np.zeros(600), np.arange(400.0)))]),  # few in the head, many after
+        pa.chunked_array([np.concatenate((np.zeros(599), np.arange(401.0)))]),  # exactly half + 1 distinct
+        pa.chunked_array([np.concatenate((np.zeros(600), np.arange(400.0)))[:999]]),
+        pa.chunked_array([rng.integers(0, 5, n)]),
+        pa.chunked_array([pa.array([None] * 50 + list(range(50)))]),
+        pa.chunked_array([rng.choice(["a", "b"], 10).tolist()]),
+    ]
+    for col in cases:
+        assert validation._distinct_over_half(col) == (pc.count_distinct(col).as_py() * 2 > len(col)), col
+    # Purity by counting pairs in a table (few values) or by np.unique (many) gives the same answer.
+    for values, labels in ((rng.integers(0, 30, n), rng.integers(0, 2, n)), (np.arange(n) % 7, np.arange(n) % 7 % 2),
+                           (rng.normal(size=n).round(1) + 0.0, rng.integers(0, 2, n)),
+                           (rng.normal(size=n) + 0.0, rng.integers(0, 10, n))):  # many pairs: np.unique  # fmt: skip
+        t = pa.table({"x": values, "y": labels})
+        pairs = len({(a, b) for a, b in zip(values.tolist(), labels.tolist(), strict=True)})
+        distinct = len(set(values.tolist()))
+        assert validation._pure(t, "x", "y") == (pairs == distinct, distinct)
