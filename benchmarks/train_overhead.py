@@ -109,7 +109,7 @@ def _fixed_costs(work: Path, env: dict[str, str]) -> dict[str, float]:
         subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True)
         return time.perf_counter() - t
 
-    uri = (work / "fresh-mlflow.db").resolve().as_uri().replace("file:", "sqlite:", 1)
+    uri = f"sqlite:///{(work / 'fresh-mlflow.db').resolve().as_posix()}"  # four slashes: an absolute path
     return {
         "start + import pandas, sklearn, matplotlib": timed(
             "import pandas, sklearn.ensemble, sklearn.model_selection, matplotlib.figure"
