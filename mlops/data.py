@@ -45,11 +45,8 @@ def sha256_file(path: Path, where: str | None = None) -> str:
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
-    except PermissionError:
-        raise BadInput(where or str(path), "cannot be read (permission denied)", "fix the file's permissions") from None
     except OSError as exc:
-        problem = f"cannot be read ({exc.strerror or exc})"
-        raise BadInput(where or str(path), problem, "check the path and the disk") from None
+        raise BadInput.unreadable(where or str(path), exc, "check the path and the disk") from None
     return digest.hexdigest()
 
 

@@ -28,6 +28,13 @@ class BadInput(MlopsError):
             msg += f"; {fix}"
         super().__init__(msg)
 
+    @classmethod
+    def unreadable(cls, where: str, exc: OSError, fix: str, what: str = "the file") -> BadInput:
+        """The one line for a file the OS refuses to read: permission denied, or the OS's own reason."""
+        if isinstance(exc, PermissionError):
+            return cls(where, "cannot be read (permission denied)", f"fix {what}'s permissions")
+        return cls(where, f"cannot be read ({exc.strerror or exc})", fix)
+
 
 class CheckFailed(MlopsError):
     """The check a command exists to enforce failed (data invalid, log tampered, gate refused)."""

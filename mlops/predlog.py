@@ -162,10 +162,8 @@ def _open_bytes(location: str, shown: str) -> bytes:
             with filesystem.open_input_stream(path) as fh:
                 return fh.read()
         return Path(location).read_bytes()
-    except PermissionError:
-        raise BadInput(shown, "cannot be read (permission denied)", "fix the log file's permissions") from None
     except OSError as exc:
-        raise BadInput(shown, f"cannot be read ({exc.strerror or exc})", "check the log location") from None
+        raise BadInput.unreadable(shown, exc, "check the log location", what="the log file") from None
 
 
 def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead, shown: str) -> list[dict]:

@@ -58,10 +58,8 @@ def _header_line(path: Path, where: str) -> tuple[bytes, int]:
                     end = len(buf)
                     break
                 buf += more
-    except PermissionError:
-        raise BadInput(where, "cannot be read (permission denied)", "fix the file's permissions") from None
     except OSError as exc:
-        raise BadInput(where, f"cannot be read ({exc.strerror or exc})", "check the path and the disk") from None
+        raise BadInput.unreadable(where, exc, "check the path and the disk") from None
     if not buf.strip():
         raise BadInput(where, "holds only blank lines", "export the data again with a header row and data rows")
     if end < 0:
