@@ -80,9 +80,9 @@ steps = {
 }
 for name, fn in steps.items():
     t = time.perf_counter(); fn(); out[name] = time.perf_counter() - t
-t = time.perf_counter(); snap = validation.snapshot_profile(cfg, s, table, dataset.sha256)
+t = time.perf_counter(); snap, sample = validation._snapshot_and_sample(cfg, s, table, dataset.sha256)
 out["snapshot profile"] = time.perf_counter() - t
-t = time.perf_counter(); validation.check_shift(cfg, s, snap, validation._sample_columns(cfg, s, table, snap))
+t = time.perf_counter(); validation.check_shift(cfg, s, snap, sample)
 out["distribution_shift"] = time.perf_counter() - t
 print(json.dumps(out))
 """

@@ -860,7 +860,6 @@ def _ranges_overlap(ranges: list[dict[str, Any]]) -> bool:
 
 def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     """A feature that equals the label, separates it at one threshold, or maps each value to one label."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -873,11 +872,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     leaks: dict[str, str] = {}
     numeric = [c for c in features if type_name(table.column(c).type) in ("integer", "float")]
     # The seeded sample (also used for purity below).
-    n = labelled.num_rows
-    sample = labelled
-    if n > LEAK_SAMPLE_ROWS:
-        rng = np.random.default_rng(0)
-        sample = _take_sorted(labelled, np.sort(rng.choice(n, LEAK_SAMPLE_ROWS, replace=False)))
+    sample = _seeded_rows(labelled, LEAK_SAMPLE_ROWS)
     if binary and numeric and sample is not labelled:
         # Ranges that overlap in the sample overlap in all rows (each class's full range holds its
         # sample range), so only the features whose sample ranges are disjoint need the full pass.
@@ -907,7 +902,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
             continue  # identifiers and continuous values are pure by accident, not by leak
         if sample is not labelled:
             pure, distinct = _pure(labelled, c, label)
-            if not pure or distinct * 2 > n:
+            if not pure or distinct * 2 > labelled.num_rows:
                 continue
         leaks[c] = f"predicts the label perfectly: each of its {distinct} values occurs with one label only"
     for c in leaks:
@@ -930,16 +925,19 @@ def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[
     return _snapshot_and_sample(cfg, s, table, sha256)[0]
 
 
-def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
-    """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
+def _seeded_rows(table: Any, rows: int) -> Any:
+    """The seeded sample of `rows` rows in file order (the table itself when it has no more)."""
     import numpy as np
 
     n = table.num_rows
-    sample = table.select(columns)
-    if n > s.sample_rows:
-        rng = np.random.default_rng(0)
-        sample = _take_sorted(sample, np.sort(rng.choice(n, s.sample_rows, replace=False)))
-    return sample
+    if n <= rows:
+        return table
+    return _take_sorted(table, np.sort(np.random.default_rng(0).choice(n, rows, replace=False)))
+
+
+def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
+    """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
+    return _seeded_rows(table.select(columns), s.sample_rows)
 
 
 def _sorted_floats(col: Any) -> Any:
@@ -1045,21 +1043,6 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample
         status = FAIL if s.shift_action == "fail" else WARN
         return CheckResult("distribution_shift", status, f"{text}: {', '.join(drifted[:6])}", details)
     return CheckResult("distribution_shift", PASS, text, details)
-
-
-def _sample_columns(cfg: Config, s: Settings, table: Any, snapshot: dict[str, Any] | None) -> dict[str, Any]:
-    """The same seeded sample the snapshot was built from, as numpy floats / Python lists per feature."""
-    import numpy as np
-
-    if snapshot is None:
-        return {}
-    sample = _sample(s, table, [*snapshot["features"]["numeric"], *snapshot["features"]["categorical"]])
-    out: dict[str, Any] = {}
-    for c in snapshot["features"]["numeric"]:
-        out[c] = sample.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-    for c in snapshot["features"]["categorical"]:
-        out[c] = sample.column(c).to_pylist()
-    return out
 
 
 # ---------------------------------------------------------------------------------------- PII
