@@ -679,30 +679,17 @@ _AUDIT_EVENTS = {
 
 
 def _audit(repo: Any, event_type: str, payload: dict[str, Any]) -> int | None:
-    try:
-        from mlops import audit
-    except ModuleNotFoundError as exc:
-        if exc.name != "mlops.audit":
-            raise
-        return None  # the audit stage is not in this checkout
-    record = getattr(audit, "record", None)
-    if record is None:  # the audit stage is still being built
-        return None
-    entry = record(repo, event_type, payload)
+    from mlops import audit
+
+    entry = audit.record(repo, event_type, payload)
     return entry.get("seq") if isinstance(entry, dict) else None
 
 
 def _audit_preflight(repo: Any) -> None:
     """Before anything is sent: an issue must not be opened and then fail to be recorded for want of the signing key."""
-    try:
-        from mlops import audit
-    except ModuleNotFoundError as exc:
-        if exc.name != "mlops.audit":
-            raise
-        return
-    check = getattr(audit, "check_can_record", None)
-    if check is not None:
-        check(repo)
+    from mlops import audit
+
+    audit.check_can_record(repo)
 
 
 # ---- public API ------------------------------------------------------------------------------------
