@@ -69,10 +69,8 @@ def _ordered_metrics(metrics: dict[str, Any]) -> list[str]:
 
 def find_audit_entries(repo: Repo, version: str) -> dict[str, Any]:
     """The promotion and gate_decision entries naming `version`, each with the checkpoint that first covers it."""
-    try:
-        from mlops import audit
-    except ImportError:
-        return {"available": False}
+    from mlops import audit
+
     if not repo.audit_dir.is_dir():
         return {"available": False}
     data = audit.read_dir(repo.audit_dir, repo.rel(repo.audit_dir))

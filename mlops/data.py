@@ -208,12 +208,9 @@ def read_table(path: Path, where: str | None = None) -> Any:
 
             table = pq.read_table(path)
         else:
-            tabular = _hardened_reader()
-            if tabular is not None:
-                return tabular(path, where)
-            import pyarrow.csv as pcsv
+            from mlops.tabular import read_csv_checked
 
-            table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+            return read_csv_checked(path, where)
     except BadInput:
         raise
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
@@ -222,16 +219,6 @@ def read_table(path: Path, where: str | None = None) -> Any:
     if table.num_rows == 0:
         raise BadInput(where, "has a header but no data rows", "export the data again with its rows")
     return table
-
-
-def _hardened_reader() -> Any:
-    # The validation stage's reader adds checks on the raw bytes (encoding, delimiter,
-    # duplicate headers); use it when that module is present.
-    try:
-        from mlops.tabular import read_csv_checked
-    except ImportError:
-        return None
-    return read_csv_checked
 
 
 @dataclass

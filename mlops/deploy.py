@@ -225,10 +225,8 @@ def holdout_sample(cfg: Config, manifest: dict[str, Any], rows: int) -> tuple[An
 
 
 def _card_path(repo: Repo, version: str) -> Path:
-    try:
-        from mlops.cards import card_json_path
-    except ImportError:
-        return repo.cards / f"{version}.json"
+    from mlops.cards import card_json_path
+
     return card_json_path(repo, version)
 
 

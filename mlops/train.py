@@ -302,10 +302,8 @@ def _single_threaded_predict(pipeline: Any) -> None:
 
 
 def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table: Any) -> dict[str, Any] | None:
-    try:
-        from mlops.validation import validate_for_training
-    except ImportError:
-        return None
+    from mlops.validation import validate_for_training
+
     result = validate_for_training(cfg, dataset, table=table)
     summary = {
         "passed": bool(result.passed),
@@ -448,10 +446,8 @@ def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, v
 
 
 def _diff(best: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: str) -> str | None:
-    try:
-        from mlops.cards import metrics_diff_markdown
-    except ImportError:
-        return None
+    from mlops.cards import metrics_diff_markdown
+
     other = None
     if champion and champion.get("comparable"):
         # the champion re-evaluated on this run's test split: the fair, same-data comparison
@@ -460,10 +456,8 @@ def _diff(best: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: st
 
 
 def _write_profile(cfg: Config, promoted: dict[str, Any], parts: dict[str, Any], seed: int) -> None:
-    try:
-        from mlops.profile import build_reference_profile
-    except ImportError:
-        return
+    from mlops.profile import build_reference_profile
+
     manifest = promoted["manifest"]
     profile = build_reference_profile(
         promoted["pipeline"], parts["X_train"], parts["X_test"], parts["y_test"],
@@ -474,18 +468,14 @@ def _write_profile(cfg: Config, promoted: dict[str, Any], parts: dict[str, Any],
 
 
 def _audit(repo, event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        from mlops import audit
-    except ImportError:
-        return None
+    from mlops import audit
+
     return audit.record(repo, event_type, payload)
 
 
 def _cards(cfg: Config, outcome: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    try:
-        from mlops import cards
-    except ImportError:
-        return
+    from mlops import cards
+
     cards.write_for_versions(cfg, [c["version"] for c in outcome["candidates"] if "error" not in c])
 
 

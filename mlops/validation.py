@@ -920,11 +920,6 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
 # ------------------------------------------------------------------------ distribution shift
 
 
-def snapshot_profile(cfg: Config, s: Settings, table: Any, sha256: str) -> dict[str, Any] | None:
-    """Profile of a seeded sample of the features, in mlops.profile's column format."""
-    return _snapshot_and_sample(cfg, s, table, sha256)[0]
-
-
 def _seeded_rows(table: Any, rows: int) -> Any:
     """The seeded sample of `rows` rows in file order (the table itself when it has no more)."""
     import numpy as np
@@ -961,14 +956,12 @@ def _sorted_floats(col: Any) -> Any:
 
 def _snapshot_and_sample(
     cfg: Config, s: Settings, table: Any, sha256: str
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The snapshot profile and the sample's values per feature (what check_shift compares), from
     one seeded sample; numeric values sorted once (NaN last) for both the profile and the drift test."""
-    try:
-        from mlops import profile
-    except ImportError:
-        return None, {}
     import pyarrow as pa
+
+    from mlops import profile
 
     features = _features(cfg, table)
     n = table.num_rows
@@ -1003,12 +996,10 @@ def _snapshot_and_sample(
     return snapshot, values
 
 
-def check_shift(cfg: Config, s: Settings, current: dict[str, Any] | None, sample: Any) -> CheckResult:
+def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) -> CheckResult:
     """Drift of this data against the snapshot profile of the last validated data (mlops.drift)."""
     path = reports_dir(cfg) / SNAPSHOT_NAME
     rel = cfg.repo.rel(path)
-    if current is None:
-        return CheckResult("distribution_shift", SKIP, "the drift engine (mlops.drift) is not installed", {})
     if not path.exists():
         return CheckResult(
             "distribution_shift", PASS, "no earlier validated snapshot to compare with (first validation)",
@@ -1187,26 +1178,23 @@ def write_reports(cfg: Config, result: ValidationResult, *, audit: bool = True) 
     if result.passed and result.snapshot is not None:
         jsonio.write_json(folder / SNAPSHOT_NAME, {**result.snapshot, "validated_at": result.validated_at})
     if audit:
-        try:
-            from mlops import audit as audit_log
-        except ImportError:
-            gha.info("audit module not installed: dataset_validated not recorded")
-        else:
-            audit_log.record(
-                cfg.repo,
-                "dataset_validated",
-                {
-                    "dataset": result.dataset,
-                    "path": result.where,
-                    "sha256": result.sha256,
-                    "source": result.source,
-                    "rows": result.rows,
-                    "passed": result.passed,
-                    "stale": result.stale,
-                    "failed_checks": [c.name for c in result.checks if c.status == FAIL],
-                    "report": cfg.repo.rel(result.report_path),
-                },
-            )
+        from mlops import audit as audit_log
+
+        audit_log.record(
+            cfg.repo,
+            "dataset_validated",
+            {
+                "dataset": result.dataset,
+                "path": result.where,
+                "sha256": result.sha256,
+                "source": result.source,
+                "rows": result.rows,
+                "passed": result.passed,
+                "stale": result.stale,
+                "failed_checks": [c.name for c in result.checks if c.status == FAIL],
+                "report": cfg.repo.rel(result.report_path),
+            },
+        )
     return result
 
 
@@ -1224,11 +1212,8 @@ def validate_for_training(cfg: Config, dataset_file: Any, table: Any = None) -> 
 
 def raise_alerts(cfg: Config, result: ValidationResult) -> list[dict[str, Any]]:
     """One alert per failing check (fingerprint: kind, dataset, check); resolve the ones that pass again."""
-    try:
-        from mlops import alerts
-    except ImportError:
-        gha.info("alerts module not installed: no alert raised")
-        return []
+    from mlops import alerts
+
     state_path = reports_dir(cfg) / OPEN_ALERTS_NAME
     state: dict[str, Any] = jsonio.read_json(state_path, "open alerts") if state_path.exists() else {}
     report = cfg.repo.rel(result.report_path) if result.report_path else ""

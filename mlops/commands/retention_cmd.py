@@ -9,21 +9,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retention", help="delete expired candidates and archived models (never deployed ones)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted; change nothing")
     p.set_defaults(func=run)
-    _register_workflow_layer(sub)
-
-
-def _register_workflow_layer(sub: argparse._SubParsersAction) -> None:
-    # The workflows also call `mlops report` and `mlops workflow` (issue 8). Until mlops/cli.py lists
-    # their modules in COMMAND_MODULES, this module registers them; once listed, they register
-    # themselves and this does nothing.
-    from mlops.cli import COMMAND_MODULES
-
-    for name in ("report", "workflow"):
-        module_name = f"mlops.commands.{name}_cmd"
-        if module_name not in COMMAND_MODULES and name not in sub.choices:
-            import importlib
-
-            importlib.import_module(module_name).register(sub)
 
 
 def run(args: argparse.Namespace) -> int:
