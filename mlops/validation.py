@@ -954,9 +954,7 @@ def _sorted_floats(col: Any) -> Any:
     return out
 
 
-def _snapshot_and_sample(
-    cfg: Config, s: Settings, table: Any, sha256: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _snapshot_and_sample(cfg: Config, s: Settings, table: Any, sha256: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The snapshot profile and the sample's values per feature (what check_shift compares), from
     one seeded sample; numeric values sorted once (NaN last) for both the profile and the drift test."""
     import pyarrow as pa
