@@ -123,14 +123,13 @@ class Tracker:
                 signature=infer_signature(sample, proba),
                 # Explicit requirements: MLflow's inference would spend seconds importing and probing.
                 pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
-                registered_model_name=self.registered_model,
                 tags={"mlops.version": version},
             )
-            registered = str(info.registered_model_version)
-            self.client.set_model_version_tag(self.registered_model, registered, "mlops.version", version)
-            for key, value in tags.items():
-                self.client.set_model_version_tag(self.registered_model, registered, key, value)
-            return {"run_id": run.info.run_id, "model_version": registered, "model_uri": info.model_uri}
+            # Registering separately carries the version's tags in the one create call.
+            registered = mlflow.register_model(
+                info.model_uri, self.registered_model, tags={**tags, "mlops.version": version}
+            ).version
+            return {"run_id": run.info.run_id, "model_version": str(registered), "model_uri": info.model_uri}
 
     def set_alias(self, alias: str, model_version: str) -> None:
         self.client.set_registered_model_alias(self.registered_model, alias, model_version)

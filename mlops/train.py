@@ -68,8 +68,9 @@ def split(prepared: data.Prepared, cfg: Config, seed: int) -> dict[str, Any]:
 
 def _evaluate(pipeline: Any, X: Any, y: Any, cfg: Config, seed: int, slices: bool) -> dict[str, Any]:
     from mlops import metrics as M
+    from mlops.profile import positive_scores
 
-    proba = pipeline.predict_proba(X)[:, 1]
+    proba = positive_scores(pipeline, X)
     out = {
         "metrics": M.classification_metrics(y, proba, cfg.training.ece_bins),
         "intervals": M.bootstrap_intervals(
@@ -101,8 +102,11 @@ def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any], seed:
     ) != sorted(prepared.categorical):
         info.update(comparable=False, reason="its features differ from this data's", metrics=manifest.get("metrics"))
         return info
-    evaluated = _evaluate(pipeline, parts["X_test"], parts["y_test"], cfg, seed, slices=False)
-    info.update(comparable=True, metrics=evaluated["metrics"])
+    from mlops.metrics import classification_metrics
+    from mlops.profile import positive_scores
+
+    proba = positive_scores(pipeline, parts["X_test"])
+    info.update(comparable=True, metrics=classification_metrics(parts["y_test"], proba, cfg.training.ece_bins))
     return info
 
 
@@ -145,10 +149,13 @@ def _base_tags(commit: str, dataset: data.DatasetFile, seed: int) -> dict[str, s
 
 
 class _Background:
-    """One worker thread for MLflow and the model files, so they overlap the next model's fit.
+    """Two worker threads, so that fitting is the only work the main thread does between fits.
 
-    Every MLflow call happens on this one thread: MLflow keeps the active-run stack per thread,
-    so the parent run opened here is the parent of the nested runs logged here.
+    `assess` evaluates each fitted model on the held-out splits and gates it while the next
+    model fits (scoring and most metric work run in C with the GIL released). `record` writes
+    the model's skops file and logs it to MLflow. Every MLflow call happens on that one thread:
+    MLflow keeps the active-run stack per thread, so the parent run opened there is the parent
+    of the nested runs logged there.
     """
 
     def __init__(self, cfg: Config, opts: TrainOptions, when: str, tags: dict[str, str]):
@@ -156,12 +163,15 @@ class _Background:
 
         self.cfg, self.tags = cfg, tags
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-record")
+        self.assess_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-assess")
         self.pending: list[Any] = []
+        self.assessed: list[Any] = []
         self.tracker: Any = None
         self.run_id: str | None = None
         self.finished = False
         if opts.track:
             self.pending.append(self.pool.submit(self._open, when))
+        self.assessed.append(self.assess_pool.submit(_warm_up_cards))
 
     def _open(self, when: str) -> None:
         from mlops.tracking import Tracker
@@ -173,8 +183,15 @@ class _Background:
         )
         self.run_id = run.info.run_id
 
-    def persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
-        self.pending.append(self.pool.submit(self._persist, r, seed, sample))
+    def assess_and_persist(self, r: dict[str, Any], assess: Any, seed: int, sample: Any) -> None:
+        """assess(r) on the assess thread; when it succeeds, r's files and MLflow run on the record thread."""
+        assessed = self.assess_pool.submit(assess, r)
+        self.assessed.append(assessed)
+        self.pending.append(self.pool.submit(self._persist_if_assessed, assessed, r, seed, sample))
+
+    def _persist_if_assessed(self, assessed: Any, r: dict[str, Any], seed: int, sample: Any) -> None:
+        if assessed.result():
+            self._persist(r, seed, sample)
 
     def _persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
         staged = registry.stage(self.cfg.repo, r["version"])
@@ -197,6 +214,17 @@ class _Background:
         )
         r["mlflow"]["tracking_uri"] = _redact(self.tracker.uri)
         r["mlflow"]["parent_run_id"] = self.run_id
+
+    def on_assess_thread(self, fn: Any, *args: Any) -> Any:
+        """Run fn on the assess thread; returns its future."""
+        future = self.assess_pool.submit(fn, *args)
+        self.assessed.append(future)
+        return future
+
+    def wait_assessed(self) -> None:
+        for future in self.assessed:
+            future.result()  # re-raises what failed in the worker
+        self.assessed = []
 
     def wait(self) -> None:
         for future in self.pending:
@@ -222,18 +250,55 @@ class _Background:
 
     def close(self) -> None:
         try:
-            for future in self.pending:
+            for future in self.assessed + self.pending:
                 future.exception()
             if self.tracker is not None and not self.finished:
                 self.pool.submit(self.tracker.mlflow.end_run, "FAILED").result()
         finally:
+            self.assess_pool.shutdown(wait=True)
             self.pool.shutdown(wait=True)
+
+
+def _warm_up_cards() -> None:
+    from mlops import cards
+
+    try:
+        cards.warm_up()
+    except Exception:  # noqa: BLE001 - only a head start; writing the cards reports any real problem
+        pass
 
 
 def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg):  # fmt: skip
     import numpy as np
 
+    def assess(r: dict[str, Any]) -> bool:
+        """Held-out metrics and the gate of one fitted model; False (and r["error"]) when that fails."""
+        try:
+            evaluated = _evaluate(r["pipeline"], parts["X_test"], parts["y_test"], cfg, seed, slices=True)
+            val_metrics = None
+            if len(parts["y_val"]):
+                from mlops.metrics import classification_metrics
+                from mlops.profile import positive_scores
+
+                val_proba = positive_scores(r["pipeline"], parts["X_val"])
+                val_metrics = classification_metrics(parts["y_val"], val_proba, cfg.training.ece_bins)
+        except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
+            gha.warn(f"{r['model_type']}: evaluation failed: {type(exc).__name__}: {exc}")
+            r["error"] = f"{type(exc).__name__}: {exc}"
+            return False
+        r.update(evaluated, validation_metrics=val_metrics)
+        r["gate"] = gate.evaluate(
+            evaluated["metrics"],
+            accuracy_min=cfg.schedule.thresholds.accuracy_min,
+            ece_max=cfg.schedule.thresholds.ece_max,
+            primary_metric=cfg.training.primary_metric,
+            tolerance=cfg.training.tolerance,
+            champion_metrics=champion["metrics"] if champion and champion.get("comparable") else None,
+        )
+        return True
+
     results: list[dict[str, Any]] = []
+    sample = parts["X_test"].head(5)
     for name, module in gha.progress(types.items(), "training", total=len(types)):
         version = registry.new_version(when, name, dataset.sha256, str(seed), commit)
         began = time.perf_counter()
@@ -243,13 +308,6 @@ def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, c
             pipeline.fit(parts["X_train"], parts["y_train"])
             _single_threaded_predict(pipeline)
             fit_seconds = time.perf_counter() - began
-            evaluated = _evaluate(pipeline, parts["X_test"], parts["y_test"], cfg, seed, slices=True)
-            val_metrics = None
-            if len(parts["y_val"]):
-                from mlops.metrics import classification_metrics
-
-                val_proba = pipeline.predict_proba(parts["X_val"])[:, 1]
-                val_metrics = classification_metrics(parts["y_val"], val_proba, cfg.training.ece_bins)
         except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
             gha.warn(f"{name}: training failed: {type(exc).__name__}: {exc}")
             results.append({"model_type": name, "version": version, "error": f"{type(exc).__name__}: {exc}"})
@@ -260,21 +318,12 @@ def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, c
             "pipeline": pipeline,
             "description": getattr(module, "DESCRIPTION", ""),
             "fit_seconds": fit_seconds,
-            "validation_metrics": val_metrics,
             "dataset_sha256": dataset.sha256,
-            **evaluated,
         }
-        result["gate"] = gate.evaluate(
-            evaluated["metrics"],
-            accuracy_min=cfg.schedule.thresholds.accuracy_min,
-            ece_max=cfg.schedule.thresholds.ece_max,
-            primary_metric=cfg.training.primary_metric,
-            tolerance=cfg.training.tolerance,
-            champion_metrics=champion["metrics"] if champion and champion.get("comparable") else None,
-        )
         results.append(result)
-        bg.persist(result, seed, parts["X_test"].head(5))
+        bg.assess_and_persist(result, assess, seed, sample)  # while the next model fits
 
+    bg.wait_assessed()
     trained = [r for r in results if "error" not in r]
     if not trained:
         raise CheckFailed("no model type trained successfully: " + "; ".join(r["error"] for r in results))
@@ -287,10 +336,13 @@ def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, c
     # The run regresses when its best candidate falls below the champion beyond tolerance;
     # a weaker model type in the same run is not a regression of the system.
     regression = bool(best_overall["gate"].regression)
+    promoted = best if promote else None
+    # The reference profile (its permutation importance scores ~130k rows) overlaps the last MLflow logging.
+    profile = bg.on_assess_thread(_build_profile, promoted, prepared, parts, seed) if promoted else None
 
-    bg.finish(best_overall, best if promote else None, why, regression)
+    bg.finish(best_overall, promoted, why, regression)
     return _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-                   best_overall, best if promote else None, why, regression, bg.run_id)  # fmt: skip
+                   best_overall, promoted, why, regression, bg.run_id, profile)  # fmt: skip
 
 
 def _single_threaded_predict(pipeline: Any) -> None:
@@ -323,7 +375,7 @@ def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table:
 
 
 def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-            best_overall, promoted, why, regression, run_id) -> dict[str, Any]:  # fmt: skip
+            best_overall, promoted, why, regression, run_id, profile) -> dict[str, Any]:  # fmt: skip
     import sklearn
 
     repo = cfg.repo
@@ -419,7 +471,7 @@ def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, v
         )  # fmt: skip
 
     if promoted:
-        _write_profile(cfg, promoted, parts, seed)
+        jsonio.write_json(promoted["staged"] / registry.PROFILE, profile.result())
     _audit(repo, "training_run", {k: outcome[k] for k in ("time", "commit", "seed", "best_version", "decision",
                                                            "promoted_version", "regression", "mlflow_parent_run_id")}
            | {"dataset_sha256": dataset.sha256, "dataset_source": dataset.source,
@@ -455,16 +507,15 @@ def _diff(best: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: st
     return metrics_diff_markdown(best["manifest"], other)
 
 
-def _write_profile(cfg: Config, promoted: dict[str, Any], parts: dict[str, Any], seed: int) -> None:
+def _build_profile(promoted: dict[str, Any], prepared: data.Prepared, parts: dict[str, Any], seed: int) -> dict:
     from mlops.profile import build_reference_profile
 
-    manifest = promoted["manifest"]
     profile = build_reference_profile(
         promoted["pipeline"], parts["X_train"], parts["X_test"], parts["y_test"],
-        manifest["features"]["numeric"], manifest["features"]["categorical"], promoted["metrics"], seed,
+        prepared.numeric, prepared.categorical, promoted["metrics"], seed, test_scores=promoted["proba"],
     )  # fmt: skip
     profile.setdefault("version", promoted["version"])
-    jsonio.write_json(promoted["staged"] / registry.PROFILE, profile)
+    return profile
 
 
 def _audit(repo, event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -186,6 +186,8 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
         assert mlrun.data.tags["mlops.version"] == version
         registered = client.get_model_version(lin["mlflow"]["registered_model"], lin["mlflow"]["model_version"])
         assert registered.tags["mlops.version"] == version and registered.run_id == mlrun.info.run_id
+        assert registered.tags["mlops.dataset_sha256"] == manifest["dataset"]["sha256"]
+        assert registered.tags["mlops.model_type"] == manifest["model_type"]
         assert lin["dataset"]["sha256"] == manifest["dataset"]["sha256"] == mlrun.data.tags["mlops.dataset_sha256"]
         assert lin["commit"] == manifest["commit"] == mlrun.data.tags["mlops.commit"]
         assert lin["model_sha256"] == manifest["model_sha256"]

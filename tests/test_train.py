@@ -205,3 +205,64 @@ def test_training_refuses_invalid_data_unless_overridden_and_records_the_overrid
     assert dv["passed"] is False and dv["overridden"] is True and dv["failures"][0].startswith("size: ")
     card = (repo / "metadata/cards" / f"{manifest['version']}.md").read_text()
     assert "Trained with --allow-invalid-data" in card and "Data validation failed: size: " in card
+
+
+class _Exploding:
+    """A model type whose pipeline fails where asked: in fit, or later in predict_proba (evaluation)."""
+
+    def __init__(self, name: str, where: str):
+        self.NAME, self.DESCRIPTION, self.where = name, f"fails in {where}", where
+
+    def build(self, numeric, categorical, seed):
+        from sklearn.pipeline import Pipeline
+
+        from training.features import preprocessor
+
+        return Pipeline([("prepare", preprocessor(numeric, categorical, scale=True)), ("model", _boom(self.where))])
+
+
+def _boom(where):
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Boom(ClassifierMixin, BaseEstimator):
+        def __init__(self, where="fit"):
+            self.where = where
+
+        def fit(self, X, y):
+            if self.where == "fit":
+                raise ValueError("boom in fit")
+            self.classes_ = [0, 1]
+            return self
+
+        def predict_proba(self, X):
+            raise RuntimeError("boom in predict_proba")
+
+    return Boom(where)
+
+
+def test_failing_model_types_do_not_sink_the_others_and_all_failing_exits_1(tmp_path, monkeypatch):
+    import training.model_types as model_types
+
+    known = model_types.available()
+    extra = {"broken_fit": _Exploding("broken_fit", "fit"), "broken_predict": _Exploding("broken_predict", "predict")}
+    monkeypatch.setattr(model_types, "available", lambda: {**known, **extra})
+    repo = fast_repo(tmp_path)
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+
+    r = run(repo, "train", "--no-download", "--model-types", "broken_fit,logistic_regression,broken_predict")
+    assert r.code == 0, r.err
+    assert "broken_fit: training failed: ValueError: boom in fit" in r.err
+    assert "broken_predict: evaluation failed: RuntimeError: boom in predict_proba" in r.err
+    promoted = outputs(out)["version"]
+    assert "-logistic_regression-" in promoted
+    assert json.loads((repo / "models/current/manifest.json").read_text())["version"] == promoted
+    assert not (repo / "models/candidates").exists() or not any((repo / "models/candidates").iterdir())
+    gates = sorted(p.name for p in (repo / "metadata/gates").iterdir())
+    assert gates == [f"{promoted}.json"]  # no gate record for a type that never produced metrics
+
+    before = tree_snapshot(repo / "models")
+    r = run(repo, "train", "--no-download", "--model-types", "broken_predict,broken_fit")
+    assert r.code == 1
+    assert "no model type trained successfully" in r.err and "boom in predict_proba" in r.err
+    assert tree_snapshot(repo / "models") == before
