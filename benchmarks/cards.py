@@ -62,7 +62,7 @@ def main() -> int:
         if code != 0:
             print(f"training failed with exit {code}", file=sys.stderr)
             return 1
-        cfg = config.load(Repo.at(repo), announce=False)
+        cfg = config.load(Repo.at(repo))
         versions = cards.all_card_versions(cfg.repo)
         assert len(versions) == 4, versions
 

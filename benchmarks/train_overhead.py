@@ -59,7 +59,7 @@ def main() -> int:
         from mlops.repo import Repo
         from mlops.train import split
 
-        cfg = C.load(Repo.at(work), announce=False)
+        cfg = C.load(Repo.at(work))
         ds_file = data.acquire(cfg, no_download=True)
         if not args.fresh_store:
             # Steady state: the store exists (made by the repository's first run; the training

@@ -42,7 +42,7 @@ def hwm():
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
 from mlops import config, data, validation, pii, drift, profile, tabular
 from mlops.repo import Repo
-cfg = config.load(Repo.at(sys.argv[1]), announce=False)
+cfg = config.load(Repo.at(sys.argv[1]))
 path = config.resolve(cfg.repo, cfg.dataset.local_path)
 dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
 base = hwm()
@@ -63,7 +63,7 @@ import json, sys, time
 import pandas, scipy.stats
 from mlops import config, data, validation, pii, drift, profile
 from mlops.repo import Repo
-cfg = config.load(Repo.at(sys.argv[1]), announce=False)
+cfg = config.load(Repo.at(sys.argv[1]))
 path = config.resolve(cfg.repo, cfg.dataset.local_path)
 dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
 s = validation.Settings.from_config(cfg)
@@ -141,7 +141,7 @@ def main() -> int:
     from mlops import config, validation
     from mlops.repo import Repo
 
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     contract = validation.infer_contract(
         cfg, data.read_table(local, "bench"), max_categories=50, source="datasets/local/bench.csv"
     )

@@ -8,11 +8,10 @@ every other violation is one BadInput line: file, JSON pointer, expected, found,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops import gha
 from mlops.errors import BadInput
 from mlops.jsonio import read_json
 from mlops.repo import Repo
@@ -109,7 +108,6 @@ class Config:
     schedule: Schedule
     dataset: DatasetConfig
     training: TrainingConfig
-    warnings: list[str] = field(default_factory=list)
 
     def section(self, name: str) -> dict[str, Any]:
         """Raw, schema-validated content of config/<name>.json ({} when that file is absent)."""
@@ -120,8 +118,8 @@ def _days(text: str) -> int:
     return int(text.rstrip("d"))
 
 
-def validate_file(repo: Repo, name: str) -> tuple[dict[str, Any], list[str]]:
-    """Validate config/<name>.json against its schema; return (data, warnings)."""
+def validate_file(repo: Repo, name: str) -> dict[str, Any]:
+    """Validate config/<name>.json against its schema; return its data."""
     import jsonschema
 
     path = repo.config_dir / f"{name}.json"
@@ -132,25 +130,28 @@ def validate_file(repo: Repo, name: str) -> tuple[dict[str, Any], list[str]]:
         raise BadInput(repo.rel(schema_path), f"no JSON Schema for {rel}", f"add config/schemas/{name}.schema.json")
     schema = read_json(schema_path, "schema")
     validator = jsonschema.Draft202012Validator(schema)
-    warnings: list[str] = []
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator))
-    hard = []
-    for err in errors:
+    if errors:
+        err = errors[0]
         if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            for key in extra:
-                warnings.append(f"{rel}: {_pointer([*err.absolute_path, key])}: unknown key ignored")
-        else:
-            hard.append(err)
-    if hard:
-        err = hard[0]
+            # A misspelt key would otherwise leave its setting at the default without a word.
+            import difflib
+
+            known = sorted(err.schema.get("properties", {}))
+            key = sorted(set(err.instance) - set(known))[0]
+            close = difflib.get_close_matches(key, known, n=1)
+            raise BadInput(
+                f"{rel}: {_pointer([*err.absolute_path, key])}",
+                f"unknown key (known here: {', '.join(known)})",
+                f"rename it to {close[0]!r}" if close else "remove it, or add it to the schema if code reads it",
+            )
         expected, found = describe_violation(err)
         raise BadInput(
             f"{rel}: {_pointer(err.absolute_path)}",
             f"expected {expected}, found {found}",
             f"fix {rel} and run `mlops config check`",
         )
-    return data, warnings
+    return data
 
 
 def config_names(repo: Repo) -> list[str]:
@@ -158,19 +159,13 @@ def config_names(repo: Repo) -> list[str]:
     return sorted(names | set(REQUIRED))
 
 
-def load(repo: Repo, *, announce: bool = True) -> Config:
+def load(repo: Repo) -> Config:
     """Load and validate every config file once; nothing else reads config/ directly."""
     raw: dict[str, dict[str, Any]] = {}
-    warnings: list[str] = []
     if not repo.config_dir.is_dir():
         raise BadInput(str(repo.config_dir), "no config/ folder here", "run from the repository root or pass --repo")
     for name in config_names(repo):
-        data, warns = validate_file(repo, name)
-        raw[name] = data
-        warnings += warns
-    if announce:
-        for w in warnings:
-            gha.warn(w)
+        raw[name] = validate_file(repo, name)
     s, d, t = raw["training-schedule"], raw["dataset"], raw["training"]
     thresholds = Thresholds(**{k: float(v) for k, v in s["performance_thresholds"].items()})
     schedule = Schedule(
@@ -207,7 +202,7 @@ def load(repo: Repo, *, announce: bool = True) -> Config:
         tolerance=float(t["promotion"]["primary_metric_tolerance"]),
         deploy_after_promotion=bool(t["promotion"].get("deploy_after_promotion", False)),
     )
-    return Config(repo=repo, raw=raw, schedule=schedule, dataset=dataset, training=training, warnings=warnings)
+    return Config(repo=repo, raw=raw, schedule=schedule, dataset=dataset, training=training)
 
 
 def resolve(repo: Repo, relative: str) -> Path:

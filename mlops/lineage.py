@@ -497,7 +497,7 @@ def _compare_predictions(repo: Repo, folder: Path, new_folder: Path, target: Pat
     from mlops import config, data
 
     try:
-        cfg = config.load(Repo.at(target), announce=False)
+        cfg = config.load(Repo.at(target))
         dataset = data.acquire(cfg, no_download=True)
         table = data.read_table(dataset.path)
         prepared = data.prepare(cfg, table, str(dataset.path))

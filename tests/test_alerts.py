@@ -55,7 +55,7 @@ def root(tmp_path):
 
 @pytest.fixture
 def cfg(root):
-    return config.load(Repo.at(root), announce=False)
+    return config.load(Repo.at(root))
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def _run_markers(fake: FakeGitHub, number: int) -> list[str]:
 def test_hundred_alerts_one_issue_then_resolve_closes_and_recurrence_reopens(gh, tmp_path, monkeypatch):
     # GitHub's page size here: 99 comments on one page (paging is covered by the dedupe test).
     root = make_repo(tmp_path / "big", alerts={"delivery": {**FAST["delivery"], "per_page": 100}})
-    cfg = config.load(Repo.at(root), announce=False)
+    cfg = config.load(Repo.at(root))
     for run in range(100):
         monkeypatch.setenv("GITHUB_RUN_ID", str(5000 + run))
         result = alerts.raise_alert(cfg, _alert(facts={"psi max": 0.3 + run / 1000}))
@@ -275,7 +275,7 @@ class _fresh:
         self.mp.setenv("GITHUB_REPOSITORY", "acme/model")
         self.mp.setenv("GITHUB_API_URL", self.fake.url)
         root = make_repo(self.path, alerts=FAST)
-        return self.fake, config.load(Repo.at(root), announce=False), root
+        return self.fake, config.load(Repo.at(root)), root
 
     def __exit__(self, *exc):
         self.fake.stop()

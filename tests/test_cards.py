@@ -324,7 +324,7 @@ def test_team_text_comes_from_config_model_card_json(trained):
 def test_write_for_version_never_fails_training(trained, capsys):
     from mlops import config
 
-    cfg = config.load(Repo.at(trained["repo"]), announce=False)
+    cfg = config.load(Repo.at(trained["repo"]))
     out = cards.write_for_version(cfg, "20990101T000000Z-nope-00000000")
     assert "no such model" in out["error"]
     assert "model card for 20990101T000000Z-nope-00000000 not written" in capsys.readouterr().err
@@ -390,5 +390,5 @@ def test_cards_written_two_at_a_time_are_the_same_bytes(trained, tmp_path, monke
             return {"error": "simulated"} if os.getpid() != parent else real(cfg, version)
 
         monkeypatch.setattr(cards, "write_for_version", flaky)
-    cards.write_for_versions(config.load(Repo.at(repo), announce=False), versions)
+    cards.write_for_versions(config.load(Repo.at(repo)), versions)
     assert _cards_of(repo, versions) == before

@@ -62,11 +62,22 @@ def test_malformed_json_is_one_line_exit_2_and_nothing_written(tmp_path):
     assert tree_snapshot(repo) == before
 
 
-def test_unknown_key_warns_but_passes(tmp_path):
+def test_unknown_or_misspelt_key_is_refused_with_the_known_keys(tmp_path):
     repo = make_repo(tmp_path / "r", training={"notes": "hello"})
     r = run(repo, "config", "check")
-    assert r.code == 0
-    assert "config/training.json: /notes: unknown key ignored" in r.err
+    assert r.code == 2
+    assert r.err.startswith(
+        "error: config/training.json: /notes: unknown key (known here: $schema, bootstrap_iterations,"
+    )
+    assert r.err.rstrip().endswith("remove it, or add it to the schema if code reads it")
+
+    repo = make_repo(tmp_path / "s", training_schedule={"performance_thresholds": {"acuracy_min": 0.9}})
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+    assert "config/training-schedule.json: /performance_thresholds/acuracy_min: unknown key" in r.err
+    assert "rename it to 'accuracy_min'" in r.err
+    assert tree_snapshot(repo) == before
 
 
 def test_train_refuses_a_config_that_breaks_its_schema_and_writes_nothing(tmp_path):

@@ -102,7 +102,7 @@ def test_removes_exactly_the_expired_undeployed_versions(fixture_repo):
 
 def test_reasons_name_the_protecting_role(fixture_repo, monkeypatch):
     monkeypatch.setenv("MLOPS_NOW", NOW)
-    items = {i.version: i for i in retention.plan(config.load(Repo.at(fixture_repo), announce=False))}
+    items = {i.version: i for i in retention.plan(config.load(Repo.at(fixture_repo)))}
     assert items[CANARY_CANDIDATE].why == "deployment.json canary"
     assert items[PROD_ARCHIVE].why == "deployment.json production"
     assert items[ROLLBACK_ARCHIVE].why == "deployment.json rollback target"

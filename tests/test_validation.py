@@ -70,7 +70,7 @@ def check(repo: Path, name: str) -> validation.CheckResult:
 
 
 def validate(repo: Path) -> validation.ValidationResult:
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     return validation.validate(cfg, data.acquire(cfg, no_download=True))
 
 
@@ -304,7 +304,7 @@ def test_identifier_columns_are_not_leaks(repo):
 
 def test_distribution_shift_against_last_validated_snapshot(repo):
     write(repo, columns(n=3000, seed=1))
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     first = validation.write_reports(cfg, validation.validate(cfg, data.acquire(cfg, no_download=True)), audit=False)
     assert first.check("distribution_shift").summary.startswith("no earlier validated snapshot")
     snapshot = repo / "metadata/reports/validation/customer-churn/snapshot-profile.json"
@@ -354,14 +354,14 @@ def test_disabled_check_is_skipped(repo):
 
 def test_validate_for_training(repo):
     write(repo, columns(n=2000, pos=0.02))
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     result = validation.validate_for_training(cfg, data.acquire(cfg, no_download=True))
     assert not result.passed
     assert result.failures[0].startswith("class_balance: minority class '1'")
     assert result.report_path.exists() and result.markdown_path.exists()
     assert json.loads(result.report_path.read_text())["passed"] is False
     write(repo, columns(n=2000))
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     assert validation.validate_for_training(cfg, data.acquire(cfg, no_download=True)).passed
 
 
@@ -434,7 +434,7 @@ def test_cli_failed_check_raises_a_data_quality_alert_per_check(repo):
 
 
 def _settings(repo: Path):
-    cfg = config.load(Repo.at(repo), announce=False)
+    cfg = config.load(Repo.at(repo))
     return cfg, validation.Settings.from_config(cfg)
 
 
