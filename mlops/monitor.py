@@ -85,15 +85,25 @@ def load_profile_for_current(cfg: Config) -> tuple[dict, dict]:
     return profile, manifest
 
 
-def _binary(values: Any, positive: Any) -> Any:
+def _binary(values: Any, label: dict[str, Any], where: str) -> Any:
+    """0/1 from values that are 0/1 or one of the model's class labels; anything else is refused.
+
+    Mapping an unknown value to 0 would count it as a negative and could raise a false alarm.
+    """
     import numpy as np
 
+    positive = str(label.get("positive", 1))
+    classes = {str(c) for c in label.get("classes", [])} | {positive}
     out = []
     for v in values:
-        if isinstance(v, bool) or isinstance(v, (int, float)) and v in (0, 1):
+        if isinstance(v, (int, float)) and v in (0, 1):
             out.append(int(v))
+        elif str(v) in classes:
+            out.append(int(str(v) == positive))
         else:
-            out.append(int(str(v) == str(positive)))
+            known = ", ".join(sorted(classes | {"0", "1"}))
+            raise BadInput(where, f"label value {str(v)[:40]!r} is not one of the model's classes ({known})",
+                           "log labels as 0/1 or as the class values the model was trained on")  # fmt: skip
     return np.asarray(out, dtype=int)
 
 
@@ -145,7 +155,7 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
         columns.append(row)
     columns.sort(key=lambda r: (-(r["importance"] or 0.0), r["column"]))
     scores = frame["score"].to_numpy(dtype=float)
-    predicted = _binary(frame["prediction"].tolist(), manifest.get("label", {}).get("positive", 1))
+    predicted = frame["prediction"].to_numpy(dtype=int)  # 0/1, checked when the log was read
     score_drift = drift.numeric_drift(prof.score_reference(profile), scores, rules)
     positive_rate = float(predicted.mean())
     report.update(
@@ -179,8 +189,8 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
                                 "skipped_lines": fb.skipped}  # fmt: skip
     accuracy_alarm = False
     if have.sum() >= settings.min_feedback_rows:
-        y = _binary([labels[i] for i, h in zip(ids, have, strict=True) if h],
-                    manifest.get("label", {}).get("positive", 1))  # fmt: skip
+        y = _binary([labels[i] for i, h in zip(ids, have, strict=True) if h], manifest.get("label", {}),
+                    f"{settings.feedback}: label")  # fmt: skip
         acc = float(np.mean(predicted[have] == y))
         ece = expected_calibration_error(y, np.clip(scores[have], 0, 1), bins=cfg.training.ece_bins)
         ref = profile["metrics"]
@@ -264,6 +274,9 @@ def _history(cfg: Config, settings: MonitorSettings, report: dict[str, Any]) -> 
     history = jsonio.read_json(path, "monitoring history") if path.exists() else []
     if not isinstance(history, list):
         raise BadInput(cfg.repo.rel(path), "must be a JSON list", "fix or delete the file")
+    for i, h in enumerate(history):
+        if not (isinstance(h, dict) and isinstance(h.get("until"), str)):
+            raise BadInput(f"{cfg.repo.rel(path)}: /{i}", 'expected an object with an "until" time', "fix or delete it")
     entry = {
         "until": report["window"]["until"], "outcome": report["outcome"], "rows": report["rows"],
         "drift_score": report.get("drift_score"), "weighted_drift_score": report.get("weighted_drift_score"),
@@ -351,28 +364,40 @@ def reference_sample(profile: dict, column: str, rows: int) -> Any:
 
 
 def _state(cfg: Config) -> dict[str, Any]:
+    """state.json: per alert key, the open fingerprints, the clean runs since, the last window counted."""
     path = report_dir(cfg) / "state.json"
     state = jsonio.read_json(path, "monitoring state") if path.exists() else {}
+    fix = "fix it or delete it (the next runs rebuild it; open issues are then closed by `mlops alerts resolve`)"
     if not isinstance(state, dict):
-        raise BadInput(cfg.repo.rel(path), "must be a JSON object", "fix or delete the file")
+        raise BadInput(cfg.repo.rel(path), "must be a JSON object", fix)
+    for key, entry in state.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("open"), list)
+            and all(isinstance(fp, str) for fp in entry["open"])
+            and isinstance(entry.get("clean_runs"), int)
+            and isinstance(entry.get("counted_until", ""), str)
+        ):
+            raise BadInput(f"{cfg.repo.rel(path)}: /{key}", 'expected {"open": [fingerprints], "clean_runs": n}', fix)
     return state
 
 
-def _track(state: dict, key: str, fingerprint: str, alarm: bool | None, needed: int) -> str | None:
-    """Update one alert's clean-run count; return the fingerprint to resolve when recovery is reached."""
+def _track(state: dict, key: str, fingerprint: str, alarm: bool | None, needed: int, until: str) -> bool:
+    """Update one alert's clean-run count; True when its open alerts have recovered.
+
+    A window counts once: running the same window again, or an older one, adds no clean run.
+    """
     entry = state.setdefault(key, {"open": [], "clean_runs": 0})
     if alarm is None:  # not judged this run (too few rows or labels): neither clean nor alarming
-        return None
+        return False
     if alarm:
         entry["open"] = sorted(set(entry["open"]) | {fingerprint})
-        entry["clean_runs"] = 0
-        return None
-    if not entry["open"]:
-        return None
-    entry["clean_runs"] += 1
-    if entry["clean_runs"] >= needed:
-        return "resolve"
-    return None
+        entry.update(clean_runs=0, counted_until=max(until, entry.get("counted_until", "")))
+        return False
+    if not entry["open"] or until <= entry.get("counted_until", ""):
+        return False
+    entry.update(clean_runs=entry["clean_runs"] + 1, counted_until=until)
+    return entry["clean_runs"] >= needed
 
 
 def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -399,6 +424,7 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
         report["evidently_html"] = repo.rel(html_path)
         report["evidently_sample_rows"] = min(settings.evidently_sample_rows, len(frame))
     del prof
+    state = _state(cfg)  # both read and checked before anything is written
     history = _history(cfg, settings, report)
     jsonio.write_json(out / f"{stamp}.json", report)
     md = markdown(report)
@@ -422,15 +448,37 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
         audit.record(repo, "drift_detected", payload)
 
     version = report["model_version"]
-    state = _state(cfg)
     needed = alerts.Settings.from_config(cfg).resolve_after_clean_runs
-    actions: dict[str, Any] = {}
     drift_fp = alerts.make_fingerprint("drift", "monitoring", version)
     acc_fp = alerts.make_fingerprint("regression", "monitoring", version)
+    recovered = [
+        key
+        for key, fp, alarm in (
+            ("drift", drift_fp, report.get("drift") if judged else None),
+            ("accuracy", acc_fp, report.get("accuracy_alarm") if judged and "accuracy" in fb else None),
+        )
+        if _track(state, key, fp, alarm, needed, report["window"]["until"])
+    ]
+    # Written before GitHub is contacted: an alert that fails below is still known to be open.
+    jsonio.write_json(out / "state.json", state)
+
+    actions: dict[str, Any] = {}
+    refused: list[BadInput] = []
+
+    def attempt(name: str, deliver: Any) -> bool:
+        """One delivery; a refusal (bad token, missing workflow) is reported after the others ran."""
+        try:
+            actions[name] = deliver()
+            return True
+        except BadInput as exc:
+            refused.append(exc)
+            actions[name] = {"status": "refused", "error": str(exc)}
+            return False
+
     links = {"report": repo.rel(out / f"{stamp}.md"), "trend": repo.rel(out / "trend.png")}
     if report.get("drift"):
         top = ", ".join(report["drifted_features"][:8])
-        actions["drift_alert"] = alerts.raise_alert(cfg, alerts.Alert(
+        attempt("drift_alert", lambda: alerts.raise_alert(cfg, alerts.Alert(
             kind="drift", title=f"Data drift on model {version}",
             summary=f"{len(report['drifted_features'])} of {len(report['columns'])} features drifted "
                     f"(share {report['drift_score']:.3f} ≥ {threshold}): {top}.",
@@ -440,11 +488,11 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
                    "drifted": top, "prediction drift": _fmt(report["prediction_drift"]["score"])},
             evidence={"columns": [c for c in report["columns"] if c["drifted"]]},
             fingerprint=drift_fp, links=links,
-        ))  # fmt: skip
+        )))  # fmt: skip
         if settings.retrain_on_drift:
-            actions["retrain"] = alerts.dispatch_retrain(cfg, f"drift on {top} (monitoring {stamp})")
+            attempt("retrain", lambda: alerts.dispatch_retrain(cfg, f"drift on {top} (monitoring {stamp})"))
     if report.get("accuracy_alarm"):
-        actions["accuracy_alert"] = alerts.raise_alert(cfg, alerts.Alert(
+        attempt("accuracy_alert", lambda: alerts.raise_alert(cfg, alerts.Alert(
             kind="regression", title=f"Accuracy drop in production for model {version}",
             summary=f"Accuracy on {fb['rows']} labelled rows is {fb['accuracy']:.4f}, "
                     f"{fb['accuracy_drop']:.4f} below the test split's {fb['reference_accuracy']:.4f}.",
@@ -453,19 +501,17 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
                    "labelled rows": fb["rows"]},
             evidence={"feedback": fb}, fingerprint=acc_fp, severity="critical", links=links,
             extra_labels=("needs-attention",),
-        ))  # fmt: skip
-    for key, fp, alarm in (
-        ("drift", drift_fp, report.get("drift") if judged else None),
-        ("accuracy", acc_fp, report.get("accuracy_alarm") if judged and "accuracy" in fb else None),
-    ):
-        if _track(state, key, fp, alarm, needed) == "resolve":
-            entry = state[key]
-            for open_fp in entry["open"]:
-                actions[f"{key}_resolved"] = alerts.resolve(
-                    cfg, open_fp, f"{entry['clean_runs']} consecutive clean monitoring runs (last {stamp})"
-                )
-            entry.update(open=[], clean_runs=0)
-    jsonio.write_json(out / "state.json", state)
+        )))  # fmt: skip
+    for key in recovered:
+        entry = state[key]
+        reason = f"{entry['clean_runs']} consecutive clean monitoring runs (last {stamp})"
+        still_open = []
+        for fp in entry["open"]:
+            if not attempt(f"{key}_resolved", lambda fp=fp, why=reason: alerts.resolve(cfg, fp, why)):
+                still_open.append(fp)
+        entry.update(open=still_open, clean_runs=0 if not still_open else entry["clean_runs"])
+    if recovered:
+        jsonio.write_json(out / "state.json", state)
     report["actions"] = {k: {kk: v.get(kk) for kk in ("status", "issue", "url", "dispatched") if kk in v}
                          for k, v in actions.items()}  # fmt: skip
     gha.set_outputs(
@@ -476,4 +522,6 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
         report=repo.rel(out / f"{stamp}.md"),
     )
     gha.add_summary(md)
+    if refused:  # the reports, audit entries and state are written; the configuration problem still fails the run
+        raise refused[0]
     return report

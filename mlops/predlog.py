@@ -4,7 +4,9 @@ A prediction record:   {"request_id", "time", "model_version", "role", "features
 A feedback record:     {"request_id", "label", "time"}
 
 `role` is production, canary or shadow; `score` is the positive-class probability; `prediction`
-and `label` are 1 for the positive class and 0 otherwise; times are `YYYY-MM-DDTHH:MM:SSZ`.
+is 1 for the positive class and 0 otherwise; `label` is 0/1 or one of the model's class labels
+(monitoring refuses any other value); feature values are single values (null = missing); times
+are `YYYY-MM-DDTHH:MM:SSZ`.
 
 Files live under the configured location (default `datasets/production/`, git-ignored), one file
 per UTC day and kind: `predictions-YYYYMMDD.jsonl`, `feedback-YYYYMMDD.jsonl`; Parquet files
@@ -51,9 +53,22 @@ def _check_prediction(rec: Any) -> str | None:
         return f"role {rec['role']!r} is not one of {', '.join(ROLES)}"
     if not isinstance(rec["features"], dict):
         return "'features' is not an object"
+    for name, value in rec["features"].items():
+        if not _scalar(value):
+            return f"feature {name!r} is a {type(value).__name__}, not a single value"
     if not isinstance(rec["score"], (int, float)) or isinstance(rec["score"], bool) or not 0 <= rec["score"] <= 1:
         return "'score' is not a probability in [0, 1]"
+    if not _zero_or_one(rec["prediction"]):
+        return "'prediction' is not 0 or 1"
     return _check_time(rec["time"])
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _zero_or_one(value: Any) -> bool:
+    return isinstance(value, (int, float)) and value in (0, 1)  # True/False included
 
 
 def _check_feedback(rec: Any) -> str | None:
@@ -62,6 +77,9 @@ def _check_feedback(rec: Any) -> str | None:
     for key in FEEDBACK_FIELDS:
         if key not in rec:
             return f"missing {key!r}"
+    label = rec["label"]
+    if label is None or not _scalar(label) or (isinstance(label, float) and label != label):
+        return "'label' is not a class value (0 or 1, or one of the model's class labels)"
     return _check_time(rec["time"])
 
 
@@ -182,6 +200,8 @@ def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead, show
             problem = check(rec)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             problem = f"malformed JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
+        except RecursionError:
+            problem = "malformed JSON (nested too deeply)"
         if problem:
             if on_malformed != "skip":
                 raise BadInput(

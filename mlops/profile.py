@@ -227,16 +227,41 @@ def load_reference_profile(path: str | Path) -> dict:
             raise BadInput(f"{where}: /{key}", "missing from the reference profile", fix)
     if profile["format"] != FORMAT:
         raise BadInput(f"{where}: /format", f"format {profile['format']!r} is not the supported {FORMAT}", fix)
-    feats = profile["features"]
-    for kind in ("numeric", "categorical"):
-        for c in feats.get(kind, []):
-            col = profile["columns"].get(c)
-            if not isinstance(col, dict) or col.get("kind") != kind:
-                raise BadInput(f"{where}: /columns/{c}", f"no {kind} profile for feature {c!r}", fix)
-            if col.get("n", 0) > 0 and not (("values" in col and "counts" in col) or "quantiles" in col):
-                raise BadInput(f"{where}: /columns/{c}", "has neither value counts nor quantiles", fix)
-            if "quantiles" in col and len(col["quantiles"]) != len(profile["quantile_levels"]):
-                raise BadInput(f"{where}: /columns/{c}/quantiles", "length differs from /quantile_levels", fix)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def numbers(value: Any) -> bool:
+        return isinstance(value, list) and all(number(v) for v in value)
+
+    feats, columns = profile["features"], profile["columns"]
+    if not (isinstance(feats, dict) and all(isinstance(feats.get(k), list) for k in ("numeric", "categorical"))):
+        raise BadInput(f"{where}: /features", "expected lists of numeric and categorical feature names", fix)
+    if not isinstance(columns, dict) or not numbers(profile["quantile_levels"]):
+        raise BadInput(f"{where}: /columns", "expected an object of column profiles and a list of quantile levels", fix)
+    metrics = profile["metrics"]
+    for key in ("accuracy", "ece"):
+        if not (isinstance(metrics, dict) and number(metrics.get(key))):
+            raise BadInput(f"{where}: /metrics/{key}", "missing or not a number", fix)
+    if not number(profile["positive_rate"]):
+        raise BadInput(f"{where}: /positive_rate", "missing or not a number", fix)
+    entries = [(f"/columns/{c}", columns.get(c), kind, f"feature {c!r}") for kind in ("numeric", "categorical")
+               for c in feats[kind]]  # fmt: skip
+    for pointer, col, kind, what in [*entries, ("/score", profile["score"], "numeric", "the model's scores")]:
+        if not isinstance(col, dict) or col.get("kind") != kind:
+            raise BadInput(f"{where}: {pointer}", f"no {kind} profile for {what}", fix)
+        if not (isinstance(col.get("n"), int) and col["n"] >= 0 and isinstance(col.get("missing", 0), int)):
+            raise BadInput(f"{where}: {pointer}/n", "missing or not a row count", fix)
+        if col["n"] > 0 and not (("values" in col and "counts" in col) or "quantiles" in col):
+            raise BadInput(f"{where}: {pointer}", "has neither value counts nor quantiles", fix)
+        if "quantiles" in col and not (
+            numbers(col["quantiles"]) and len(col["quantiles"]) == len(profile["quantile_levels"])
+        ):
+            raise BadInput(f"{where}: {pointer}/quantiles", "not numbers, or not one per /quantile_levels entry", fix)
+        if "counts" in col and not (
+            numbers(col["counts"]) and isinstance(col.get("values"), list) and len(col["values"]) == len(col["counts"])
+        ):
+            raise BadInput(f"{where}: {pointer}/counts", "not numbers, or not one count per value", fix)
     return profile
 
 

@@ -102,8 +102,9 @@ def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_p
         simulate(repo, "--rows", "3000", "--seed", str(10 + i), until=until)
         assert run(repo, "monitor").code == 0
     state = json.loads(state_path.read_text())
-    assert state["drift"] == {"clean_runs": 0, "open": []}  # resolved after 3 clean runs (config/alerts.json)
-    assert state["accuracy"] == {"clean_runs": 0, "open": []}
+    # resolved after 3 clean runs (config/alerts.json)
+    assert state["drift"] == {"clean_runs": 0, "open": [], "counted_until": LATER[-1]}
+    assert state["accuracy"] == {"clean_runs": 0, "open": [], "counted_until": LATER[-1]}
     history = json.loads((repo / "metadata" / "reports" / "monitoring" / "history.json").read_text())
     assert [h["outcome"] for h in history] == ["drift", "ok", "ok", "ok"]
 
@@ -169,7 +170,7 @@ def test_log_missing_a_feature_column_is_bad_input(repo):
     assert tree_snapshot(repo) == before
 
 
-@pytest.mark.parametrize("value", ["abc", True, {"v": 1}])
+@pytest.mark.parametrize("value", ["abc", True])
 def test_a_numeric_feature_holding_a_non_number_is_bad_input(repo, value):
     simulate(repo, "--rows", "1000", "--seed", "4")
     log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
@@ -183,6 +184,32 @@ def test_a_numeric_feature_holding_a_non_number_is_bad_input(repo, value):
     (line,) = result.err.strip().splitlines()
     assert "numeric feature 'income' holds a value that is not a number in 1 row(s)" in line
     assert f"(first request_id {records[10]['request_id']!r})" in line and "abc" not in line
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("features", {"income": {"v": 1}}, "feature 'income' is a dict, not a single value"),
+        ("features", {"plan": ["a", "b"]}, "feature 'plan' is a list, not a single value"),
+        ("prediction", None, "'prediction' is not 0 or 1"),
+        ("prediction", 2, "'prediction' is not 0 or 1"),
+    ],
+)
+def test_a_prediction_line_with_a_non_scalar_feature_or_a_bad_prediction_is_refused(repo, field, value, problem):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    if field == "features":
+        records[10]["features"].update(value)
+    else:
+        records[10][field] = value
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    assert f"predictions-20261122.jsonl:11: malformed log line: {problem}" in line
     assert tree_snapshot(repo) == before
 
 
@@ -244,3 +271,95 @@ def test_evidently_html_report_is_written_and_kept_out_of_git(repo):
     html = repo / "metadata" / "reports" / "monitoring" / "html"
     assert "<html" in (html / "20261122T120000Z.html").read_text()[:2000].lower()
     assert (html / ".gitignore").read_text() == "*\n!.gitignore\n"
+
+
+def _drift_then(repo, monkeypatch):
+    simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    assert run(repo, "monitor").code == 0
+    return repo / "metadata" / "reports" / "monitoring" / "state.json"
+
+
+def test_running_the_same_window_again_counts_one_clean_run(repo, monkeypatch):
+    state_path = _drift_then(repo, monkeypatch)
+    monkeypatch.setenv("MLOPS_NOW", LATER[0])
+    simulate(repo, "--rows", "3000", "--seed", "10", until=LATER[0])
+    for _ in range(3):  # a re-run of one window (a retried job) is one window
+        assert run(repo, "monitor").code == 0
+    state = json.loads(state_path.read_text())
+    assert state["drift"]["clean_runs"] == 1 and state["drift"]["open"]
+    for i, until in enumerate(LATER[1:]):
+        monkeypatch.setenv("MLOPS_NOW", until)
+        simulate(repo, "--rows", "3000", "--seed", str(11 + i), until=until)
+        assert run(repo, "monitor").code == 0
+    assert json.loads(state_path.read_text())["drift"]["open"] == []
+
+
+def test_a_refused_retrain_dispatch_still_raises_every_alert_and_later_closes_them(repo, monkeypatch):
+    from tests.support.fake_github import FakeGitHub
+
+    server = FakeGitHub(workflows=()).start()  # the repository has no ml-training.yml: dispatch answers 404
+    try:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+        result = run(repo, "monitor")
+        assert result.code == 2
+        last = result.err.strip().splitlines()[-1]
+        assert last.startswith("error: config/alerts.json: /retrain/workflow: workflow ml-training.yml not found")
+        opened = {i["title"]: i["state"] for i in server.issues()}
+        assert len(opened) == 2 and set(opened.values()) == {"open"}  # drift and the accuracy drop: neither skipped
+        state_path = repo / "metadata" / "reports" / "monitoring" / "state.json"
+        state = json.loads(state_path.read_text())
+        assert state["drift"]["open"] and state["accuracy"]["open"]
+        for i, until in enumerate(LATER):
+            monkeypatch.setenv("MLOPS_NOW", until)
+            simulate(repo, "--rows", "3000", "--seed", str(10 + i), until=until)
+            assert run(repo, "monitor").code == 0
+        assert {i["state"] for i in server.issues()} == {"closed"}
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("label", [None, "maybe", [1]])
+def test_a_feedback_label_that_is_no_class_is_refused_not_counted_as_negative(repo, label):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    log = repo / "datasets" / "production" / "feedback-20261122.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    records[5]["label"] = label
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    if isinstance(label, str):
+        assert "label value 'maybe' is not one of the model's classes" in line
+    else:
+        assert "feedback-20261122.jsonl:6: malformed log line: 'label' is not a class value" in line
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "pointer"),
+    [("state.json", {"drift": []}, "/drift"), ("history.json", [1], "/0")],
+)
+def test_a_malformed_state_or_history_file_is_refused_before_anything_is_written(repo, name, content, pointer):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    path = repo / "metadata" / "reports" / "monitoring" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    assert f"metadata/reports/monitoring/{name}: {pointer}:" in result.err.strip().splitlines()[-1]
+    assert tree_snapshot(repo) == before
+
+
+def test_a_deeply_nested_log_line_is_malformed_not_a_crash(repo):
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines.insert(3, "[" * 100_000 + "]" * 100_000 + "\n")
+    log.write_text("".join(lines))
+    result = run(repo, "monitor")
+    assert result.code == 2
+    assert "predictions-20261122.jsonl:4: malformed log line: malformed JSON (nested too deeply)" in result.err
