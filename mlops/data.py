@@ -308,13 +308,26 @@ def prepare(cfg: Config, table: Any, where: str) -> Prepared:
             frame[col] = series.astype("string").astype(object).where(series.notna(), np.nan)
             categorical.append(col)
             continue
+        if _holds_times(series):
+            raise BadInput(
+                f"{where}: column {col!r}",
+                "holds dates or times, which a model cannot use as they are",
+                "list it in config/dataset.json /drop_columns (or /timestamp_column if it is the row's time), "
+                "or derive numeric features from it in the export",
+            )
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             frame[col] = series.astype(float)
+            _refuse_infinities(frame[col], col, where, line_of)
             numeric.append(col)
         else:
             parsed = pd.to_numeric(series, errors="coerce")
             present = series.notna()
             bad = present & parsed.isna()
+            if present.sum() and not bad.any():  # numbers the reader kept as text
+                frame[col] = parsed.astype(float)
+                _refuse_infinities(frame[col], col, where, line_of)
+                numeric.append(col)
+                continue
             if present.sum() and bad.sum() <= 0.5 * present.sum():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise BadInput(
@@ -327,3 +340,30 @@ def prepare(cfg: Config, table: Any, where: str) -> Prepared:
     if not numeric and not categorical:
         raise BadInput(where, "no feature columns are left besides the label", "add feature columns")
     return Prepared(frame, y, numeric, categorical, dropped, dropped_label_rows, positive, classes)
+
+
+def _holds_times(series: Any) -> bool:
+    """datetime64/timedelta columns, and object columns of date or time values (a reader's date32)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return True
+    if series.dtype != object:
+        return False
+    first = series.dropna().head(1).tolist()
+    return bool(first) and isinstance(first[0], (dt.date, dt.time, dt.timedelta))
+
+
+def _refuse_infinities(values: Any, col: str, where: str, line_of: Any) -> None:
+    import numpy as np
+
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        i = int(np.flatnonzero(infinite)[0])
+        raise BadInput(
+            f"{where}: column {col!r} line {int(line_of[i])}",
+            f"an infinite value in a numeric column ({int(infinite.sum())} such row(s))",
+            "fix or blank those cells in the export",
+        )

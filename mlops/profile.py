@@ -41,7 +41,8 @@ def quantile_levels() -> list[float]:
 
 
 def _round_to(values: Any, std: float) -> list[float]:
-    digits = 6 - math.floor(math.log10(std)) if std > 0 else 6
+    # a spread so large that its variance overflowed (values near 1e200) is kept to 6 digits too
+    digits = 6 - math.floor(math.log10(std)) if 0 < std < math.inf else 6
     return [round(float(v), digits) for v in values]
 
 
@@ -82,8 +83,11 @@ def numeric_profile(values: Any, levels: list[float]) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": "numeric", "n": n, "missing": int(len(arr) - n)}
     if n == 0:
         return out
-    std = float(np.std(s))
-    out.update(mean=float(np.mean(s)), std=std, min=float(s[0]), max=float(s[-1]))
+    std, mean = float(np.std(s)), float(np.mean(s))
+    if not math.isfinite(std) or not math.isfinite(mean):  # |values| near 1e200: the squares overflow
+        scale = max(abs(float(s[0])), abs(float(s[-1])))
+        std, mean = scale * float(np.std(s / scale)), scale * float(np.mean(s / scale))
+    out.update(mean=mean, std=std, min=float(s[0]), max=float(s[-1]))
     starts = np.concatenate(([True], s[1:] != s[:-1]))
     distinct = int(starts.sum())
     if distinct <= drift.EXACT_MAX_UNIQUE:

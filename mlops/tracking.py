@@ -33,6 +33,36 @@ def redact(uri: str) -> str:
     return uri
 
 
+def preflight(repo: Repo) -> None:
+    """Refuse a sqlite tracking URI whose file cannot be created or written, before any work starts.
+
+    Opening the store means importing MLflow (seconds), so `mlops train` does that on a worker
+    thread while the first model fits; this cheap check moves the common mistakes (a path through
+    a file, a read-only folder) ahead of anything written. Other stores are checked on opening.
+    """
+    from urllib.parse import unquote
+
+    from mlops.errors import BadInput
+
+    uri = repo.tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    where = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else repo.rel(path)
+    fix = "point MLFLOW_TRACKING_URI at a writable sqlite file, or pass --no-tracking for a local experiment"
+    if path.exists():
+        if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
+            raise BadInput(where, f"{path} is not a readable and writable sqlite file", fix)
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(where, f"cannot create {path}: {folder} is not a writable folder", fix)
+
+
 class Tracker:
     def __init__(self, repo: Repo, experiment: str, registered_model: str):
         _quiet()
@@ -133,6 +163,11 @@ class Tracker:
 
     def set_alias(self, alias: str, model_version: str) -> None:
         self.client.set_registered_model_alias(self.registered_model, alias, model_version)
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove an alias; nothing to do when it is not set."""
+        if alias in (self.client.get_registered_model(self.registered_model).aliases or {}):
+            self.client.delete_registered_model_alias(self.registered_model, alias)
 
     def log_parent(self, metrics: dict[str, float], tags: dict[str, str]) -> None:
         self.mlflow.log_metrics(metrics)

@@ -16,6 +16,8 @@ from mlops import data, gate, gha, jsonio, registry
 from mlops.config import Config
 from mlops.errors import BadInput, CheckFailed
 
+MAX_SEED = 2**32 - 1
+
 
 @dataclass
 class TrainOptions:
@@ -112,9 +114,18 @@ def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any], seed:
 
 def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
 
+    from mlops import audit
+
     repo = cfg.repo
     seed = cfg.training.seed if opts.seed is None else opts.seed
+    if not 0 <= seed <= MAX_SEED:  # numpy and scikit-learn take seeds in [0, 2**32)
+        raise BadInput("--seed", f"{seed} is outside 0..{MAX_SEED}", "pass a seed in that range")
     types = resolve_model_types(cfg, opts.model_types)
+    audit.check_can_record(repo)  # a missing signing key refuses now, not after reports are written
+    if opts.track:
+        from mlops.tracking import preflight
+
+        preflight(repo)
     registry.recover(repo)
     started = jsonio.utc_now()
     when = jsonio.format_utc(started)
@@ -132,10 +143,15 @@ def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
     del table
 
     bg = _Background(cfg, opts, when, _base_tags(commit, dataset, seed))
+    done = False
     try:
-        return _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg)
+        outcome = _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg)
+        done = True
+        return outcome
     finally:
-        bg.close()
+        bg.close()  # the workers have stopped writing
+        if not done:
+            registry.recover(repo)  # no staged model folder of a failed run is left for a commit to pick up
 
 
 def _base_tags(commit: str, dataset: data.DatasetFile, seed: int) -> dict[str, str]:
@@ -169,15 +185,25 @@ class _Background:
         self.tracker: Any = None
         self.run_id: str | None = None
         self.finished = False
-        if opts.track:
-            self.pending.append(self.pool.submit(self._open, when))
+        self.opening = self.pool.submit(self._open, when) if opts.track else None
+        if self.opening:
+            self.pending.append(self.opening)
         self.assessed.append(self.assess_pool.submit(_warm_up_cards))
 
     def _open(self, when: str) -> None:
-        from mlops.tracking import Tracker
+        from mlops.tracking import Tracker, redact
 
         name = self.cfg.dataset.name
-        self.tracker = Tracker(self.cfg.repo, experiment=name, registered_model=f"{name}-classifier")
+        try:
+            tracker = Tracker(self.cfg.repo, experiment=name, registered_model=f"{name}-classifier")
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy, HTTP and file errors all mean the same here
+            uri = redact(self.cfg.repo.tracking_uri())
+            raise BadInput(
+                "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else uri,
+                f"cannot open the MLflow store {uri} ({type(exc).__name__}: {str(exc)[:160]})",
+                "fix MLFLOW_TRACKING_URI or the store, or pass --no-tracking for a local experiment",
+            ) from None
+        self.tracker = tracker
         run = self.tracker.mlflow.start_run(
             experiment_id=self.tracker.experiment_id, run_name=f"train-{when}", tags=self.tags
         )
@@ -190,8 +216,15 @@ class _Background:
         self.pending.append(self.pool.submit(self._persist_if_assessed, assessed, r, seed, sample))
 
     def _persist_if_assessed(self, assessed: Any, r: dict[str, Any], seed: int, sample: Any) -> None:
+        if self.opening and self.tracker is None:
+            return  # the store did not open: write nothing; check_open() reports it
         if assessed.result():
             self._persist(r, seed, sample)
+
+    def check_open(self) -> None:
+        """Raise now if the MLflow store failed to open, rather than after every fit."""
+        if self.opening and self.opening.done() and self.opening.exception():
+            raise self.opening.exception()
 
     def _persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
         staged = registry.stage(self.cfg.repo, r["version"])
@@ -231,15 +264,22 @@ class _Background:
             future.result()  # re-raises what failed in the worker
         self.pending = []
 
-    def finish(self, best: dict[str, Any], promoted: dict[str, Any] | None, why: str, regression: bool) -> None:
+    def finish(
+        self, challenger: dict[str, Any] | None, promoted: dict[str, Any] | None, why: str, regression: bool, n: int
+    ) -> None:
+        """Aliases and the parent run's outcome; called once the repository holds the outcome."""
+
         def _finish() -> None:
             if self.tracker is None:
                 return
-            self.tracker.set_alias("challenger", best["mlflow"]["model_version"])
+            if challenger:
+                self.tracker.set_alias("challenger", challenger["mlflow"]["model_version"])
+            else:  # no candidate passed the gate: no model challenges the champion
+                self.tracker.delete_alias("challenger")
             if promoted:
                 self.tracker.set_alias("champion", promoted["mlflow"]["model_version"])
             self.tracker.log_parent(
-                {"candidates": 1.0, "promoted": float(bool(promoted)), "regression": float(regression)},
+                {"candidates": float(n), "promoted": float(bool(promoted)), "regression": float(regression)},
                 {"mlops.promoted_version": promoted["version"] if promoted else "", "mlops.decision": why},
             )
             self.tracker.mlflow.end_run()
@@ -321,6 +361,7 @@ def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, c
             "dataset_sha256": dataset.sha256,
         }
         results.append(result)
+        bg.check_open()
         bg.assess_and_persist(result, assess, seed, sample)  # while the next model fits
 
     bg.wait_assessed()
@@ -339,10 +380,13 @@ def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, c
     promoted = best if promote else None
     # The reference profile (its permutation importance scores ~130k rows) overlaps the last MLflow logging.
     profile = bg.on_assess_thread(_build_profile, promoted, prepared, parts, seed) if promoted else None
-
-    bg.finish(best_overall, promoted, why, regression)
-    return _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-                   best_overall, promoted, why, regression, bg.run_id, profile)  # fmt: skip
+    bg.wait()  # every model file written and logged: the manifests carry their MLflow ids
+    outcome = _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
+                      best_overall, promoted, why, regression, bg.run_id, profile)  # fmt: skip
+    # MLflow learns the outcome only once the repository holds it: a failure above leaves the
+    # parent run FAILED and the aliases where they were.
+    bg.finish(best, promoted, why, regression, len(trained))
+    return outcome
 
 
 def _single_threaded_predict(pipeline: Any) -> None:
@@ -423,7 +467,7 @@ def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, v
             "champion_delta": r["gate"].champion_delta,
             "best_of_run": r is best_overall,
             "decision": decision,
-            "promotion_reason": why if r is best_overall or r is promoted else None,
+            "promotion_reason": why if r is (promoted or best_overall) else None,
             "force_retrain": opts.force_retrain,
             "mlflow_run_id": r.get("mlflow", {}).get("run_id"),
         }

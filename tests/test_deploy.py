@@ -464,7 +464,9 @@ def test_kill_9_at_random_points_never_leaves_a_bad_state(tmp_path, tmp_path_fac
     began = time.perf_counter()
     assert run(repo, "deploy", "--mode", "canary", "--version", v2).code == 0
     assert run(repo, "rollback", "--to", v1).code == 0
-    window = max(0.2, 1.5 * (time.perf_counter() - began))
+    # 2.5 × two changes: a child completes about two changes on average before its kill, so the
+    # check below keeps its margin when the other test worker loads the machine mid-loop.
+    window = max(0.2, 2.5 * (time.perf_counter() - began))
     rng = random.Random(20261122)
     kills, first = 0, len(state(repo)["history"])
     for k in range(52):

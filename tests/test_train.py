@@ -266,3 +266,139 @@ def test_failing_model_types_do_not_sink_the_others_and_all_failing_exits_1(tmp_
     assert r.code == 1
     assert "no model type trained successfully" in r.err and "boom in predict_proba" in r.err
     assert tree_snapshot(repo / "models") == before
+
+
+def _local_repo(tmp_path, edit, name="r", **extra):
+    """A repo whose data is the FAST synthetic sample, changed by edit(df), as a local CSV."""
+    from mlops.synthetic import generate
+
+    df = generate(4000, 11)
+    edit(df)
+    repo = fast_repo(tmp_path, name, dataset={"source": "local", "local": {"path": "datasets/local/data.csv"}}, **extra)
+    (repo / "datasets/local").mkdir(parents=True)
+    df.to_csv(repo / "datasets/local/data.csv", index=False)
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [("signup", ["2020-01-02"] * 4000), ("signup", ["2020-01-02 03:04:05"] * 4000)],
+    ids=["date", "datetime"],
+)
+def test_a_date_column_is_refused_with_the_fix_and_nothing_written(tmp_path, column, values):
+    repo = _local_repo(tmp_path, lambda df: df.insert(0, column, values))
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression")
+    assert r.code == 2, r.err
+    (line,) = [x for x in r.err.strip().splitlines() if x.startswith("error:")]
+    assert f"datasets/local/data.csv: column {column!r}: holds dates or times" in line
+    assert "/drop_columns" in line and tree_snapshot(repo) == before
+
+
+def test_an_infinite_value_is_refused_naming_the_column_and_line(tmp_path):
+    def edit(df):
+        df.loc[[7, 9], "income"] = float("inf")
+
+    repo = _local_repo(tmp_path, edit)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression")
+    assert r.code == 2, r.err
+    assert (
+        "datasets/local/data.csv: column 'income' line 9: an infinite value in a numeric column (2 such row(s))"
+        in r.err
+    )
+    assert tree_snapshot(repo) == before
+
+
+def test_huge_but_finite_values_train(tmp_path):
+    def edit(df):
+        df["noise_normal"] = df["noise_normal"] * 1e200  # the variance overflows to inf
+
+    repo = _local_repo(tmp_path, edit)
+    # trees do not care about scale (a StandardScaler would overflow on these values)
+    r = run(repo, "train", "--no-download", "--no-tracking", "--model-types", "hist_gradient_boosting")
+    assert r.code == 0, r.err
+    profile = json.loads((repo / "models/current/reference-profile.json").read_text())
+    assert 1e199 < profile["columns"]["noise_normal"]["std"] < 1e201
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_out_of_range_is_refused_as_the_seed(tmp_path, seed):
+    repo = fast_repo(tmp_path)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--seed", seed)
+    assert r.code == 2 and f"error: --seed: {seed} is outside 0..4294967295" in r.err
+    assert tree_snapshot(repo) == before
+
+
+def test_an_mlflow_store_that_cannot_open_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    repo = fast_repo(tmp_path)
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/afile/mlflow.db")
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression")
+    assert r.code == 2, r.err
+    assert r.err.startswith("error: MLFLOW_TRACKING_URI: cannot create ") and "is not a writable folder" in r.err
+    assert tree_snapshot(repo) == before and not (repo / "metadata/reports").exists()
+
+
+def test_a_missing_audit_signing_key_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from mlops import audit
+    from mlops.repo import Repo
+
+    repo = fast_repo(tmp_path)
+    audit.keygen(Repo.at(repo))  # the repository now signs its checkpoints
+    monkeypatch.delenv(audit.SIGNING_KEY_ENV, raising=False)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression")
+    assert r.code == 2 and f"error: {audit.SIGNING_KEY_ENV}:" in r.err
+    assert tree_snapshot(repo) == before and not (repo / "metadata/reports").exists()
+
+
+def test_a_failure_while_recording_leaves_mlflow_and_models_as_they_were(tmp_path, monkeypatch):
+    import mlflow
+
+    import mlops.train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mlops.train, "_build_profile", broken)
+    repo = fast_repo(tmp_path)
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression")
+    assert r.code == 3 and "disk full" in r.err
+    assert not (repo / "models/current").exists() and not list((repo / "models").glob(".incoming-*"))
+    client = mlflow.MlflowClient(f"sqlite:///{repo}/.mlflow/mlflow.db")
+    (parent,) = client.search_runs(
+        [client.get_experiment_by_name("customer-churn").experiment_id], "tags.mlflow.parentRunId IS NULL"
+    )  # fmt: skip
+    assert parent.info.status == "FAILED" and "mlops.promoted_version" not in parent.data.tags
+    assert not client.get_registered_model("customer-churn-classifier").aliases
+
+
+def test_outputs_name_the_promoted_versions_gate_record_and_challenger_passed_the_gate(tmp_path, monkeypatch):
+    import mlflow
+
+    # precision ranks the rejected (ECE > 0.02) gradient boosting first; logistic regression passes
+    repo = fast_repo(tmp_path, training={"primary_metric": "precision"},
+                     training_schedule={"performance_thresholds": {"ece_max": 0.02},
+                                        "datasets": {"minimum_samples": 1000}})  # fmt: skip
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression,hist_gradient_boosting")
+    assert r.code == 0, r.err
+    o = outputs(out)
+    gates = {
+        json.loads(p.read_text())["version"]: json.loads(p.read_text()) for p in (repo / "metadata/gates").glob("*")
+    }
+    best = next(g for g in gates.values() if g["best_of_run"])
+    assert "-hist_gradient_boosting-" in best["version"] and best["decision"] == "rejected"
+    assert best["promotion_reason"] is None  # the reason belongs to the promoted model's record
+    assert o["promoted"] == "true" and "-logistic_regression-" in o["version"]
+    assert json.loads((repo / o["gate_record"]).read_text())["version"] == o["version"]
+    assert gates[o["version"]]["decision"] == "promoted" and gates[o["version"]]["promotion_reason"]
+    client = mlflow.MlflowClient(f"sqlite:///{repo}/.mlflow/mlflow.db")
+    challenger = client.get_model_version_by_alias("customer-churn-classifier", "challenger")
+    assert challenger.tags["mlops.version"] == o["version"]
+    parent = client.get_run(json.loads((repo / "models/current/manifest.json").read_text())["mlflow"]["parent_run_id"])
+    assert parent.data.metrics["candidates"] == 2.0

@@ -44,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     gha.add_summary(summary_markdown(outcome, cfg.training.primary_metric))
-    best_gate = next((c["gate_record"] for c in outcome["candidates"] if c["version"] == outcome["best_version"]), "")
+    gates = {c["version"]: c["gate_record"] for c in outcome["candidates"] if "gate_record" in c}
+    best_gate = gates.get(outcome["best_version"], "")
+    version = outcome["promoted_version"] or outcome["best_version"]
     gha.set_outputs(
         promoted=outcome["promoted"],
-        version=outcome["promoted_version"] or outcome["best_version"],
+        version=version,
         regression=outcome["regression"],
-        gate_record=best_gate,
+        gate_record=gates.get(version, ""),  # the record of the version above
     )
     for c in outcome["candidates"]:
         if "error" in c:
