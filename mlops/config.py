@@ -125,7 +125,7 @@ def validate_file(repo: Repo, name: str) -> dict[str, Any]:
     path = repo.config_dir / f"{name}.json"
     rel = repo.rel(path)
     schema_path = repo.schemas_dir / f"{name}.schema.json"
-    data = read_json(path, "config file")
+    data = read_json(path, "config file", rel)
     if not schema_path.exists():
         raise BadInput(repo.rel(schema_path), f"no JSON Schema for {rel}", f"add config/schemas/{name}.schema.json")
     schema = read_json(schema_path, "schema")

@@ -112,21 +112,24 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
-def read_json(path: Path, what: str = "file") -> Any:
-    """Read a JSON file, turning every failure into one BadInput line naming the file."""
+def read_json(path: Path, what: str = "file", shown: str | None = None) -> Any:
+    """Read a JSON file, turning every failure into one BadInput line naming the file (as `shown`, if given)."""
     path = Path(path)
+    where = shown or str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BadInput(str(path), f"{what} does not exist", "create it or fix the path") from None
+        raise BadInput(where, f"{what} does not exist", "create it or fix the path") from None
     except UnicodeDecodeError as exc:
-        raise BadInput(str(path), f"not valid UTF-8 at byte {exc.start}", "save the file as UTF-8") from None
+        raise BadInput(where, f"not valid UTF-8 at byte {exc.start}", "save the file as UTF-8") from None
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadInput(
-            str(path), f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
+            where, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
         ) from None
+    except RecursionError:
+        raise BadInput(where, "malformed JSON: nested too deeply", "fix the file") from None
 
 
 def _reject_constant(name: str) -> Any:
