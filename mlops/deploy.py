@@ -687,8 +687,7 @@ def health_check(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"requests": 0, "budget_ms_p95": settings.health_latency_budget_ms_p95}
     try:
         router = Router(cfg.repo, state=state, log=False)
-        manifest = router.models["production"].manifest
-        X, _y, _info = holdout_sample(cfg, manifest, max(settings.health_requests, 1))
+        X = _health_rows(cfg, router, max(settings.health_requests, 1))
         timings, roles = [], {}
         with one_thread():
             _probe(router, X, settings.health_requests, timings, roles)
@@ -704,6 +703,22 @@ def health_check(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
         return out
     out.update(passed=True, reason="all requests answered within budget")
     return out
+
+
+def _health_rows(cfg: Config, router: Any, rows: int) -> Any:
+    """Held-out rows from the newest model's data: the canary's or shadow's, else production's.
+
+    Production may have been trained on an older copy of a data file that was since refreshed in
+    place; its rows cannot be drawn any more, and that must not fail a healthy new model.
+    """
+    refused: Exception | None = None
+    for role in ("canary", "shadow", "production"):
+        if role in router.models:
+            try:
+                return holdout_sample(cfg, router.models[role].manifest, rows)[0]
+            except (BadInput, CheckFailed) as exc:
+                refused = refused or exc
+    raise refused or CheckFailed("the router has no model to draw held-out rows for")
 
 
 def _probe(router: Any, X: Any, requests: int, timings: list[float], roles: dict[str, int]) -> None:

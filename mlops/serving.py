@@ -52,6 +52,18 @@ class Loaded:
         return list(f.get("numeric", [])) + list(f.get("categorical", []))
 
 
+def _number_or_none(value: Any) -> Any:
+    """Numbers (booleans, which training read as 0/1, and numeric text from a CSV) pass; nothing else does."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return "not a number"
+
+
 def load_pinned(repo: Repo, role: str, version: str, sha256: str) -> Loaded:
     """Load a model only if its file hashes to the pinned sha256 (and to its manifest's)."""
     folder = registry.find_version(repo, version)
@@ -123,8 +135,36 @@ class Router:
                 f"send every feature the deployed models read: {', '.join(self.features)}",
             )
         frame = frame.reset_index(drop=True)
+        self._refuse_bad_values(frame, where)
         self._refuse_infinities(frame, where)
         return frame
+
+    def _refuse_bad_values(self, frame: Any, where: str) -> None:
+        """A list or object is no feature value, and a numeric feature takes numbers (or null).
+
+        Refused as the caller's error (HTTP 400, exit 2), never scored: the model would raise, and
+        the error would count against the serving model's error rate.
+        """
+        import pandas as pd
+
+        numeric = {f for m in self.models.values() for f in m.manifest.get("features", {}).get("numeric", [])}
+        for name in self.features:
+            column = frame[name]
+            if column.dtype != object:
+                continue
+            present = column.notna().to_numpy()
+            nested = column.map(lambda v: isinstance(v, (list, dict, tuple, set))).to_numpy()
+            numbers = pd.to_numeric(column.map(_number_or_none), errors="coerce")
+            bad = nested | (present & numbers.isna().to_numpy()) if name in numeric else nested
+            if bad.any():
+                kind = "a number (or null)" if name in numeric else "a single value"
+                raise BadInput(
+                    where,
+                    f"feature {name!r} is not {kind} in {int(bad.sum())} row(s), first row {int(bad.argmax())}",
+                    "send one value per feature: numbers for numeric features, null for a missing value",
+                )
+            if name in numeric:
+                frame[name] = numbers.astype(float)
 
     def _refuse_infinities(self, frame: Any, where: str) -> None:
         """±inf is no feature value: the model would score it, and no prediction log could hold it."""
@@ -283,7 +323,7 @@ def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, A
     else:
         from mlops.tabular import read_csv_checked
 
-        frame = read_csv_checked(input_path, where).to_pandas()
+        frame = read_csv_checked(input_path, where, text_columns=("request_id",)).to_pandas()
     if output_path.suffix not in (".csv", ".parquet"):
         raise BadInput(str(output_path), "unknown output format", "name the output *.csv or *.parquet")
     router = Router(repo)
@@ -383,11 +423,18 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
         def do_POST(self) -> None:
             if self.path.split("?")[0] != "/predict":
                 return self._send(404, {"error": f"no route {self.path}; use POST /predict"})
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                return self._send(400, {"error": "Content-Length: not a byte count"})
             try:
                 payload = json.loads(self.rfile.read(length) or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 return self._send(400, {"error": f'request body: not JSON ({exc}); send {{"features": {{...}}}}'})
+            except RecursionError:
+                return self._send(400, {"error": "request body: JSON nested too deeply"})
             single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
             if single:
                 items = [payload]

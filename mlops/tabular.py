@@ -101,8 +101,11 @@ def check_header(path: Path, where: str) -> list[str]:
     return names
 
 
-def read_csv_checked(path: Path, where: str) -> Any:
-    """Read a CSV into a pyarrow Table; bad input of any kind is one BadInput line naming the file."""
+def read_csv_checked(path: Path, where: str, text_columns: tuple[str, ...] = ()) -> Any:
+    """Read a CSV into a pyarrow Table; bad input of any kind is one BadInput line naming the file.
+
+    `text_columns` present in the header are read as text, not inferred ("007" stays "007").
+    """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -111,7 +114,8 @@ def read_csv_checked(path: Path, where: str) -> Any:
     if error:
         raise error
     names = check_header(path, where)
-    convert = pcsv.ConvertOptions(strings_can_be_null=True)
+    types = {name: pa.string() for name in text_columns if name in names}
+    convert = pcsv.ConvertOptions(strings_can_be_null=True, column_types=types)
     try:
         table = _read(path, convert)
     except pa.ArrowInvalid as exc:

@@ -535,3 +535,28 @@ def test_load_and_query_rejects_unusable_probabilities():
     assert "1 probabilities are not finite" in deploy.check_predictions(np.array([[np.nan, 1.0], [0.5, 0.5]]), 2)
     assert "outside [0, 1]" in deploy.check_predictions(np.array([[-0.5, 1.5], [0.5, 0.5]]), 2)
     assert "do not sum to 1" in deploy.check_predictions(np.array([[0.5, 0.6], [0.5, 0.5]]), 2)
+
+
+def test_a_healthy_canary_passes_the_health_check_after_the_data_file_was_refreshed_in_place(tmp_path):
+    from mlops import synthetic
+    from tests.support.repo import make_repo
+
+    repo = make_repo(
+        tmp_path / "loc",
+        dataset={"source": "local", "local": {"path": "datasets/local/train.csv"}},
+        training={"bootstrap_iterations": 20},
+        training_schedule={"datasets": {"minimum_samples": 1000}},
+        deployment={"latency_budget_ms_p95": 60000.0, "health_check": {"latency_budget_ms_p95": 60000.0}},
+    )
+    (repo / "datasets/local").mkdir(parents=True)
+    synthetic.generate(4000, 7).to_csv(repo / "datasets/local/train.csv", index=False)
+    assert run(repo, "train", "--no-download", "--model-types", "logistic_regression", "--no-tracking").code == 0
+    v1 = json.loads((repo / "models/current/manifest.json").read_text())["version"]
+    assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
+    synthetic.generate(4500, 8).to_csv(repo / "datasets/local/train.csv", index=False)  # the export, refreshed
+    assert run(repo, "train", "--no-download", "--model-types", "logistic_regression", "--no-tracking").code == 0
+    (v2,) = [v for v in registry.all_versions(Repo.at(repo)) if v != v1]
+    r = run(repo, "deploy", "--mode", "canary", "--version", v2)
+    assert r.code == 0, r.err  # production's rows cannot be rebuilt any more; the canary's can
+    s = json.loads((repo / "models/deployment.json").read_text())
+    assert s["canary"]["version"] == v2 and s["production"]["version"] == v1

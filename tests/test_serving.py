@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -70,6 +71,32 @@ def test_predict_command_uses_request_id_column(canary):
     assert logged[0]["features"].keys() >= {"age", "plan"} and logged[0]["batch_size"] == 400
 
 
+def test_predict_command_keeps_request_ids_as_written(canary):
+    repo, v1, v2 = canary
+    rows = feature_rows(3, seed=4)
+    rows.insert(0, "request_id", ["007", "1e5", "42"])
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 0, r.err
+    import pandas as pd
+
+    out = pd.read_csv(repo / "out.csv", dtype={"request_id": str})
+    assert out["request_id"].tolist() == ["007", "1e5", "42"]
+    router = Router(Repo.at(repo), log=False)
+    assert out["role"].tolist() == [router.role_for(i) for i in ("007", "1e5", "42")]
+    assert [x["request_id"] for x in log_records(repo)] == ["007", "1e5", "42"]
+
+
+def test_predict_command_refuses_text_in_a_numeric_feature(canary):
+    repo, v1, v2 = canary
+    rows = feature_rows(3, seed=4).astype({"age": object})
+    rows.loc[1, "age"] = "abc"
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 2 and "feature 'age' is not a number (or null) in 1 row(s), first row 1" in r.err
+    assert not (repo / "out.csv").exists()
+
+
 def _post(url: str, body: object) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
@@ -114,6 +141,29 @@ def test_serve_answers_a_real_http_client(canary):
         assert code == 400 and "missing feature(s) income" in body["error"]
         code, body = _post(f"{base}/predict", [1, 2])
         assert code == 400 and "expected" in body["error"]
+        # bad values are the caller's error (400), not a serving error of the model
+        for feature, value, says in (
+            ("age", "abc", "feature 'age' is not a number (or null) in 1 row(s)"),
+            ("age", [1, 2], "feature 'age' is not a number (or null)"),
+            ("plan", {"a": 1}, "feature 'plan' is not a single value"),
+        ):
+            code, body = _post(f"{base}/predict", {"request_id": "v", "features": {**rows[0], feature: value}})
+            assert code == 400 and says in body["error"], body
+        mixed = {"instances": [{"features": {**rows[0], "age": float("inf")}}, {"features": {**rows[1], "age": True}}]}
+        code, body = _post(f"{base}/predict", mixed)
+        assert code == 400 and "feature 'age' is infinite in 1 row(s)" in body["error"], body
+        host, port = base.removeprefix("http://").split(":")
+        for headers, payload in (({"Content-Length": "abc"}, b"{}"), ({}, b"[" * 100_000 + b"]" * 100_000)):
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn.putrequest("POST", "/predict")
+            for k, v in {"Content-Length": str(len(payload)), **headers}.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            conn.send(payload)
+            resp = conn.getresponse()
+            assert resp.status == 400, resp.read()
+            conn.close()
+        assert not list((repo / "datasets/production").glob("serving-errors-*"))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
