@@ -249,13 +249,13 @@ def load_private_key(text: str, where: str = SIGNING_KEY_ENV) -> Any:
     return key
 
 
-def load_public_key(path: Path) -> Any:
-    """The ed25519 public key in a PEM file (checkpoint-key.pub)."""
+def load_public_key(path: Path, pem: bytes | None = None) -> Any:
+    """The ed25519 public key in a PEM file (checkpoint-key.pub), or in `pem` read from elsewhere (git)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
+        key = serialization.load_pem_public_key(Path(path).read_bytes() if pem is None else pem)
     except (ValueError, OSError) as exc:
         raise BadInput(
             str(path), f"is not a PEM public key ({exc})", "regenerate it with `mlops audit keygen`"
@@ -481,6 +481,13 @@ def verify_data(data: LogData) -> VerifyResult:
             problem = None if "signature" not in ck and not seen_signed else check_signature(ck, data.public_key)
             if problem:
                 raise CheckFailed(f"{at}: {problem}" + ("; a signed checkpoint precedes it" if seen_signed else ""))
+        elif seen_signed and "signature" not in ck:
+            # Without the public key the signatures cannot be checked, but this needs no key: removing
+            # checkpoint-key.pub must not turn off signing for whoever appends next.
+            raise CheckFailed(
+                f"{at}: is not signed but a signed checkpoint precedes it (a signing downgrade; "
+                f"was {PUBLIC_KEY} removed?)"
+            )
         if "signature" in ck:
             signed += 1
             seen_signed = True
@@ -568,6 +575,8 @@ def read_git(repo: Repo, ref: str) -> LogData:
     blobs = _cat_files(repo, [f"{ref}:{rel}/{n}" for n in wanted])
     files = dict(zip(wanted, blobs, strict=True))
     data = read_log(set(files), files.__getitem__, f"{ref}:{repo.rel(repo.audit_dir)}")
+    if PUBLIC_KEY in files:
+        data.public_key = load_public_key(Path(f"{ref}:{repo.rel(repo.audit_dir)}/{PUBLIC_KEY}"), files[PUBLIC_KEY])
     return data
 
 
@@ -625,6 +634,13 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
             f"entry seq {first} ({data.locate(first)}) differs from the one at {ref}: the log is not an append-only "
             f"extension of {ref} ({exc}); history was rewritten"
         ) from None
+    if old.public_key is not None and (
+        data.public_key is None or _public_raw(data.public_key) != _public_raw(old.public_key)
+    ):
+        raise CheckFailed(
+            f"{data.where}/{PUBLIC_KEY} is {'missing' if data.public_key is None else 'not the one'} committed at "
+            f"{ref}: the signing key was removed or swapped (re-keying is `mlops audit keygen --force`, reviewed)"
+        )
     for k, line in enumerate(old.checkpoint_lines):
         if k >= len(data.checkpoint_lines) or data.checkpoint_lines[k] != line:
             raise CheckFailed(
@@ -1209,19 +1225,23 @@ def compare_with_log(repo: Repo, checkpoint: dict, where: str = "proof") -> str:
     if not path.exists():
         return f"not compared with a log: no {where_log} here"
     lines, _torn = _split_lines(path.read_bytes())
+    same_size: list[tuple[int, dict]] = []
     for k, line in enumerate(lines):
         try:
             ck = json.loads(line, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError):
             continue  # a broken line is `mlops audit verify`'s finding, not this proof's
         if isinstance(ck, dict) and ck.get("size") == checkpoint.get("size"):
-            if _canonical(ck) != _canonical(checkpoint):
-                mine, theirs = str(checkpoint.get("root"))[:12], str(ck.get("root"))[:12]
-                raise CheckFailed(
-                    f"{where}: its checkpoint (size {checkpoint.get('size')}, root {mine}…) is not checkpoint #{k} "
-                    f"in {where_log} (root {theirs}…): the proof or the entry was altered"
-                )
-            return f"matches checkpoint #{k} in {where_log}"
+            if _canonical(ck) == _canonical(checkpoint):
+                return f"matches checkpoint #{k} in {where_log}"
+            same_size.append((k, ck))  # `keygen` re-signs a tree head: one size can have two checkpoints
+    if same_size:
+        k, ck = same_size[0]
+        mine, theirs = str(checkpoint.get("root"))[:12], str(ck.get("root"))[:12]
+        raise CheckFailed(
+            f"{where}: its checkpoint (size {checkpoint.get('size')}, root {mine}…) is not checkpoint #{k} "
+            f"in {where_log} (root {theirs}…) or any other of that size: the proof or the entry was altered"
+        )
     return f"not compared with a log: {where_log} has no checkpoint of size {checkpoint.get('size')}"
 
 

@@ -764,3 +764,36 @@ def test_two_processes_appending_at_once_do_not_corrupt_the_log(repo, tmp_path):
     # The appends really interleaved (lock handover is not fair, so typically a handful of turns, not 120).
     owners = [e["payload"]["w"] for e in stored]
     assert sum(a != b for a, b in zip(owners, owners[1:], strict=False)) >= 2
+
+
+def test_removing_the_public_key_does_not_turn_signing_off(tmp_path, monkeypatch, capsys):
+    root = make_repo(tmp_path / "g", git=True)
+    r = logged(root, 3)
+    rc, key, _ = cli(root, "keygen", capsys=capsys)
+    assert rc == 0
+    git(root, "add", "metadata")
+    git(root, "commit", "-qm", "log and key")
+    (root / "metadata/audit/checkpoint-key.pub").unlink()  # then append unsigned, as an attacker without the key
+    monkeypatch.delenv(audit.SIGNING_KEY_ENV, raising=False)
+    audit.record(r, "promotion", {"model_version": "evil"})
+    rc, _, err = cli(root, "verify", capsys=capsys)
+    assert rc == 1 and "is not signed but a signed checkpoint precedes it (a signing downgrade" in err
+    rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
+    assert rc == 1 and "signing downgrade" in err
+    # the key file alone removed (no new entry) still breaks the append-only check against the commit
+    git(root, "checkout", "--", "metadata")
+    (root / "metadata/audit/checkpoint-key.pub").unlink()
+    rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
+    assert rc == 1 and "checkpoint-key.pub is missing committed at HEAD" in err
+
+
+def test_a_genuine_proof_checks_after_keygen_re_signed_its_tree_head(repo, monkeypatch, capsys, tmp_path):
+    logged(repo, 3)
+    rc, key, _ = cli(repo, "keygen", capsys=capsys)  # a second, signed checkpoint of size 3
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, key.strip())
+    rc, out, _ = cli(repo, "prove", "--seq", "1", capsys=capsys)
+    assert rc == 0 and json.loads(out)["checkpoint"]["signature"]
+    path = tmp_path / "proof.json"
+    path.write_text(out)
+    rc, out, err = cli(repo, "check-proof", str(path), capsys=capsys)
+    assert rc == 0 and "proof ok" in out and "matches checkpoint #3" in out, err
