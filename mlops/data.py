@@ -218,6 +218,22 @@ def read_table(path: Path, where: str | None = None) -> Any:
         raise BadInput(where, f"cannot be read as a table ({first})", "fix the file's format") from None
     if table.num_rows == 0:
         raise BadInput(where, "has a header but no data rows", "export the data again with its rows")
+    return _plain_columns(table, where)
+
+
+def _plain_columns(table: Any, where: str) -> Any:
+    """Dictionary columns (pandas 'category' saved to Parquet) as their values; nested ones refused."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+        elif pa.types.is_nested(field.type):
+            raise BadInput(
+                f"{where}: column {field.name!r}",
+                f"holds nested values ({field.type}), not one value per cell",
+                "flatten it into plain columns in the export, or drop it",
+            )
     return table
 
 

@@ -601,8 +601,11 @@ def check_contract(cfg: Config, s: Settings, table: Any, memo: ColumnMemo | None
     label = contract.get("label", {})
     if label.get("column") in present and "values" in label:
         col = table.column(label["column"])
-        allowed_set = {str(v) for v in label["values"]}
-        allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
+        try:  # spelled as Arrow spells the data's values below (true, 0), not as Python does (True, 0.0)
+            allowed = pc.cast(pa.array(label["values"]), pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed types in the list
+            allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
+        allowed_set = set(allowed.to_pylist())
         # A small integer label needs no pass over its values when every integer from its min to its max is allowed.
         span = _integer_span(col, 64)
         covered = span is not None and all(str(v) in allowed_set for v in range(span[0], span[1] + 1))
@@ -640,6 +643,8 @@ def _code_source(col: Any) -> Any:
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t):
         return col
+    if pa.types.is_date32(t):  # Arrow casts date32 to int32 only
+        return pc.cast(pc.cast(col, pa.int32()), pa.int64())
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
         return pc.cast(col, pa.int64())
     encoded = pc.dictionary_encode(col)  # one memo table for all chunks: indices agree across chunks
@@ -1208,12 +1213,21 @@ def validate_for_training(cfg: Config, dataset_file: Any, table: Any = None) -> 
 # ------------------------------------------------------------------------------------ alerts
 
 
+def open_alerts(cfg: Config) -> dict[str, Any]:
+    """The record of the alerts this stage opened ({fingerprint: {...}}), checked."""
+    path = reports_dir(cfg) / OPEN_ALERTS_NAME
+    state = jsonio.read_json(path, "open alerts", cfg.repo.rel(path)) if path.exists() else {}
+    if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+        raise BadInput(cfg.repo.rel(path), "expected an object of open alerts by fingerprint", "fix or delete it")
+    return state
+
+
 def raise_alerts(cfg: Config, result: ValidationResult) -> list[dict[str, Any]]:
     """One alert per failing check (fingerprint: kind, dataset, check); resolve the ones that pass again."""
     from mlops import alerts
 
     state_path = reports_dir(cfg) / OPEN_ALERTS_NAME
-    state: dict[str, Any] = jsonio.read_json(state_path, "open alerts") if state_path.exists() else {}
+    state = open_alerts(cfg)
     report = cfg.repo.rel(result.report_path) if result.report_path else ""
     out = []
     for c in result.checks:

@@ -759,3 +759,53 @@ def test_distinct_over_half_and_purity_match_direct_counts(repo):
         pairs = len({(a, b) for a, b in zip(values.tolist(), labels.tolist(), strict=True)})
         distinct = len(set(values.tolist()))
         assert validation._pure(t, "x", "y") == (pairs == distinct, distinct)
+
+
+def test_a_date_column_with_duplicate_rows_is_checked_not_a_crash(repo):
+    cols = columns()
+    cols["signup_date"] = ["2026-05-01"] * len(cols["x1"])
+    for key in cols:  # three rows repeated: the duplicates check has candidates to confirm
+        cols[key] = cols[key] + cols[key][:3]
+    write(repo, cols)
+    result = check(repo, "duplicates")  # under the 1 % limit, but found: the date cells were compared
+    assert result.status == validation.PASS and result.summary.startswith("3 row(s) repeat an earlier row exactly")
+
+
+@pytest.mark.parametrize("labels", [[True, False], [0.0, 1.0]], ids=["bool", "float"])
+def test_a_contract_inferred_from_the_data_passes_the_same_data(repo, labels):
+    cols = columns()
+    cols["churned"] = [labels[v] for v in cols["churned"]]
+    write(repo, cols)
+    ds = json.loads((repo / "config/dataset.json").read_text())
+    ds["positive_label"] = labels[1]
+    (repo / "config/dataset.json").write_text(json.dumps(ds))
+    assert run(repo, "data", "infer-schema").code == 0
+    assert check(repo, "schema_contract").status == validation.PASS
+
+
+def test_a_category_column_from_parquet_is_read_as_its_values(repo):
+    import pandas as pd
+
+    frame = pd.DataFrame(columns())
+    frame["cat"] = frame["cat"].astype("category")
+    path = repo / "datasets/local/train.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+    (path.parent / "train.parquet.source.json").write_text(json.dumps({"fetched_at": "2026-05-30T00:00:00Z"}))
+    ds = json.loads((repo / "config/dataset.json").read_text())
+    ds["local"]["path"] = "datasets/local/train.parquet"
+    (repo / "config/dataset.json").write_text(json.dumps(ds))
+    assert {c.name: c.status for c in validate(repo).checks}["missing_values"] == validation.PASS
+
+
+def test_a_malformed_open_alerts_record_refuses_before_any_report(repo):
+    from tests.support.repo import tree_snapshot
+
+    write(repo, columns())
+    record = repo / "metadata/reports/validation/customer-churn/open-alerts.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"broken')
+    before = tree_snapshot(repo)
+    r = run(repo, "data", "validate")
+    assert r.code == 2 and "validation/customer-churn/open-alerts.json: malformed JSON" in r.err
+    assert tree_snapshot(repo) == before

@@ -51,6 +51,10 @@ def _dataset(cfg: Any, args: argparse.Namespace) -> tuple[Any, Any]:
         table = data.read_table(path, where)
         side_path = path.with_name(path.name + data.SIDECAR)
         side = jsonio.read_json(side_path, "source record") if side_path.exists() else {}
+        if not isinstance(side, dict):
+            from mlops.errors import BadInput
+
+            raise BadInput(cfg.repo.rel(side_path), "a source record must be a JSON object", "fix or delete it")
         dataset = data.DatasetFile(
             path, data.sha256_file(path, where), "local", side.get("fetched_at"), side.get("updated_at"), where
         )
@@ -68,6 +72,7 @@ def run_validate(args: argparse.Namespace) -> int:
     dataset, table = _dataset(cfg, args)
     result = validation.validate(cfg, dataset, table)
     del table
+    validation.open_alerts(cfg)  # a malformed record of open alerts refuses before any report is written
     validation.write_reports(cfg, result)
     for c in result.checks:
         line = f"{c.name}: {c.status}: {c.summary}"
