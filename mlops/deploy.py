@@ -288,10 +288,18 @@ def run_gates(cfg: Config, version: str, folder: Path, state: dict[str, Any] | N
     card_checked = False
     if card_path.exists() and (repo.schemas_dir / CARD_SCHEMA).exists():
         card_checked = True
-        err = _first_violation(_schema(repo, CARD_SCHEMA), jsonio.read_json(card_path, "model card"))
+        card = jsonio.read_json(card_path, "model card")
+        err = _first_violation(_schema(repo, CARD_SCHEMA), card)
         if err is not None:
             expected, found = describe_violation(err)
             problems.append(f"card {_pointer(err.absolute_path)}: expected {expected}, found {found}")
+        else:  # the committed card is a second record of which bytes were trained: a swapped model shows here
+            card_sha = (card.get("lineage") or {}).get("model_sha256")
+            if card_sha and card_sha != manifest.get("model_sha256"):
+                problems.append(
+                    f"card /lineage/model_sha256 {str(card_sha)[:12]}… is not the manifest's "
+                    f"{str(manifest.get('model_sha256'))[:12]}…: the model or its manifest was replaced"
+                )
     if manifest.get("version") != version:
         problems.append(f"manifest names version {manifest.get('version')!r}, not {version!r}")
     gates.append(
@@ -798,6 +806,15 @@ def rollback(cfg: Config, to: str | None = None, *, reason: str | None = None, a
     who = _actor(actor)
     try:
         manifest = registry.verify_integrity(folder, repo)
+        pinned = [h.get("to_sha256") for h in state["history"] if h.get("to") == target and h.get("to_sha256")]
+        if pinned and manifest["model_sha256"] != pinned[-1]:
+            # The file matches its manifest, but both changed since this version last served.
+            raise BadInput(
+                repo.rel(folder / registry.MODEL_FILE),
+                f"sha256 {manifest['model_sha256'][:12]}… is not the {pinned[-1][:12]}… the deployment history "
+                "pinned when this version last served",
+                f"restore the committed model (git checkout -- {repo.rel(folder)}) or roll back to another version",
+            )
     except BadInput as exc:
         _alert(
             cfg,

@@ -302,6 +302,36 @@ def test_rollback_refuses_a_tampered_target(live):
     assert (repo / "models/deployment.json").read_bytes() == before
 
 
+def test_rollback_refuses_a_target_swapped_together_with_its_manifest(live):
+    repo, v1, v2 = live
+    assert run(repo, "deploy", "--mode", "full", "--version", v2).code == 0
+    before = (repo / "models/deployment.json").read_bytes()
+    old = registry.find_version(Repo.at(repo), v1)
+    new = registry.find_version(Repo.at(repo), v2)
+    (old / "model.skops").write_bytes((new / "model.skops").read_bytes())  # another model's bytes ...
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["model_sha256"] = registry.sha256_file(old / "model.skops")  # ... and a manifest to match
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    r = run(repo, "rollback")
+    assert r.code == 1 and f"rollback to {v1} refused" in r.err
+    assert "the deployment history pinned when this version last served" in r.err
+    assert (repo / "models/deployment.json").read_bytes() == before
+
+
+def test_the_metadata_gate_refuses_a_model_whose_card_names_other_bytes(live):
+    repo, v1, v2 = live
+    old = registry.find_version(Repo.at(repo), v1)
+    new = registry.find_version(Repo.at(repo), v2)
+    if not list((repo / "metadata/cards").glob(f"{v2}.*")):
+        pytest.skip("this template writes no cards")
+    (new / "model.skops").write_bytes((old / "model.skops").read_bytes())
+    manifest = json.loads((new / "manifest.json").read_text())
+    manifest["model_sha256"] = registry.sha256_file(new / "model.skops")
+    (new / "manifest.json").write_text(json.dumps(manifest))
+    r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
+    assert r.code == 1 and "card /lineage/model_sha256" in (r.out + r.err), r.err
+
+
 def test_previous_production_replays_history_as_a_stack():
     def h(action, to):
         return {"action": action, "to": to}
