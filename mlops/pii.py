@@ -26,6 +26,7 @@ _PREFILTER = {
         r"(^|[^0-9A-Za-z+.])\+[1-9]([ .\-]?\(?[0-9]\)?){6,14}($|[^0-9])"
         r"|(^|[^0-9.])(\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[0-9]{3}[ .\-][0-9]{4}($|[^0-9])"
         r"|(^|[^0-9.])0[1-9][0-9]{1,3}[ \-][0-9]{3,4}[ \-]?[0-9]{3,4}($|[^0-9.])"
+        r"|(^|[^0-9.])0[1-9]([ .\-][0-9]{2}){4}($|[^0-9.])"  # 01 23 45 67 89 (France and others)
     ),
     "payment_card": r"(^|[^0-9.])[0-9]([ \-]?[0-9]){12,18}($|[^0-9])",
     "iban": r"[A-Z]{2}[0-9]{2} ?[A-Z0-9]{4}",
@@ -89,9 +90,15 @@ def _card_issuer_ok(d: str) -> bool:
 def is_card(text: str) -> bool:
     """True when text holds a payment card number: issuer prefix, length and Luhn all agree."""
     for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(0))
-        if 13 <= len(digits) <= 19 and _card_issuer_ok(digits) and luhn_valid(digits):
-            return True
+        # The match may run on into a CVV or an expiry ("4111 1111 1111 1111 123"): try every
+        # run of whole digit groups from its start, not only the whole match.
+        digits = ""
+        for group in re.split(r"[ -]", m.group(0)):
+            digits += group
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and _card_issuer_ok(digits) and luhn_valid(digits):
+                return True
     return False
 
 

@@ -26,7 +26,7 @@ VALID_IBANS = [
     "NL91ABNA0417164300",
 ]
 EMAILS = ["jane.doe@example.com", "a+b@sub.example.co.uk"]
-PHONES = ["+44 20 7946 0958", "(415) 555-2671", "415-555-2671", "+14155552671"]
+PHONES = ["+44 20 7946 0958", "(415) 555-2671", "415-555-2671", "+14155552671", "01 23 45 67 89", "06.12.34.56.78"]
 SSNS = ["078-05-1120", "219-09-9999"]
 
 
@@ -136,3 +136,14 @@ def test_dictionary_columns_are_scanned_and_unknown_kind_refused():
     assert [f.kind for f in pii.scan_table(table)] == ["email"]
     with pytest.raises(ValueError, match="unknown PII kind"):
         pii.scan_table(table, kinds=("email", "passport"))
+
+
+@pytest.mark.parametrize("text", ["4111 1111 1111 1111 123", "4111111111111111 12/25", "4012-8888-8888-1881-07/27"])
+def test_a_card_number_followed_by_a_cvv_or_an_expiry_is_found(text):
+    assert pii.is_card(text)
+    (finding,) = pii.scan_table(pa.table({"notes": [f"paid: {text}"] * 3 + ["nothing here"] * 3}))
+    assert (finding.kind, finding.count) == ("payment_card", 3)
+
+
+def test_digit_groups_that_only_pass_luhn_as_a_whole_are_no_card():
+    assert not pii.is_card("4111 1111 1111 1112 123")  # no prefix of whole groups is a valid card
