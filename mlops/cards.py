@@ -986,12 +986,22 @@ def warm_up() -> None:
 def rendered_files(repo: Repo, card: dict[str, Any]) -> dict[Path, bytes]:
     """Every file a card consists of (JSON, Markdown, plots) and its exact bytes."""
     version = card["version"]
-    files = {
-        card_json_path(repo, version): jsonio.dumps(card).encode("utf-8"),
-        card_md_path(repo, version): render_markdown(card).encode("utf-8"),
-    }
-    for name, data in render_plots(card).items():
-        files[plot_path(repo, version, name)] = data
+    try:
+        files = {
+            card_json_path(repo, version): jsonio.dumps(card).encode("utf-8"),
+            card_md_path(repo, version): render_markdown(card).encode("utf-8"),
+        }
+        for name, data in render_plots(card).items():
+            files[plot_path(repo, version, name)] = data
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+        # The schema leaves some generated parts optional; a hand edit that removes one must be
+        # one clear line, not a traceback.
+        raise BadInput(
+            repo.rel(card_json_path(repo, version)),
+            f"cannot be rendered: a generated field is missing or malformed ({type(exc).__name__}: {str(exc)[:80]})",
+            f"restore it (`mlops card build {version}` rebuilds the card from the model's records), "
+            "and edit only the team-written parts",
+        ) from None
     return files
 
 

@@ -94,6 +94,27 @@ def test_card_json_validates_and_render_reproduces_markdown_and_plots_byte_for_b
     assert "cards ok: 2 card(s) match their JSON" in fresh.stdout
 
 
+@pytest.mark.parametrize("edit", ["drop_huggingface", "no_plots"])
+def test_a_card_json_missing_a_generated_part_is_one_line_exit_2(trained, edit):
+    repo = trained["repo"]
+    version = trained["second_run"][0]
+    path = repo / "metadata/cards" / f"{version}.json"
+    original = path.read_bytes()
+    card = json.loads(original)
+    if edit == "drop_huggingface":
+        card.pop("huggingface")  # the schema does not require it; the renderer reads it
+    else:
+        card["quantitative_analysis"]["graphics"]["collection"] = []
+    try:
+        path.write_text(json.dumps(card))
+        r = run(repo, "card", "check", version)
+        assert r.code == 2, r.err
+        (line,) = r.err.strip().splitlines()
+        assert f"metadata/cards/{version}.json: cannot be rendered" in line and "mlops card build" in line
+    finally:
+        path.write_bytes(original)
+
+
 def test_card_check_fails_on_a_hand_edited_card_and_names_the_fix(trained):
     repo = trained["repo"]
     version = trained["second_run"][0]
