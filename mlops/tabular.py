@@ -78,7 +78,12 @@ def check_header(path: Path, where: str) -> list[str]:
             f"the header is not valid UTF-8 (byte {exc.start} of the line is 0x{raw[exc.start]:02x})",
             "save the file as UTF-8",
         ) from None
-    names = next(csv.reader([text]))
+    try:
+        names = next(csv.reader([text]))
+    except csv.Error as exc:  # e.g. a file with CR-only line endings reads as one header line
+        raise BadInput(
+            f"{where}: line {line_no}", f"the header cannot be parsed ({exc})", "save the file with LF or CRLF ends"
+        ) from None
     if len(names) == 1:
         for delim, label in _OTHER_DELIMITERS.items():
             if delim in text:

@@ -580,6 +580,11 @@ def check_contract(cfg: Config, s: Settings, table: Any, memo: ColumnMemo | None
             continue
         # Cheap aggregates first (min/max, distinct values); a row mask only when something is out.
         masks: list[tuple[str, Any]] = []
+        if ("min" in rule or "max" in rule) and not (
+            pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)
+        ):
+            violations.append({"column": name, "problem": f"has a min/max rule but holds {found}, not numbers"})
+            continue
         if "min" in rule or "max" in rule:
             lo, hi = _min_max(col)
             if "min" in rule and lo is not None and lo < rule["min"]:

@@ -809,3 +809,22 @@ def test_a_malformed_open_alerts_record_refuses_before_any_report(repo):
     r = run(repo, "data", "validate")
     assert r.code == 2 and "validation/customer-churn/open-alerts.json: malformed JSON" in r.err
     assert tree_snapshot(repo) == before
+
+
+def test_a_min_rule_on_a_text_column_is_a_violation_not_a_crash(repo):
+    write(repo, columns())
+    assert run(repo, "data", "infer-schema").code == 0
+    path = repo / "datasets/customer-churn.schema.json"
+    contract = json.loads(path.read_text())
+    contract["columns"]["cat"]["min"] = 0
+    path.write_text(json.dumps(contract))
+    result = check(repo, "schema_contract")
+    assert result.status == validation.FAIL and "'cat' has a min/max rule but holds string" in result.summary
+
+
+def test_a_csv_with_cr_only_line_ends_is_one_line_exit_2(repo):
+    path = write(repo, columns())
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
+    r = run(repo, "data", "validate")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "datasets/local/train.csv: line 1: the header cannot be parsed" in r.err
