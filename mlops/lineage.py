@@ -314,7 +314,7 @@ def _prepare_data(repo: Repo, manifest: dict[str, Any], target: Path, dataset_cf
                 "restore the data file (it is not committed: fetch it again or copy it there)",
             )
         got = registry.sha256_file(src)
-        if got == want:
+        if got == want and not Path(rel).is_absolute():  # a file outside the repository is read where it is
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)

@@ -220,3 +220,16 @@ def test_lineage_refuses_to_prove_from_a_tampered_log(fork, tmp_path):
     finally:
         segment.write_bytes(original)
     assert run(repo, "lineage", version).code == 0
+
+
+def test_reproduce_reads_a_data_file_outside_the_repository_where_it_is(tmp_path):
+    from mlops import synthetic
+
+    data = tmp_path / "elsewhere" / "train.csv"
+    data.parent.mkdir(parents=True)
+    synthetic.generate(4000, 3).to_csv(data, index=False, lineterminator="\n")
+    repo = with_code(tmp_path / "local", dataset={"source": "local", "local": {"path": str(data)}})
+    manifest = train(repo, "--no-tracking", types="logistic_regression")
+    r = run(repo, "reproduce", manifest["version"], "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["reproduced"] is True
