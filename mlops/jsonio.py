@@ -112,6 +112,15 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
+def loads(data: str | bytes, **kwargs: Any) -> Any:
+    """json.loads whose every parse failure is a json.JSONDecodeError, nesting too deep for the
+    parser (a RecursionError) included, so callers need one except clause."""
+    try:
+        return json.loads(data, **kwargs)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", data if isinstance(data, str) else "", 0) from None
+
+
 def read_json(path: Path, what: str = "file", shown: str | None = None) -> Any:
     """Read a JSON file, turning every failure into one BadInput line naming the file (as `shown`, if given)."""
     path = Path(path)
@@ -123,13 +132,11 @@ def read_json(path: Path, what: str = "file", shown: str | None = None) -> Any:
     except UnicodeDecodeError as exc:
         raise BadInput(where, f"not valid UTF-8 at byte {exc.start}", "save the file as UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BadInput(
             where, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", "fix the JSON syntax"
         ) from None
-    except RecursionError:
-        raise BadInput(where, "malformed JSON: nested too deeply", "fix the file") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -196,12 +196,10 @@ def _read_jsonl(location: str, check: Any, on_malformed: str, out: LogRead, show
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
+            rec = jsonio.loads(raw)
             problem = check(rec)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             problem = f"malformed JSON ({exc.msg if hasattr(exc, 'msg') else exc})"
-        except RecursionError:
-            problem = "malformed JSON (nested too deeply)"
         if problem:
             if on_malformed != "skip":
                 raise BadInput(

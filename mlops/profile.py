@@ -41,8 +41,7 @@ def quantile_levels() -> list[float]:
 
 
 def _round_to(values: Any, std: float) -> list[float]:
-    # a spread so large that its variance overflowed (values near 1e200) is kept to 6 digits too
-    digits = 6 - math.floor(math.log10(std)) if 0 < std < math.inf else 6
+    digits = 6 - math.floor(math.log10(std)) if std > 0 else 6
     return [round(float(v), digits) for v in values]
 
 

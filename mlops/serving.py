@@ -115,6 +115,7 @@ class Router:
         for m in self.models.values():
             names += [f for f in m.features if f not in names]
         self.features = names
+        self.numeric = {f for m in self.models.values() for f in m.manifest.get("features", {}).get("numeric", [])}
 
     def role_for(self, request_id: str) -> str:
         """production or canary, by the request id's hash and the canary share."""
@@ -147,23 +148,22 @@ class Router:
         """
         import pandas as pd
 
-        numeric = {f for m in self.models.values() for f in m.manifest.get("features", {}).get("numeric", [])}
         for name in self.features:
             column = frame[name]
             if column.dtype != object:
                 continue
-            present = column.notna().to_numpy()
-            nested = column.map(lambda v: isinstance(v, (list, dict, tuple, set))).to_numpy()
-            numbers = pd.to_numeric(column.map(_number_or_none), errors="coerce")
-            bad = nested | (present & numbers.isna().to_numpy()) if name in numeric else nested
+            bad = column.map(lambda v: isinstance(v, (list, dict, tuple, set))).to_numpy()
+            if name in self.numeric:
+                numbers = pd.to_numeric(column.map(_number_or_none), errors="coerce")
+                bad = bad | (column.notna().to_numpy() & numbers.isna().to_numpy())
             if bad.any():
-                kind = "a number (or null)" if name in numeric else "a single value"
+                kind = "a number (or null)" if name in self.numeric else "a single value"
                 raise BadInput(
                     where,
                     f"feature {name!r} is not {kind} in {int(bad.sum())} row(s), first row {int(bad.argmax())}",
                     "send one value per feature: numbers for numeric features, null for a missing value",
                 )
-            if name in numeric:
+            if name in self.numeric:
                 frame[name] = numbers.astype(float)
 
     def _refuse_infinities(self, frame: Any, where: str) -> None:
@@ -430,11 +430,9 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
             if length < 0:
                 return self._send(400, {"error": "Content-Length: not a byte count"})
             try:
-                payload = json.loads(self.rfile.read(length) or b"null")
+                payload = jsonio.loads(self.rfile.read(length) or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 return self._send(400, {"error": f'request body: not JSON ({exc}); send {{"features": {{...}}}}'})
-            except RecursionError:
-                return self._send(400, {"error": "request body: JSON nested too deeply"})
             single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
             if single:
                 items = [payload]

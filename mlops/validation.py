@@ -1227,12 +1227,11 @@ def open_alerts(cfg: Config) -> dict[str, Any]:
     return state
 
 
-def raise_alerts(cfg: Config, result: ValidationResult) -> list[dict[str, Any]]:
+def raise_alerts(cfg: Config, result: ValidationResult, state: dict[str, Any]) -> list[dict[str, Any]]:
     """One alert per failing check (fingerprint: kind, dataset, check); resolve the ones that pass again."""
     from mlops import alerts
 
     state_path = reports_dir(cfg) / OPEN_ALERTS_NAME
-    state = open_alerts(cfg)
     report = cfg.repo.rel(result.report_path) if result.report_path else ""
     out = []
     for c in result.checks:

@@ -72,7 +72,7 @@ def run_validate(args: argparse.Namespace) -> int:
     dataset, table = _dataset(cfg, args)
     result = validation.validate(cfg, dataset, table)
     del table
-    validation.open_alerts(cfg)  # a malformed record of open alerts refuses before any report is written
+    state = validation.open_alerts(cfg)  # a malformed record of open alerts refuses before any report is written
     validation.write_reports(cfg, result)
     for c in result.checks:
         line = f"{c.name}: {c.status}: {c.summary}"
@@ -83,7 +83,7 @@ def run_validate(args: argparse.Namespace) -> int:
     delivered = (
         []
         if args.no_alerts or not validation.Settings.from_config(cfg).alerts
-        else validation.raise_alerts(cfg, result)
+        else validation.raise_alerts(cfg, result, state)
     )
     markdown = validation.render_markdown(result)
     for d in delivered:
