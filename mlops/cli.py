@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from mlops.errors import EXIT_BAD_INPUT, EXIT_UNEXPECTED, MlopsError
+from mlops.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, MlopsError
 
 COMMAND_MODULES = [
     "mlops.commands.config_cmd",
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return EXIT_UNEXPECTED
+        return EXIT_INTERRUPTED
     except Exception:  # noqa: BLE001 - the one place unexpected errors become exit 3
         traceback.print_exc()
         print("error: unexpected failure (exit 3); the traceback above says where", file=sys.stderr)

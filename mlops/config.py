@@ -1,13 +1,18 @@
 """Config is data: each config/<name>.json is validated once, at the boundary, against
 config/schemas/<name>.schema.json, then passed down as typed objects.
 
-Unknown keys warn instead of failing (a newer config on an older checkout still runs);
-every other violation is one BadInput line: file, JSON pointer, expected, found, fix.
+An unknown key is refused like any other violation (a misspelt setting would otherwise keep its
+default without a word): one BadInput line naming the file, the JSON pointer, what was expected
+and the fix. Defaults live only in the schemas.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,188 @@ def describe_violation(error: Any) -> tuple[str, str]:
     return expected(), _short(got)
 
 
+# ------------------------------------------------------------------------------ typed sections
+# One frozen dataclass per config file (and per nested object), field names = the JSON keys.
+# No field has a default here: `_fill` takes every absent value from the schema's `default`, so
+# the schema is the one place a default is written (tests/test_config.py checks it). A field
+# that is optional in the schema and has no `default` is None when absent; its description says
+# which other setting it then follows.
+
+
+@dataclass(frozen=True)
+class AlertsDelivery:
+    timeout_seconds: int
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    max_wait_seconds: float
+    per_page: int
+    seconds_between_writes: float
+
+
+@dataclass(frozen=True)
+class AlertsRetrain:
+    workflow: str
+    ref: str
+    cooldown_hours: float
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    delivery: AlertsDelivery
+    resolve_after_clean_runs: int
+    retrain: AlertsRetrain
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    path: str
+
+
+@dataclass(frozen=True)
+class KaggleSource:
+    dataset: str
+    file: str
+
+
+@dataclass(frozen=True)
+class SyntheticSource:
+    rows: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    source: str
+    label: str
+    positive_label: str | int | bool | None
+    categorical: tuple[str, ...]
+    drop_columns: tuple[str, ...]
+    timestamp_column: str | None
+    slices: tuple[str, ...]
+    local: LocalSource | None
+    kaggle: KaggleSource | None
+    synthetic: SyntheticSource
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    requests: int
+    latency_budget_ms_p95: float
+
+
+@dataclass(frozen=True)
+class CanaryAnalysis:
+    min_requests: int
+    max_score_ks: float
+    max_positive_rate_delta: float
+    max_error_rate_delta: float
+    max_latency_ratio: float
+    min_feedback: int
+    max_accuracy_drop: float
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    canary_traffic: float
+    holdout_rows: int
+    latency_budget_ms_p95: float
+    latency_probe_rows: int
+    health_check: HealthCheck
+    canary_analysis: CanaryAnalysis
+
+
+@dataclass(frozen=True)
+class CommitConfig:
+    mode: str
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    paths: tuple[str, ...]
+    pr_branch_prefix: str
+
+
+@dataclass(frozen=True)
+class GitopsConfig:
+    commit: CommitConfig
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    contact: str | None
+
+
+@dataclass(frozen=True)
+class IntendedUse:
+    primary_uses: tuple[str, ...]
+    primary_users: tuple[str, ...]
+    out_of_scope: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Factors:
+    relevant: tuple[str, ...]
+    evaluation: str | None
+
+
+@dataclass(frozen=True)
+class EthicalConsideration:
+    name: str
+    mitigation_strategy: str
+
+
+@dataclass(frozen=True)
+class ModelCardConfig:
+    owners: tuple[Owner, ...]
+    license: str | None
+    references: tuple[str, ...]
+    intended_use: IntendedUse
+    factors: Factors
+    limitations: tuple[str, ...]
+    tradeoffs: tuple[str, ...]
+    ethical_considerations: tuple[EthicalConsideration, ...]
+    caveats_and_recommendations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PredictionLog:
+    predictions: str
+    feedback: str
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    window_hours: float
+    min_rows: int
+    min_feedback_rows: int
+    roles: tuple[str, ...]
+    drift_threshold: float
+    p_value_threshold: float
+    accuracy_drop_threshold: float
+    evidently_report: bool
+    evidently_sample_rows: int
+    history_points: int
+    retrain_on_drift: bool
+    on_malformed: str
+    log: PredictionLog
+
+
+@dataclass(frozen=True)
+class ModelRetention:
+    candidates: str
+    production: str
+
+    @property
+    def candidates_days(self) -> int:
+        return int(self.candidates.rstrip("d"))
+
+    @property
+    def production_days(self) -> int:
+        return int(self.production.rstrip("d"))
+
+
 @dataclass(frozen=True)
 class Thresholds:
     accuracy_min: float
@@ -62,30 +249,29 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    default_schedule: str
-    candidates_retention_days: int
-    production_retention_days: int
-    thresholds: Thresholds
+class DatasetsPolicy:
     refresh_interval_days: int
     minimum_samples: int
 
 
 @dataclass(frozen=True)
-class DatasetConfig:
-    name: str
-    source: str
-    label: str
-    positive_label: Any = None
-    categorical: tuple[str, ...] = ()
-    drop_columns: tuple[str, ...] = ()
-    timestamp_column: str | None = None
-    slices: tuple[str, ...] = ()
-    local_path: str | None = None
-    kaggle_dataset: str | None = None
-    kaggle_file: str | None = None
-    synthetic_rows: int = 24000
-    synthetic_seed: int = 7
+class Schedule:
+    default_schedule: str
+    model_retention: ModelRetention
+    performance_thresholds: Thresholds
+    datasets: DatasetsPolicy
+
+
+@dataclass(frozen=True)
+class Split:
+    test: float
+    validation: float
+
+
+@dataclass(frozen=True)
+class Promotion:
+    primary_metric_tolerance: float
+    deploy_after_promotion: bool
 
 
 @dataclass(frozen=True)
@@ -95,27 +281,180 @@ class TrainingConfig:
     primary_metric: str
     ece_bins: int
     bootstrap_iterations: int
-    test_size: float
-    validation_size: float
-    tolerance: float
-    deploy_after_promotion: bool
+    split: Split
+    promotion: Promotion
+
+
+@dataclass(frozen=True)
+class Check:
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class FreshnessCheck:
+    enabled: bool
+    max_age_days: int | None
+    timestamp_column: str | None
+    when_unknown: str
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    enabled: bool
+    minimum_rows: int | None
+
+
+@dataclass(frozen=True)
+class BalanceCheck:
+    enabled: bool
+    minority_share_min: float
+
+
+@dataclass(frozen=True)
+class MissingCheck:
+    enabled: bool
+    max_share: float
+    per_column: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ContractCheck:
+    enabled: bool
+    path: str
+    when_missing: str
+    max_categories: int
+
+
+@dataclass(frozen=True)
+class DuplicatesCheck:
+    enabled: bool
+    max_share: float
+
+
+@dataclass(frozen=True)
+class LeakCheck:
+    enabled: bool
+    ignore_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShiftCheck:
+    enabled: bool
+    action: str
+    distance_threshold: float
+    max_shifted_share: float | None
+    sample_rows: int
+
+
+@dataclass(frozen=True)
+class PiiCheck:
+    enabled: bool
+    action: str
+    kinds: tuple[str, ...]
+    ignore_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    alerts: Check
+    freshness: FreshnessCheck
+    size: SizeCheck
+    class_balance: BalanceCheck
+    missing_values: MissingCheck
+    schema_contract: ContractCheck
+    duplicates: DuplicatesCheck
+    label_leak: LeakCheck
+    distribution_shift: ShiftCheck
+    pii: PiiCheck
+
+
+# config/<file>.json -> (attribute of Config, its dataclass)
+SECTIONS: dict[str, tuple[str, type]] = {
+    "alerts": ("alerts", AlertsConfig),
+    "dataset": ("dataset", DatasetConfig),
+    "deployment": ("deployment", DeploymentConfig),
+    "gitops": ("gitops", GitopsConfig),
+    "model-card": ("model_card", ModelCardConfig),
+    "monitoring": ("monitoring", MonitoringConfig),
+    "training": ("training", TrainingConfig),
+    "training-schedule": ("schedule", Schedule),
+    "validation": ("validation", ValidationConfig),
+}
 
 
 @dataclass(frozen=True)
 class Config:
     repo: Repo
     raw: dict[str, dict[str, Any]]
-    schedule: Schedule
+    alerts: AlertsConfig
     dataset: DatasetConfig
+    deployment: DeploymentConfig
+    gitops: GitopsConfig
+    model_card: ModelCardConfig | None
+    monitoring: MonitoringConfig
     training: TrainingConfig
+    schedule: Schedule
+    validation: ValidationConfig
 
     def section(self, name: str) -> dict[str, Any]:
         """Raw, schema-validated content of config/<name>.json ({} when that file is absent)."""
         return self.raw.get(name, {})
 
 
-def _days(text: str) -> int:
-    return int(text.rstrip("d"))
+def _deref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its local `$ref` (#/$defs/...) merged under its own keys."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_deref(target, root), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 else tp
+
+
+def _convert(tp: Any, node: dict[str, Any], value: Any, root: dict[str, Any]) -> Any:
+    tp = _unwrap_optional(tp)
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        return fill(tp, node, value, root)
+    if typing.get_origin(tp) is tuple:
+        item_tp = typing.get_args(tp)[0]
+        items = _deref(node.get("items", {}), root)
+        return tuple(_convert(item_tp, items, v, root) for v in value)
+    if tp is float and not isinstance(value, bool):
+        return float(value)
+    if tp is dict or typing.get_origin(tp) is dict:
+        return dict(value)
+    return value
+
+
+def fill(cls: type, schema: dict[str, Any], data: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
+    """Build `cls` from schema-valid `data`, taking every absent value from the schema's `default`.
+
+    An absent nested object is built from its own properties' defaults when the schema declares
+    none of them required, and is None otherwise (dataset.json's optional `local`/`kaggle`).
+    """
+    root = schema if root is None else root
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        node = _deref(schema["properties"][f.name], root)
+        if f.name in data:
+            value = data[f.name]
+        elif "default" in node:
+            value = copy.deepcopy(node["default"])
+        elif node.get("type") == "object" and "properties" in node and not node.get("required"):
+            value = {}
+        else:
+            value = None
+        values[f.name] = _convert(hints[f.name], node, value, root)
+    return cls(**values)
 
 
 def validate_file(repo: Repo, name: str) -> dict[str, Any]:
@@ -159,6 +498,44 @@ def config_names(repo: Repo) -> list[str]:
     return sorted(names | set(REQUIRED))
 
 
+# (name, lowest, highest, names) of the five POSIX cron fields GitHub Actions accepts.
+CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def _cron_number(text: str, low: int, names: tuple[str, ...]) -> int:
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    if not text.isdigit():
+        raise ValueError(text)
+    return int(text)
+
+
+def check_cron(expression: str, where: str) -> None:
+    """Refuse a cron expression with a field out of its range (`61 2 * * 0`, `0 2 * * 9`)."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise BadInput(where, f"{expression!r} has {len(parts)} fields, not 5", "write minute hour day month weekday")
+    for text, (name, low, high, names) in zip(parts, CRON_FIELDS):
+        for item in text.split(","):
+            spec, _, step = item.partition("/")
+            try:
+                bounds = [] if spec == "*" else [_cron_number(v, low, names) for v in spec.split("-", 1)]
+                if step and (not step.isdigit() or int(step) < 1):
+                    raise ValueError(step)
+            except ValueError:
+                raise BadInput(where, f"{name} field {text!r} of {expression!r} is not cron syntax",
+                               f"use numbers {low}-{high}, ranges a-b, lists a,b and steps */n") from None  # fmt: skip
+            if any(not low <= b <= high for b in bounds) or bounds != sorted(bounds):
+                raise BadInput(where, f"{name} {item!r} of {expression!r} is outside {low}-{high}",
+                               f"use a value from {low} to {high}")  # fmt: skip
+
+
 def load(repo: Repo) -> Config:
     """Load and validate every config file once; nothing else reads config/ directly."""
     raw: dict[str, dict[str, Any]] = {}
@@ -166,43 +543,15 @@ def load(repo: Repo) -> Config:
         raise BadInput(str(repo.config_dir), "no config/ folder here", "run from the repository root or pass --repo")
     for name in config_names(repo):
         raw[name] = validate_file(repo, name)
-    s, d, t = raw["training-schedule"], raw["dataset"], raw["training"]
-    thresholds = Thresholds(**{k: float(v) for k, v in s["performance_thresholds"].items()})
-    schedule = Schedule(
-        default_schedule=s["default_schedule"],
-        candidates_retention_days=_days(s["model_retention"]["candidates"]),
-        production_retention_days=_days(s["model_retention"]["production"]),
-        thresholds=thresholds,
-        refresh_interval_days=int(s["datasets"]["refresh_interval_days"]),
-        minimum_samples=int(s["datasets"]["minimum_samples"]),
-    )
-    dataset = DatasetConfig(
-        name=d["name"],
-        source=d["source"],
-        label=d["label"],
-        positive_label=d.get("positive_label"),
-        categorical=tuple(d.get("categorical", ())),
-        drop_columns=tuple(d.get("drop_columns", ())),
-        timestamp_column=d.get("timestamp_column"),
-        slices=tuple(d.get("slices", ())),
-        local_path=d.get("local", {}).get("path"),
-        kaggle_dataset=d.get("kaggle", {}).get("dataset"),
-        kaggle_file=d.get("kaggle", {}).get("file"),
-        synthetic_rows=int(d.get("synthetic", {}).get("rows", 24000)),
-        synthetic_seed=int(d.get("synthetic", {}).get("seed", 7)),
-    )
-    training = TrainingConfig(
-        model_types=tuple(t["model_types"]),
-        seed=int(t["seed"]),
-        primary_metric=t["primary_metric"],
-        ece_bins=int(t.get("ece_bins", 10)),
-        bootstrap_iterations=int(t.get("bootstrap_iterations", 200)),
-        test_size=float(t["split"]["test"]),
-        validation_size=float(t["split"]["validation"]),
-        tolerance=float(t["promotion"]["primary_metric_tolerance"]),
-        deploy_after_promotion=bool(t["promotion"].get("deploy_after_promotion", False)),
-    )
-    return Config(repo=repo, raw=raw, schedule=schedule, dataset=dataset, training=training)
+    check_cron(raw["training-schedule"]["default_schedule"], "config/training-schedule.json: /default_schedule")
+    sections = {}
+    for name, (attr, cls) in SECTIONS.items():
+        if name == "model-card" and name not in raw:
+            sections[attr] = None  # no team text: cards are written without those sections
+            continue
+        schema = read_json(repo.schemas_dir / f"{name}.schema.json", "schema")
+        sections[attr] = fill(cls, schema, raw.get(name, {}))
+    return Config(repo=repo, raw=raw, **sections)
 
 
 def resolve(repo: Repo, relative: str) -> Path:

@@ -129,6 +129,10 @@ def read_json(path: Path, what: str = "file", shown: str | None = None) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(where, f"{what} does not exist", "create it or fix the path") from None
+    except IsADirectoryError:
+        raise BadInput(where, f"is a directory, not a {what}", "name the file itself") from None
+    except OSError as exc:
+        raise BadInput.unreadable(where, exc, "fix the path") from None
     except UnicodeDecodeError as exc:
         raise BadInput(where, f"not valid UTF-8 at byte {exc.start}", "save the file as UTF-8") from None
     try:

@@ -1,4 +1,7 @@
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.support.cli import run
 from tests.support.repo import make_repo, tree_snapshot
@@ -89,4 +92,100 @@ def test_train_refuses_a_config_that_breaks_its_schema_and_writes_nothing(tmp_pa
         "error: config/training-schedule.json: /performance_thresholds/ece_max: expected a number >= 0, "
         "found -0.1; fix config/training-schedule.json and run `mlops config check`"
     ]
+    assert tree_snapshot(repo) == before
+
+
+# --------------------------------------------------------------------- typed values, one default
+
+
+def _section_classes():
+    from mlops import config
+
+    return [(name, cls) for name, (_attr, cls) in config.SECTIONS.items()]
+
+
+def _check_one_default(cls, node, root, where, seen):
+    import dataclasses
+    import typing
+
+    from mlops import config
+
+    node = config._deref(node, root)
+    props = {k for k in node.get("properties", {}) if k != "$schema"}
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert names == props, f"{where}: fields {sorted(names ^ props)} are in only one of the class and the schema"
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, (
+            f"{where}/{f.name}: a default in code; the schema's `default` is the only one"
+        )
+        sub = config._deref(node["properties"][f.name], root)
+        tp = config._unwrap_optional(hints[f.name])
+        optional = f.name not in node.get("required", ())
+        nested = dataclasses.is_dataclass(tp)
+        if optional and not nested and "default" not in sub:
+            assert type(None) in typing.get_args(hints[f.name]), (
+                f"{where}/{f.name}: optional without a schema default, so it must be typed `| None`"
+            )
+        if nested:
+            _check_one_default(tp, sub, root, f"{where}/{f.name}", seen)
+        elif typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            _check_one_default(typing.get_args(tp)[0], sub["items"], root, f"{where}/{f.name}[]", seen)
+        seen.add(f"{where}/{f.name}")
+
+
+def test_every_config_field_has_one_default_the_schemas(tmp_path):
+    from mlops.jsonio import read_json
+
+    seen: set[str] = set()
+    schemas = Path(__file__).resolve().parents[1] / "config" / "schemas"
+    for name, cls in _section_classes():
+        schema = read_json(schemas / f"{name}.schema.json")
+        _check_one_default(cls, schema, schema, f"config/{name}.json", seen)
+    assert len(seen) > 80  # every file's fields were walked, nested ones included
+
+
+def test_absent_config_files_take_the_schema_defaults(tmp_path):
+    import dataclasses
+
+    from mlops import config
+    from mlops.repo import Repo
+
+    repo = make_repo(tmp_path / "r")
+    shipped = config.load(Repo(repo))
+    for name in ("alerts", "deployment", "gitops", "monitoring", "validation"):
+        (repo / "config" / f"{name}.json").unlink()
+    bare = config.load(Repo(repo))
+    # The shipped files spell out the schema's defaults, so removing them changes nothing.
+    for attr in ("alerts", "deployment", "gitops", "monitoring", "validation"):
+        assert dataclasses.asdict(getattr(bare, attr)) == dataclasses.asdict(getattr(shipped, attr)), attr
+    assert bare.deployment.canary_analysis.min_requests == 200
+    assert bare.validation.freshness.max_age_days is None  # follows training-schedule.json
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("61 2 * * 0", "minute '61' of '61 2 * * 0' is outside 0-59; use a value from 0 to 59"),
+        ("0 2 * * 9", "day of week '9' of '0 2 * * 9' is outside 0-6; use a value from 0 to 6"),
+        ("0 24 * * 0", "hour '24' of '0 24 * * 0' is outside 0-23; use a value from 0 to 23"),
+    ],
+)
+def test_cron_out_of_range_is_refused(tmp_path, cron, message):
+    repo = make_repo(tmp_path / "r", training_schedule={"default_schedule": cron})
+    before = tree_snapshot(repo)
+    r = run(repo, "config", "check")
+    assert r.code == 2
+    assert r.err.strip() == f"error: config/training-schedule.json: /default_schedule: {message}"
+    assert tree_snapshot(repo) == before
+
+
+def test_config_file_that_is_a_directory_is_one_line(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    (repo / "config" / "alerts.json").unlink()
+    (repo / "config" / "alerts.json").mkdir()
+    before = tree_snapshot(repo)
+    r = run(repo, "config", "check")
+    assert r.code == 2
+    assert r.err.strip() == "error: config/alerts.json: is a directory, not a config file; name the file itself"
     assert tree_snapshot(repo) == before
