@@ -1041,7 +1041,7 @@ def alert_from_gate(cfg: Any, path: Path) -> Alert | None:
     champion_block = gate.get("champion") if isinstance(gate.get("champion"), dict) else {}
     champion = _metric_map(champion_block)
     cand_value, champ_value = candidate.get(metric), champion.get(metric)
-    tolerance = gate.get("tolerance", cfg.training.tolerance)
+    tolerance = gate.get("tolerance", cfg.training.promotion.primary_metric_tolerance)
     facts: dict[str, object] = {
         "candidate version": version,
         "model type": gate.get("model_type", "unknown"),

@@ -315,7 +315,7 @@ def run_gates(cfg: Config, version: str, folder: Path, state: dict[str, Any] | N
     )
 
     # 3. thresholds: re-checked from the manifest's metrics against today's config, never from a flag.
-    th = cfg.schedule.thresholds
+    th = cfg.schedule.performance_thresholds
     metrics = manifest.get("metrics", {}) if isinstance(manifest.get("metrics"), dict) else {}
     acc, ece = metrics.get("accuracy"), metrics.get("ece")
     failed = []

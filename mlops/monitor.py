@@ -134,7 +134,7 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
         "thresholds": {
             "column": settings.drift_threshold,
             "p_value": settings.p_value_threshold,
-            "share": cfg.schedule.thresholds.drift_alert_threshold,
+            "share": cfg.schedule.performance_thresholds.drift_alert_threshold,
             "accuracy_drop": settings.accuracy_drop_threshold,
         },  # fmt: skip
     }
@@ -144,7 +144,7 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
     where = f"{settings.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
     frame = predlog.frame(current, features, where, profile["features"]["numeric"])
     rules = drift.Settings(settings.drift_threshold, settings.p_value_threshold,
-                           cfg.schedule.thresholds.drift_alert_threshold)  # fmt: skip
+                           cfg.schedule.performance_thresholds.drift_alert_threshold)  # fmt: skip
     result = drift.compare(prof.references(profile), frame, rules)
     importance = prof.importance(profile)
     weighted = drift.importance_weighted(result, importance)
@@ -411,7 +411,7 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
     frame = report.pop("_frame", None)
     out = report_dir(cfg)
     stamp = report["window"]["until"].replace("-", "").replace(":", "")
-    threshold = cfg.schedule.thresholds.drift_alert_threshold
+    threshold = cfg.schedule.performance_thresholds.drift_alert_threshold
     if frame is not None and settings.evidently_report:
         profile, _ = load_profile_for_current(cfg)
         html_path = out / "html" / f"{stamp}.html"

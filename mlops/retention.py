@@ -79,8 +79,8 @@ def plan(cfg: Any) -> list[Item]:
     repo = cfg.repo
     now = jsonio.utc_now()
     limits = {
-        "candidate": (repo.candidates, cfg.schedule.candidates_retention_days, "model_retention.candidates"),
-        "archived": (repo.archived, cfg.schedule.production_retention_days, "model_retention.production"),
+        "candidate": (repo.candidates, cfg.schedule.model_retention.candidates_days, "model_retention.candidates"),
+        "archived": (repo.archived, cfg.schedule.model_retention.production_days, "model_retention.production"),
     }
     keep = protected_versions(cfg)
     items: list[Item] = []
@@ -124,8 +124,8 @@ def run(cfg: Any, *, dry_run: bool = False) -> dict[str, Any]:
                 {
                     "removed": removed,
                     "policy": {
-                        "candidates_days": cfg.schedule.candidates_retention_days,
-                        "production_days": cfg.schedule.production_retention_days,
+                        "candidates_days": cfg.schedule.model_retention.candidates_days,
+                        "production_days": cfg.schedule.model_retention.production_days,
                     },
                     "protected": sorted(i.version for i in items if i.action == "protected"),
                 },

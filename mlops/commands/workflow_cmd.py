@@ -143,7 +143,7 @@ def run_dispatch_deploy(args: argparse.Namespace) -> int:
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
     registry.find_version(repo, args.version)  # BadInput naming the folders when the version is unknown
-    if not cfg.training.deploy_after_promotion:
+    if not cfg.training.promotion.deploy_after_promotion:
         print(
             f"not dispatched: config/training.json promotion.deploy_after_promotion is false; "
             f"deploy {args.version} with the deploy workflow when ready"
