@@ -446,7 +446,7 @@ def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
     table = pa.table(cols)
     _, s = _settings(repo)
     honest = validation.check_duplicates(s, table)
-    monkeypatch.setattr(validation, "_row_hashes", lambda t: np.zeros(t.num_rows, dtype=np.uint64))
+    monkeypatch.setattr(validation.duplicates, "_row_hashes", lambda t: np.zeros(t.num_rows, dtype=np.uint64))
     colliding = validation.check_duplicates(s, table)
     assert honest.details == colliding.details
     assert colliding.details["duplicates"] == 7 and colliding.details["rows"] == [201, 202, 203, 204, 205]
@@ -461,7 +461,7 @@ def test_duplicates_top_bit_collisions_are_refined_by_the_full_hash(repo, monkey
     _, s = _settings(repo)
     honest = validation.check_duplicates(s, table)
     real = validation._row_hashes
-    monkeypatch.setattr(validation, "_row_hashes", lambda t: real(t) & np.uint64(0xFFFFFFFF))
+    monkeypatch.setattr(validation.duplicates, "_row_hashes", lambda t: real(t) & np.uint64(0xFFFFFFFF))
     assert validation.check_duplicates(s, table).details == honest.details
     assert honest.details["duplicates"] == 4 and honest.details["rows"] == [301, 302, 303, 304]
 
@@ -492,7 +492,7 @@ def test_label_leak_sample_refutation_matches_full_pass(repo, monkeypatch):
     near[np.flatnonzero(y == 0)[-1]] = 10.5  # one 0-row inside the 1-rows' range
     table = pa.table({"x1": rng.normal(size=4000), "thr": thr, "near": near, "churned": y})
     full = validation.check_label_leak(cfg, s, table)
-    monkeypatch.setattr(validation, "LEAK_SAMPLE_ROWS", 100)
+    monkeypatch.setattr(validation.leak, "LEAK_SAMPLE_ROWS", 100)
     sampled = validation.check_label_leak(cfg, s, table)
     assert list(sampled.details["leaks"]) == ["thr"]
     assert "separates the label perfectly" in sampled.details["leaks"]["thr"]
@@ -670,7 +670,7 @@ def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
         jsonio.write_json(validation.contract_path(cfg, s), contract)
         fast = validation.check_contract(cfg, s, table)
         with monkeypatch.context() as m:
-            m.setattr(validation, "_integer_span", lambda col, limit: None)
+            m.setattr(validation.contract, "_integer_span", lambda col, limit: None)
             full = validation.check_contract(cfg, s, table)
         assert fast.details == full.details and fast.summary == full.summary
         found = [v for v in fast.details["violations"] if v["problem"] == "label value not in the contract"]
