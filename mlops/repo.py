@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +95,12 @@ class Repo:
         sha = os.environ.get("GITHUB_SHA")
         if sha:
             return sha
+        from mlops import git
+        from mlops.errors import BadInput
+
         try:
-            out = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=self.root, capture_output=True, text=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
+            out = git.run(self.root, "rev-parse", "HEAD", timeout=10)
+        except BadInput:  # git is not installed
             return "unknown"
         return out.stdout.strip() if out.returncode == 0 else "unknown"
 
