@@ -23,7 +23,7 @@ def test_run_binary_and_input(tmp_path):
 def test_run_never_prompts_for_credentials_and_passes_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "1")
     # A shell alias prints the environment git hands its children.
-    out = git.run(tmp_path, "-c", "alias.show=!printenv GIT_TERMINAL_PROMPT SOME", "show", env={"SOME": "value"})
+    out = git.run(tmp_path, "-c", "alias.pe=!printenv GIT_TERMINAL_PROMPT SOME", "pe", env={"SOME": "value"})
     assert out.stdout.split() == ["0", "value"]
 
 
