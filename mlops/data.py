@@ -66,6 +66,12 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
     repo = cfg.repo
     if ds.source == "local":
         path = resolve(repo, ds.local_path or "")
+        if path.is_dir():
+            raise BadInput(
+                f"config/dataset.json: /local/path ({repo.rel(path)})",
+                "is a directory, not a data file",
+                "point /local/path at the CSV or Parquet file inside it",
+            )
         if not path.is_file():
             raise BadInput(
                 f"config/dataset.json: /local/path ({ds.local_path})",
@@ -194,26 +200,30 @@ def locate(cfg: Config, record: dict[str, Any]) -> DatasetFile | None:
 
 def read_table(path: Path, where: str | None = None) -> Any:
     """Read CSV or Parquet into a pyarrow Table; every failure is one BadInput line naming the file."""
-    import pyarrow as pa
+    from mlops import tabular
 
     where = where or str(path)
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(where, "the data file does not exist", "fix the path")
-    if path.stat().st_size == 0:
-        raise BadInput(where, "the file is empty", "export the data again with a header row and data rows")
     try:
+        tabular.check_openable(path, where)
+        if path.stat().st_size == 0:
+            raise BadInput(where, "the file is empty", "export the data again with a header row and data rows")
         if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
+            return _read_parquet(path, where)
+        return tabular.read_csv_checked(path, where)
+    except OSError as exc:  # the file vanished, or turned unreadable, between the checks and the read
+        raise tabular.os_error(where, exc) from None
 
-            table = pq.read_table(path)
-        else:
-            from mlops.tabular import read_csv_checked
 
-            return read_csv_checked(path, where)
-    except BadInput:
-        raise
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+def _read_parquet(path: Path, where: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
+        raise  # the OS refused: read_table says so in one line
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:  # pyarrow's OSError for a corrupt file too
         first = str(exc).strip().splitlines()[0][:200]
         raise BadInput(where, f"cannot be read as a table ({first})", "fix the file's format") from None
     if table.num_rows == 0:
@@ -252,11 +262,36 @@ class Prepared:
 def prepare(cfg: Config, table: Any, where: str) -> Prepared:
     """Split a table into features and a 0/1 label, refusing what cannot be trained on."""
     import numpy as np
-    import pandas as pd
 
     ds = cfg.dataset
     frame = table.to_pandas()
-    columns = list(frame.columns)
+    _require_columns(ds, list(frame.columns), where)
+    label = frame.pop(ds.label)
+    keep = label.notna().to_numpy()
+    dropped_label_rows = int((~keep).sum())
+    if dropped_label_rows:
+        gha.warn(f"{where}: {dropped_label_rows} row(s) with an empty label {ds.label!r} dropped")
+    frame = frame.loc[keep].reset_index(drop=True)
+    label = label.loc[keep].reset_index(drop=True)
+    line_of = np.flatnonzero(keep) + 2  # 1-based file line of each kept row (header is line 1)
+    classes, positive = _binary_classes(ds, label, where)
+    y = (label.astype(str) == str(positive)).to_numpy().astype(np.int64)
+
+    for col in (*ds.drop_columns, *((ds.timestamp_column,) if ds.timestamp_column else ())):
+        if col in frame.columns:
+            frame = frame.drop(columns=col)
+    empty = [c for c in frame.columns if frame[c].isna().all()]
+    for col in empty:
+        gha.warn(f"{where}: column {col!r} is empty in every row and was dropped")
+    frame = frame.drop(columns=empty)
+    numeric, categorical = _type_features(ds, frame, where, line_of)
+    if not numeric and not categorical:
+        raise BadInput(where, "no feature columns are left besides the label", "add feature columns")
+    return Prepared(frame, y, numeric, categorical, empty, dropped_label_rows, positive, classes)
+
+
+def _require_columns(ds: Any, columns: list[str], where: str) -> None:
+    """The label, and every column config/dataset.json names as categorical or a slice, are present."""
     if ds.label not in columns:
         raise BadInput(
             f"{where}: column {ds.label!r}",
@@ -270,14 +305,12 @@ def prepare(cfg: Config, table: Any, where: str) -> Prepared:
                 "named in config/dataset.json (/categorical or /slices) but missing from the data",
                 "fix config/dataset.json or the data",
             )
-    label = frame.pop(ds.label)
-    keep = label.notna().to_numpy()
-    dropped_label_rows = int((~keep).sum())
-    if dropped_label_rows:
-        gha.warn(f"{where}: {dropped_label_rows} row(s) with an empty label {ds.label!r} dropped")
-    frame = frame.loc[keep].reset_index(drop=True)
-    label = label.loc[keep].reset_index(drop=True)
-    line_of = np.flatnonzero(keep) + 2  # 1-based file line of each kept row (header is line 1)
+
+
+def _binary_classes(ds: Any, label: Any, where: str) -> tuple[list[Any], Any]:
+    """The label's two values (sorted as text) and which one is positive: /positive_label, else 1/true/yes."""
+    import pandas as pd
+
     classes = sorted(pd.unique(label).tolist(), key=str)
     if len(classes) < 2:
         raise BadInput(
@@ -305,16 +338,13 @@ def prepare(cfg: Config, table: Any, where: str) -> Prepared:
             f"cannot tell which of the label values {classes} is positive (got {positive!r})",
             "set /positive_label to one of them",
         )
-    y = (label.astype(str) == str(positive)).to_numpy().astype(np.int64)
+    return classes, positive
 
-    for col in (*ds.drop_columns, *((ds.timestamp_column,) if ds.timestamp_column else ())):
-        if col in frame.columns:
-            frame = frame.drop(columns=col)
-    empty = [c for c in frame.columns if frame[c].isna().all()]
-    for col in empty:
-        gha.warn(f"{where}: column {col!r} is empty in every row and was dropped")
-    frame = frame.drop(columns=empty)
-    dropped = empty
+
+def _type_features(ds: Any, frame: Any, where: str, line_of: Any) -> tuple[list[str], list[str]]:
+    """Make each feature column of `frame` (in place) float or object; return (numeric, categorical)."""
+    import numpy as np
+    import pandas as pd
 
     categorical: list[str] = []
     numeric: list[str] = []
@@ -353,9 +383,7 @@ def prepare(cfg: Config, table: Any, where: str) -> Prepared:
                 )
             frame[col] = series.astype(object).where(present, np.nan)
             categorical.append(col)
-    if not numeric and not categorical:
-        raise BadInput(where, "no feature columns are left besides the label", "add feature columns")
-    return Prepared(frame, y, numeric, categorical, dropped, dropped_label_rows, positive, classes)
+    return numeric, categorical
 
 
 def _holds_times(series: Any) -> bool:

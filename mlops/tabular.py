@@ -1,10 +1,12 @@
-"""A hardened CSV reader: pyarrow's speed, plus checks on the raw bytes pyarrow lets through.
+"""A hardened CSV reader: `pyarrow.csv.read_csv` (which parses on several threads itself), plus
+checks on the raw bytes pyarrow lets through.
 
 pyarrow.csv accepts duplicate header names, reads a ';'-separated file as one column, and
 turns invalid UTF-8 into a binary column instead of failing. Each of those (and an empty
-file, a header without rows, an unreadable path) becomes one BadInput line naming the file
-and the problem. The checks cost one read of the header line on the happy path; the slow
-searches for a line number run only once something is already known to be wrong.
+file, a header without rows, a path that is missing, a directory or unreadable) becomes one
+BadInput line naming the file and the problem. The checks cost one read of the header line
+on the happy path; the slow searches for a line number run only once something is already
+known to be wrong.
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ _OTHER_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
 _HEADER_LIMIT = 4 << 20  # a header line longer than 4 MiB is not a header
 
 
-def _open_error(path: Path, where: str) -> BadInput | None:
-    if not path.exists():
-        return BadInput(where, "the data file does not exist", "fix the path or fetch the data again")
+def check_openable(path: Path, where: str) -> None:
+    """Refuse a path that is missing or a directory before anything reads it."""
     if path.is_dir():
+        raise os_error(where, IsADirectoryError(str(path)))
+    if not path.exists():
+        raise os_error(where, FileNotFoundError(str(path)))
+    if not path.is_file():  # a FIFO or a device: reading it could block or never end
+        raise BadInput(where, "is not a regular file", "point at a CSV or Parquet file")
+
+
+def os_error(where: str, exc: OSError) -> BadInput:
+    """The one line for a data file the OS will not read: gone (or vanished while being read), a
+    directory, no permission, or the OS's own reason."""
+    if isinstance(exc, FileNotFoundError):
+        return BadInput(where, "the data file does not exist", "fix the path or fetch the data again")
+    if isinstance(exc, IsADirectoryError):
         return BadInput(where, "is a directory, not a data file", "point at the CSV or Parquet file inside it")
-    return None
+    return BadInput.unreadable(where, exc, "check the path and the disk")
 
 
 def _header_line(path: Path, where: str) -> tuple[bytes, int]:
@@ -59,7 +73,7 @@ def _header_line(path: Path, where: str) -> tuple[bytes, int]:
                     break
                 buf += more
     except OSError as exc:
-        raise BadInput.unreadable(where, exc, "check the path and the disk") from None
+        raise os_error(where, exc) from None
     if not buf.strip():
         raise BadInput(where, "holds only blank lines", "export the data again with a header row and data rows")
     if end < 0:
@@ -115,18 +129,16 @@ def read_csv_checked(path: Path, where: str, text_columns: tuple[str, ...] = ())
     import pyarrow.csv as pcsv
 
     path = Path(path)
-    error = _open_error(path, where)
-    if error:
-        raise error
+    check_openable(path, where)
     names = check_header(path, where)
     types = {name: pa.string() for name in text_columns if name in names}
     convert = pcsv.ConvertOptions(strings_can_be_null=True, column_types=types)
     try:
-        table = _read(path, convert)
+        table = pcsv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise _explain_arrow_error(path, where, str(exc), convert) from None
     except OSError as exc:
-        raise BadInput(where, f"cannot be read ({exc})", "check the path and the disk") from None
+        raise os_error(where, exc) from None
     if table.column_names != names:  # e.g. a quoted newline inside a header name
         raise BadInput(where, "the header could not be parsed consistently", "remove line breaks from column names")
     for i, field in enumerate(table.schema):
@@ -140,97 +152,6 @@ def read_csv_checked(path: Path, where: str, text_columns: tuple[str, ...] = ())
     if table.num_rows == 0:
         raise BadInput(where, "has a header but no data rows", "export the data again with its rows")
     return table
-
-
-# Files of at least two ranges are read as byte ranges cut at line breaks, on two threads.
-_RANGE_BYTES = 8 << 20
-_READ_THREADS = 2
-_FIRST_RANGE_BYTES = 1 << 20
-
-
-def _read(path: Path, convert: Any) -> Any:
-    """Read the CSV with pyarrow: the first byte range infers the types, the other ranges are
-    parsed on two threads with those types, one range in memory at a time per thread (peak
-    memory ~ the table plus two ranges, where read_csv holds the whole file's parse buffers).
-
-    The result is what `pyarrow.csv.read_csv` returns: when any range fails (a later value that
-    does not fit the first range's types, text below numbers, invalid UTF-8 further down, a
-    ragged row) the file is read again with read_csv, which infers types over the whole file and
-    raises the error the caller explains. Ranges are cut after a line break, as pyarrow cuts its
-    own blocks (`newlines_in_values=False`)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
-
-    size = path.stat().st_size
-    if size < 2 * _RANGE_BYTES:
-        return pcsv.read_csv(path, convert_options=convert)
-    try:
-        with pa.OSFile(str(path)) as fh:
-            # The first range is one pyarrow block (1 MiB, the window its streaming reader infers
-            # types from) and is read alone; the others are read two at a time.
-            cuts = [0]
-            step = max(_RANGE_BYTES, size // 64)
-            target = min(step, _FIRST_RANGE_BYTES)
-            while target < size:
-                window = fh.read_at(1 << 16, target)
-                nl = window.find(b"\n")
-                while nl < 0 and target + len(window) < size:  # a line longer than the window
-                    more = fh.read_at(1 << 20, target + len(window))
-                    nl = len(window) + more.find(b"\n") if b"\n" in more else -1
-                    window += more
-                if nl < 0:
-                    break
-                cut = target + nl + 1
-                if cut >= size:
-                    break
-                cuts.append(cut)
-                target = cut + step
-            cuts.append(size)
-
-            def read_range(i: int, types: Any = None, names: list[str] | None = None) -> Any:
-                with pa.OSFile(str(path)) as own:  # one handle per range: seek + read is not shared
-                    own.seek(cuts[i])
-                    buf = own.read_buffer(cuts[i + 1] - cuts[i])
-                opts = pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, len(buf) + 1),
-                                        column_names=names)  # fmt: skip
-                conv = convert
-                if types is not None:
-                    conv = pcsv.ConvertOptions(strings_can_be_null=convert.strings_can_be_null, column_types=types)
-                part = pcsv.read_csv(pa.BufferReader(buf), read_options=opts, convert_options=conv)
-                for col in part.columns:
-                    if _is_text(col.type) and pc.any(pc.match_substring(col, "\n")).as_py():
-                        # A line break inside a quoted value: a cut may have split that value
-                        # (pyarrow keeps an unclosed quote's text), so read the file as one.
-                        raise pa.ArrowInvalid("a quoted value holds a line break")
-                return part
-
-            first = read_range(0)
-            if first.num_rows == 0:
-                raise pa.ArrowInvalid("first range holds no rows")
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-                rest = list(
-                    pool.map(lambda i: read_range(i, first.schema, first.column_names), range(1, len(cuts) - 1))
-                )
-            table = pa.concat_tables([first, *rest])
-        # Hand the ranges' parse buffers back to the OS instead of keeping them in the pool:
-        # the table is all that stays, and the checks that follow allocate outside the pool.
-        pa.default_memory_pool().release_unused()
-        return table
-    except pa.ArrowInvalid:
-        pass
-    return pcsv.read_csv(path, convert_options=convert)
-
-
-def _is_text(data_type: Any) -> bool:
-    import pyarrow as pa
-
-    return any(
-        f(data_type)
-        for f in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
-    )
 
 
 def _first_invalid_utf8(column: Any) -> int:

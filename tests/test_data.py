@@ -180,3 +180,98 @@ def test_unreadable_configured_file_is_one_line_exit_2(tmp_path, monkeypatch):
         )
     assert tree_snapshot(repo) == before
     assert_refused(repo, "datasets/local/train.csv: cannot be read (permission denied)")
+
+
+# Every OS error reading the data is one line naming the file, exit 2, nothing written.
+
+
+def assert_validate_refused(repo, match, *args):
+    before = tree_snapshot(repo)
+    r = run(repo, "data", "validate", "--no-download", *args)
+    assert r.code == 2, r.err
+    assert r.err.strip().splitlines() == [r.err.strip()], r.err
+    assert match in r.err, r.err
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.parametrize("name", ["folder", "folder.csv", "folder.parquet"])
+def test_validate_path_that_is_a_directory(tmp_path, name):
+    repo = local_repo(tmp_path, "a,b,churned\n1,2,0\n")
+    (repo / "datasets" / name).mkdir()
+    (repo / "datasets" / name / "part-0.csv").write_text("a,b,churned\n1,2,0\n")
+    assert_validate_refused(
+        repo, f"error: datasets/{name}: is a directory, not a data file; point at the CSV or Parquet file inside it",
+        "--path", f"datasets/{name}",
+    )  # fmt: skip
+
+
+def test_validate_configured_path_that_is_a_directory(tmp_path):
+    repo = make_repo(tmp_path / "r", dataset={"source": "local", "local": {"path": "datasets/export.csv"}})
+    (repo / "datasets" / "export.csv").mkdir(parents=True)
+    assert_validate_refused(repo, "error: config/dataset.json: /local/path (datasets/export.csv): is a directory")
+    assert_refused(repo, "config/dataset.json: /local/path (datasets/export.csv): is a directory")
+
+
+def _parquet(repo):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = repo / "datasets" / "data.parquet"
+    pq.write_table(pa.table({"a": [1, 2], "b": [3, 4], "churned": [0, 1]}), path)
+    return path
+
+
+def _denied(*args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(args[0]) if args else "")
+
+
+def _vanished(*args, **kwargs):
+    raise FileNotFoundError(2, "No such file or directory", str(args[0]) if args else "")
+
+
+def test_validate_csv_without_permission(tmp_path, monkeypatch):
+    # Root reads a chmod-000 file anyway, so the refusal the OS would give is simulated.
+    from mlops import tabular
+
+    repo = local_repo(tmp_path, "a,b,churned\n1,2,0\n")
+    monkeypatch.setattr(tabular, "open", _denied, raising=False)
+    assert_validate_refused(
+        repo, "error: datasets/local/train.csv: cannot be read (permission denied); fix the file's permissions",
+        "--path", "datasets/local/train.csv",
+    )  # fmt: skip
+
+
+def test_validate_parquet_without_permission(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    repo = local_repo(tmp_path)
+    _parquet(repo)
+    monkeypatch.setattr(pq, "read_table", _denied)
+    assert_validate_refused(
+        repo, "error: datasets/data.parquet: cannot be read (permission denied); fix the file's permissions",
+        "--path", "datasets/data.parquet",
+    )  # fmt: skip
+
+
+def test_validate_csv_that_vanishes_while_read(tmp_path, monkeypatch):
+    # The header was read, then the file went away before pyarrow opened it.
+    import pyarrow.csv as pcsv
+
+    repo = local_repo(tmp_path, "a,b,churned\n1,2,0\n")
+    monkeypatch.setattr(pcsv, "read_csv", _vanished)
+    assert_validate_refused(
+        repo, "error: datasets/local/train.csv: the data file does not exist; fix the path or fetch the data again",
+        "--path", "datasets/local/train.csv",
+    )  # fmt: skip
+
+
+def test_validate_parquet_that_vanishes_while_read(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    repo = local_repo(tmp_path)
+    _parquet(repo)
+    monkeypatch.setattr(pq, "read_table", _vanished)
+    assert_validate_refused(
+        repo, "error: datasets/data.parquet: the data file does not exist; fix the path or fetch the data again",
+        "--path", "datasets/data.parquet",
+    )  # fmt: skip
