@@ -43,7 +43,7 @@ def hwm():
 from mlops import config, data, validation, pii, drift, profile, tabular
 from mlops.repo import Repo
 cfg = config.load(Repo.at(sys.argv[1]))
-path = config.resolve(cfg.repo, cfg.dataset.local_path)
+path = config.resolve(cfg.repo, cfg.dataset.local.path)
 dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
 base = hwm()
 t0 = time.perf_counter()
@@ -64,7 +64,7 @@ import pandas, scipy.stats
 from mlops import config, data, validation, pii, drift, profile
 from mlops.repo import Repo
 cfg = config.load(Repo.at(sys.argv[1]))
-path = config.resolve(cfg.repo, cfg.dataset.local_path)
+path = config.resolve(cfg.repo, cfg.dataset.local.path)
 dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
 s = validation.Settings.from_config(cfg)
 t = time.perf_counter(); table = data.read_table(path, "bench"); out = {"read (hardened)": time.perf_counter() - t}

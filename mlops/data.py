@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import gha, jsonio
-from mlops.config import Config, resolve
+from mlops.config import Config, SyntheticSource, resolve
 from mlops.errors import BadInput
 
 SIDECAR = ".source.json"
@@ -65,7 +65,7 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
     ds = cfg.dataset
     repo = cfg.repo
     if ds.source == "local":
-        path = resolve(repo, ds.local_path or "")
+        path = resolve(repo, ds.local.path)
         if path.is_dir():
             raise BadInput(
                 f"config/dataset.json: /local/path ({repo.rel(path)})",
@@ -74,7 +74,7 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
             )
         if not path.is_file():
             raise BadInput(
-                f"config/dataset.json: /local/path ({ds.local_path})",
+                f"config/dataset.json: /local/path ({ds.local.path})",
                 "the data file does not exist",
                 "put the CSV/Parquet file there or point /local/path at it",
             )
@@ -84,16 +84,16 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
             path, sha256_file(path, where), "local", side.get("fetched_at"), side.get("updated_at"), where
         )
     if ds.source == "kaggle":
-        cached = repo.download_cache / "kaggle" / (ds.kaggle_dataset or "").replace("/", "__") / (ds.kaggle_file or "")
+        cached = repo.download_cache / "kaggle" / ds.kaggle.dataset.replace("/", "__") / ds.kaggle.file
         if no_download:
             if cached.is_file():
                 side = _sidecar(cached)
                 return DatasetFile(
                     cached, sha256_file(cached, repo.rel(cached)), "kaggle", side.get("fetched_at"),
                     side.get("updated_at"),
-                    f"{ds.kaggle_dataset}/{ds.kaggle_file} (cached)",
+                    f"{ds.kaggle.dataset}/{ds.kaggle.file} (cached)",
                 )  # fmt: skip
-            reason = f"--no-download and no cached copy of kaggle:{ds.kaggle_dataset}/{ds.kaggle_file}"
+            reason = f"--no-download and no cached copy of kaggle:{ds.kaggle.dataset}/{ds.kaggle.file}"
             gha.warn(f"using the SYNTHETIC data set: {reason}")
             return _synthetic(cfg, fallback_reason=reason)
         return _download_kaggle(cfg, cached)
@@ -104,22 +104,22 @@ def _synthetic(cfg: Config, fallback_reason: str | None = None) -> DatasetFile:
     from mlops import synthetic
 
     ds = cfg.dataset
-    path = cfg.repo.download_cache / f"synthetic-{ds.synthetic_rows}-{ds.synthetic_seed}.csv"
+    path = cfg.repo.download_cache / f"synthetic-{ds.synthetic.rows}-{ds.synthetic.seed}.csv"
     side_path = path.with_name(path.name + SIDECAR)
     side = _sidecar(path)
     if not path.is_file() or not side:
-        frame = synthetic.generate(ds.synthetic_rows, ds.synthetic_seed)
+        frame = synthetic.generate(ds.synthetic.rows, ds.synthetic.seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         jsonio.atomic_write_bytes(path, frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         side = {"fetched_at": jsonio.format_utc(jsonio.utc_now()), "source": "synthetic"}
         jsonio.write_json(side_path, side)
-    detail = f"mlops.synthetic.generate(rows={ds.synthetic_rows}, seed={ds.synthetic_seed})"
+    detail = f"mlops.synthetic.generate(rows={ds.synthetic.rows}, seed={ds.synthetic.seed})"
     return DatasetFile(path, sha256_file(path), "synthetic", side.get("fetched_at"), None, detail, fallback_reason)
 
 
 def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
     ds = cfg.dataset
-    where = f"config/dataset.json: /kaggle ({ds.kaggle_dataset})"
+    where = f"config/dataset.json: /kaggle ({ds.kaggle.dataset})"
     try:
         # `import kaggle` authenticates on import, prints to stdout and raises SystemExit
         # without credentials, so it is imported here and every failure is caught.
@@ -132,7 +132,7 @@ def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
             api = KaggleApi()
             api.authenticate()
             target.parent.mkdir(parents=True, exist_ok=True)
-            api.dataset_download_file(ds.kaggle_dataset, ds.kaggle_file, path=str(target.parent), force=True)
+            api.dataset_download_file(ds.kaggle.dataset, ds.kaggle.file, path=str(target.parent), force=True)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from kaggle's authenticate() included
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -155,16 +155,16 @@ def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
             zf.extract(target.name, target.parent)
         zipped.unlink()
     if not target.is_file():
-        raise BadInput(where, f"the download did not contain {ds.kaggle_file}", "check /kaggle/file")
+        raise BadInput(where, f"the download did not contain {ds.kaggle.file}", "check /kaggle/file")
     updated = None
     try:
         import contextlib
         import io
 
         with contextlib.redirect_stdout(io.StringIO()):
-            meta = api.dataset_list(search=ds.kaggle_dataset.split("/")[1])
+            meta = api.dataset_list(search=ds.kaggle.dataset.split("/")[1])
         for item in meta or []:
-            if getattr(item, "ref", None) == ds.kaggle_dataset:
+            if getattr(item, "ref", None) == ds.kaggle.dataset:
                 when = getattr(item, "lastUpdated", None) or getattr(item, "last_updated", None)
                 updated = jsonio.format_utc(when) if when is not None and hasattr(when, "astimezone") else when
     except BaseException:  # noqa: BLE001 - metadata is optional; freshness falls back to fetch time
@@ -172,7 +172,7 @@ def _download_kaggle(cfg: Config, target: Path) -> DatasetFile:
     side = {"fetched_at": jsonio.format_utc(jsonio.utc_now()), "updated_at": updated, "source": "kaggle"}
     jsonio.write_json(target.with_name(target.name + SIDECAR), side)
     return DatasetFile(
-        target, sha256_file(target), "kaggle", side["fetched_at"], updated, f"{ds.kaggle_dataset}/{ds.kaggle_file}"
+        target, sha256_file(target), "kaggle", side["fetched_at"], updated, f"{ds.kaggle.dataset}/{ds.kaggle.file}"
     )
 
 
@@ -192,7 +192,7 @@ def locate(cfg: Config, record: dict[str, Any]) -> DatasetFile | None:
     if record.get("source") == "synthetic" and match:
         from dataclasses import replace
 
-        ds = replace(cfg.dataset, synthetic_rows=int(match[1]), synthetic_seed=int(match[2]))
+        ds = replace(cfg.dataset, synthetic=SyntheticSource(rows=int(match[1]), seed=int(match[2])))
         found = _synthetic(replace(cfg, dataset=ds))
         return found if found.sha256 == want else None
     return None

@@ -47,10 +47,10 @@ class Settings:
 
         return cls(
             enabled={name: bool(sec(name).get("enabled", True)) for name in CHECKS},
-            max_age_days=int(sec("freshness").get("max_age_days", cfg.schedule.refresh_interval_days)),
+            max_age_days=int(sec("freshness").get("max_age_days", cfg.schedule.datasets.refresh_interval_days)),
             timestamp_column=sec("freshness").get("timestamp_column", cfg.dataset.timestamp_column),
             when_unknown=sec("freshness").get("when_unknown", "warn"),
-            minimum_rows=int(sec("size").get("minimum_rows", cfg.schedule.minimum_samples)),
+            minimum_rows=int(sec("size").get("minimum_rows", cfg.schedule.datasets.minimum_samples)),
             minority_share_min=float(sec("class_balance").get("minority_share_min", 0.05)),
             missing_max_share=float(sec("missing_values").get("max_share", 0.2)),
             missing_per_column=dict(sec("missing_values").get("per_column", {})),
@@ -63,7 +63,7 @@ class Settings:
             shift_distance=float(sec("distribution_shift").get("distance_threshold", 0.1)),
             shift_max_share=float(
                 sec("distribution_shift").get(
-                    "max_shifted_share", cfg.schedule.thresholds.drift_alert_threshold
+                    "max_shifted_share", cfg.schedule.performance_thresholds.drift_alert_threshold
                 )
             ),
             sample_rows=int(sec("distribution_shift").get("sample_rows", 50_000)),
