@@ -35,15 +35,10 @@ FEW_VALUES = 5
 PSI_VALUE_BINS = 20
 # Exact reference counts for numeric columns with at most this many distinct values.
 EXACT_MAX_UNIQUE = 1001
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Per-column thresholds (Evidently's defaults) and the dataset-level share threshold."""
-
-    distance_threshold: float = 0.1
-    p_value_threshold: float = 0.05
-    share_threshold: float = 0.15
+# Evidently's per-column thresholds. Monitoring passes its own (config/monitoring.json); the data
+# validation's shift check passes its distance and keeps Evidently's p-value threshold.
+DISTANCE_THRESHOLD = 0.1
+P_VALUE_THRESHOLD = 0.05
 
 
 @dataclass
@@ -121,13 +116,15 @@ class ColumnDrift:
 
 @dataclass
 class DriftResult:
+    """Every column's drift and the share of drifted columns; whether that share is an alarm is the caller's rule."""
+
     columns: list[ColumnDrift]
     share: float
-    dataset_drift: bool
     drifted: list[str] = field(default_factory=list)
 
-    def by_column(self) -> dict[str, ColumnDrift]:
-        return {c.column: c for c in self.columns}
+    def dataset_drift(self, share_threshold: float) -> bool:
+        """Evidently's dataset drift rule: the share of drifted columns >= the threshold."""
+        return bool(self.columns) and self.share >= share_threshold
 
 
 def _finite(value: Any) -> Any:
@@ -334,20 +331,6 @@ def _chi_square(ref_counts: Any, cur_counts: Any) -> float:
 # ---------------------------------------------------------------------------- references
 
 
-def numeric_reference(name: str, values: Any) -> RefColumn:
-    """A raw reference column from numeric values (NaN/inf dropped, sorted once)."""
-    import numpy as np
-
-    arr = np.asarray(values, dtype=np.float64)
-    s = finite_sorted(arr)
-    n = len(s)
-    return RefColumn(
-        name=name, kind=NUMERIC, n=n, missing=len(arr) - n, sorted_values=s,
-        mean=float(np.mean(s)) if n else None, std=float(np.std(s)) if n else None,
-        minimum=float(s[0]) if n else None, maximum=float(s[-1]) if n else None,
-    )  # fmt: skip
-
-
 def categorical_counts(values: Any) -> tuple[list, Any, int]:
     """(distinct non-null values, their counts, number missing) of a categorical column.
 
@@ -384,23 +367,12 @@ def _is_arrow_text(values: Any) -> bool:
     )
 
 
-def categorical_reference(name: str, values: Any) -> RefColumn:
-    """A reference column of categories with exact counts."""
-    keys, counts, missing = categorical_counts(values)
-    return RefColumn(name=name, kind=CATEGORICAL, n=int(counts.sum()), missing=missing, values=keys, counts=counts)
-
-
-def reference_from_frame(frame: Any, numeric: list[str], categorical: list[str]) -> dict[str, RefColumn]:
-    """Raw reference columns from a DataFrame."""
-    refs = {c: numeric_reference(c, frame[c].to_numpy(dtype=float, na_value=float("nan"))) for c in numeric}
-    refs.update({c: categorical_reference(c, frame[c]) for c in categorical})
-    return refs
-
-
 # ---------------------------------------------------------------------------- per-column drift
 
 
-def numeric_drift(ref: RefColumn, current: Any, settings: Settings = Settings()) -> ColumnDrift:
+def numeric_drift(
+    ref: RefColumn, current: Any, distance: float = DISTANCE_THRESHOLD, p_value: float = P_VALUE_THRESHOLD
+) -> ColumnDrift:
     """Drift of one numeric column with Evidently's default test for it."""
     import numpy as np
 
@@ -412,7 +384,7 @@ def numeric_drift(ref: RefColumn, current: Any, settings: Settings = Settings())
         reference_mean=ref.mean, current_mean=float(np.mean(b)) if m else None,
     )  # fmt: skip
     if m == 0 or ref.n == 0:
-        return _all_missing(base, settings)
+        return _all_missing(base, distance)
     ref_distinct = ref.distinct(FEW_VALUES)
     union: list | None = None
     if ref_distinct is not None:
@@ -428,13 +400,13 @@ def numeric_drift(ref: RefColumn, current: Any, settings: Settings = Settings())
             from scipy.stats import ks_2samp
 
             p = float(ks_2samp(a, b)[1])
-            return ColumnDrift(**base, method="ks", score=p, threshold=settings.p_value_threshold,
-                               drifted=p <= settings.p_value_threshold, psi=value_psi)  # fmt: skip
+            return ColumnDrift(**base, method="ks", score=p, threshold=p_value,
+                               drifted=p <= p_value, psi=value_psi)  # fmt: skip
         rc, cc = _counts_sorted(a, union), _counts_sorted(b, union)
         method = "chisquare" if len(union) > 2 else "z"
         p = _chi_square(rc, cc) if method == "chisquare" else _z_test(rc, cc)
-        return ColumnDrift(**base, method=method, score=p, threshold=settings.p_value_threshold,
-                           drifted=p < settings.p_value_threshold, psi=value_psi)  # fmt: skip
+        return ColumnDrift(**base, method=method, score=p, threshold=p_value,
+                           drifted=p < p_value, psi=value_psi)  # fmt: skip
     if union is not None:
         score = jensenshannon(ref.value_counts(union) / ref.n, _counts_sorted(b, union) / m)
         method = "jensenshannon"
@@ -445,8 +417,8 @@ def numeric_drift(ref: RefColumn, current: Any, settings: Settings = Settings())
             w1 = wasserstein_sorted(ref.expanded(), b)
         score = w1 / max(float(ref.std), 0.001)
         method = "wasserstein"
-    return ColumnDrift(**base, method=method, score=score, threshold=settings.distance_threshold,
-                       drifted=score >= settings.distance_threshold, psi=value_psi)  # fmt: skip
+    return ColumnDrift(**base, method=method, score=score, threshold=distance,
+                       drifted=score >= distance, psi=value_psi)  # fmt: skip
 
 
 def _numeric_psi(ref: RefColumn, b: Any) -> float:
@@ -462,7 +434,9 @@ def _numeric_psi(ref: RefColumn, b: Any) -> float:
     return psi(ref.value_counts(keys) / n, _counts_sorted(b, keys) / m)
 
 
-def categorical_drift(ref: RefColumn, current: Any, settings: Settings = Settings()) -> ColumnDrift:
+def categorical_drift(
+    ref: RefColumn, current: Any, distance: float = DISTANCE_THRESHOLD, p_value: float = P_VALUE_THRESHOLD
+) -> ColumnDrift:
     """Drift of one categorical column (Jensen-Shannon, or chi-square/z for small references)."""
     import numpy as np
 
@@ -470,7 +444,7 @@ def categorical_drift(ref: RefColumn, current: Any, settings: Settings = Setting
     m = int(counts.sum())
     base = dict(column=ref.name, kind=CATEGORICAL, n_reference=ref.n, n_current=m, missing_current=missing)
     if m == 0 or ref.n == 0:
-        return _all_missing(base, settings)
+        return _all_missing(base, distance)
     union = list(dict.fromkeys([*_py(ref.values), *keys]))
     cur_lookup = dict(zip(keys, counts, strict=True))
     rc = ref.value_counts(union)
@@ -482,40 +456,44 @@ def categorical_drift(ref: RefColumn, current: Any, settings: Settings = Setting
             order = sorted(range(len(union)), key=lambda i: str(union[i]))
             rc, cc = rc[order], cc[order]
         p = _chi_square(rc, cc) if method == "chisquare" else _z_test(rc, cc)
-        return ColumnDrift(**base, method=method, score=p, threshold=settings.p_value_threshold,
-                           drifted=p < settings.p_value_threshold, psi=value_psi)  # fmt: skip
+        return ColumnDrift(**base, method=method, score=p, threshold=p_value,
+                           drifted=p < p_value, psi=value_psi)  # fmt: skip
     score = jensenshannon(rc / ref.n, cc / m)
-    return ColumnDrift(**base, method="jensenshannon", score=score, threshold=settings.distance_threshold,
-                       drifted=score >= settings.distance_threshold, psi=value_psi)  # fmt: skip
+    return ColumnDrift(**base, method="jensenshannon", score=score, threshold=distance,
+                       drifted=score >= distance, psi=value_psi)  # fmt: skip
 
 
-def _all_missing(base: dict, settings: Settings) -> ColumnDrift:
+def _all_missing(base: dict, distance: float) -> ColumnDrift:
     # A column with no usable values on one side cannot be compared; in production that is itself
     # a change worth flagging, so it counts as drifted (Evidently would raise instead).
-    return ColumnDrift(**base, method="all-missing", score=1.0, threshold=settings.distance_threshold,
+    return ColumnDrift(**base, method="all-missing", score=1.0, threshold=distance,
                        drifted=True, psi=None)  # fmt: skip
 
 
-def column_drift(ref: RefColumn, current: Any, settings: Settings = Settings()) -> ColumnDrift:
+def column_drift(
+    ref: RefColumn, current: Any, distance: float = DISTANCE_THRESHOLD, p_value: float = P_VALUE_THRESHOLD
+) -> ColumnDrift:
     """Drift of one column, dispatched on its kind."""
     if ref.kind == NUMERIC:
-        return numeric_drift(ref, current, settings)
-    return categorical_drift(ref, current, settings)
+        return numeric_drift(ref, current, distance, p_value)
+    return categorical_drift(ref, current, distance, p_value)
 
 
-def compare(reference: dict[str, RefColumn], current: Any, settings: Settings = Settings()) -> DriftResult:
+def compare(
+    reference: dict[str, RefColumn],
+    current: Any,
+    distance: float = DISTANCE_THRESHOLD,
+    p_value: float = P_VALUE_THRESHOLD,
+) -> DriftResult:
     """Per-column drift of every reference column present in `current` (a DataFrame)."""
     results = []
     for name, ref in reference.items():
         col = current[name]
         values = as_float(col) if ref.kind == NUMERIC else col
-        results.append(column_drift(ref, values, settings))
+        results.append(column_drift(ref, values, distance, p_value))
     drifted = [c.column for c in results if c.drifted]
     share = len(drifted) / len(results) if results else 0.0
-    # Evidently's dataset drift rule: share of drifted columns >= the threshold.
-    return DriftResult(
-        columns=results, share=share, dataset_drift=bool(results) and share >= settings.share_threshold, drifted=drifted
-    )
+    return DriftResult(columns=results, share=share, drifted=drifted)
 
 
 def importance_weighted(result: DriftResult, importance: dict[str, float]) -> float | None:
@@ -534,23 +512,3 @@ def as_float(column: Any) -> Any:
     if column.dtype == np.float64:
         return column.to_numpy()
     return column.to_numpy(dtype=float, na_value=float("nan"))
-
-
-def compare_frames(
-    reference: Any, current: Any, numeric: list[str], categorical: list[str], settings: Settings = Settings()
-) -> DriftResult:
-    """compare() on two raw DataFrames, one column at a time so only one sorted reference is alive."""
-    results = []
-    for name in [*numeric, *categorical]:
-        if name in numeric:
-            ref = numeric_reference(name, as_float(reference[name]))
-            results.append(numeric_drift(ref, as_float(current[name]), settings))
-        else:
-            ref = categorical_reference(name, reference[name])
-            results.append(categorical_drift(ref, current[name], settings))
-        del ref
-    drifted = [c.column for c in results if c.drifted]
-    share = len(drifted) / len(results) if results else 0.0
-    return DriftResult(
-        columns=results, share=share, dataset_drift=bool(results) and share >= settings.share_threshold, drifted=drifted
-    )

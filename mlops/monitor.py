@@ -143,9 +143,8 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
         return report
     where = f"{settings.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
     frame = predlog.frame(current, features, where, profile["features"]["numeric"])
-    rules = drift.Settings(settings.drift_threshold, settings.p_value_threshold,
-                           cfg.schedule.performance_thresholds.drift_alert_threshold)  # fmt: skip
-    result = drift.compare(prof.references(profile), frame, rules)
+    rules = (settings.drift_threshold, settings.p_value_threshold)
+    result = drift.compare(prof.references(profile), frame, *rules)
     importance = prof.importance(profile)
     weighted = drift.importance_weighted(result, importance)
     columns = []
@@ -156,11 +155,11 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
     columns.sort(key=lambda r: (-(r["importance"] or 0.0), r["column"]))
     scores = frame["score"].to_numpy(dtype=float)
     predicted = frame["prediction"].to_numpy(dtype=int)  # 0/1, checked when the log was read
-    score_drift = drift.numeric_drift(prof.score_reference(profile), scores, rules)
+    score_drift = drift.numeric_drift(prof.score_reference(profile), scores, *rules)
     positive_rate = float(predicted.mean())
     report.update(
-        outcome="drift" if result.dataset_drift else "ok",
-        drift=bool(result.dataset_drift),
+        outcome="drift" if result.dataset_drift(report["thresholds"]["share"]) else "ok",
+        drift=result.dataset_drift(report["thresholds"]["share"]),
         drift_score=result.share,
         weighted_drift_score=weighted,
         drifted_features=result.drifted,
@@ -178,7 +177,7 @@ def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> 
             "rows": len(shadow),
             "versions": sorted({str(r["model_version"]) for r in shadow}),
             "mean_score": float(shadow_scores.mean()),
-            "score_drift": drift.numeric_drift(prof.score_reference(profile), shadow_scores, rules).as_dict(),
+            "score_drift": drift.numeric_drift(prof.score_reference(profile), shadow_scores, *rules).as_dict(),
         }
     # Feedback for a window's predictions may arrive after the window closes: read it all, join by id.
     fb = predlog.read(cfg.repo, settings.feedback, "feedback", None, None, settings.on_malformed)
@@ -448,7 +447,7 @@ def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict
         audit.record(repo, "drift_detected", payload)
 
     version = report["model_version"]
-    needed = alerts.Settings.from_config(cfg).resolve_after_clean_runs
+    needed = cfg.alerts.resolve_after_clean_runs
     drift_fp = alerts.make_fingerprint("drift", "monitoring", version)
     acc_fp = alerts.make_fingerprint("regression", "monitoring", version)
     recovered = [

@@ -11,6 +11,7 @@ from scipy.stats import wasserstein_distance
 
 from mlops import drift, profile
 from mlops.synthetic import CATEGORICAL, NUMERIC, generate
+from tests.support.drift_refs import by_column, numeric_reference, reference_from_frame
 
 
 def evidently_values(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, tuple[float, str]]:
@@ -55,7 +56,7 @@ def _shifted_window(rows: int, seed: int) -> pd.DataFrame:
 def test_every_column_equals_evidently_on_raw_data(ref_rows):
     ref, cur = generate(ref_rows, 11), _shifted_window(2500, 12)
     expected = evidently_values(ref, cur)
-    result = drift.compare(drift.reference_from_frame(ref, NUMERIC, CATEGORICAL), cur)
+    result = drift.compare(reference_from_frame(ref, NUMERIC, CATEGORICAL), cur)
     assert [c.column for c in result.columns] == NUMERIC + CATEGORICAL
     for c in result.columns:
         value, method = expected[c.column]
@@ -64,7 +65,7 @@ def test_every_column_equals_evidently_on_raw_data(ref_rows):
     methods = {c.method for c in result.columns}
     # The cases the test exists for are really exercised.
     assert methods == ({"wasserstein", "jensenshannon"} if ref_rows > 1000 else {"ks", "chisquare"})
-    assert result.by_column()["age"].drifted
+    assert by_column(result)["age"].drifted
 
 
 def test_two_valued_columns_use_the_z_test_like_evidently():
@@ -76,7 +77,7 @@ def test_two_valued_columns_use_the_z_test_like_evidently():
     ref["plan"] = rng.choice(["a", "b"], 600)
     cur["plan"] = rng.choice(["a", "b"], 600, p=[0.2, 0.8])
     expected = evidently_values(ref, cur)
-    result = drift.compare(drift.reference_from_frame(ref, NUMERIC, CATEGORICAL), cur).by_column()
+    result = by_column(drift.compare(reference_from_frame(ref, NUMERIC, CATEGORICAL), cur))
     for col in ("devices", "plan"):
         assert result[col].method == "z"
         assert result[col].score == pytest.approx(expected[col][0], abs=1e-6)
@@ -87,7 +88,7 @@ def test_psi_equals_evidently_psi():
     from evidently.legacy.core import ColumnType
 
     ref, cur = generate(3000, 5), _shifted_window(2000, 6)
-    refs = drift.reference_from_frame(ref, NUMERIC, CATEGORICAL)
+    refs = reference_from_frame(ref, NUMERIC, CATEGORICAL)
     for col in ("age", "income", "support_calls", "contract_length", "noise_t", "region", "plan"):
         kind = ColumnType.Categorical if col in CATEGORICAL else ColumnType.Numerical
         r = ref[col].replace([np.inf, -np.inf], np.nan).dropna()
@@ -107,7 +108,7 @@ def test_wasserstein_sorted_matches_scipy_on_every_path(n, m):
 
 
 def test_a_column_with_no_values_in_the_window_counts_as_drifted():
-    ref = drift.numeric_reference("x", np.arange(2000.0))
+    ref = numeric_reference("x", np.arange(2000.0))
     result = drift.numeric_drift(ref, np.full(100, np.nan))
     assert (result.method, result.drifted, result.missing_current) == ("all-missing", True, 100)
 
@@ -132,10 +133,10 @@ def reference_from_profile():
 
 def test_alarm_calibration_50_clean_and_50_shifted_windows(reference_from_profile):
     refs = reference_from_profile
-    settings = drift.Settings(share_threshold=0.15)
+    share = 0.15  # config/training-schedule.json's drift_alert_threshold
     false_alarms = 0
     for seed in range(50):
-        false_alarms += drift.compare(refs, generate(20000, 1000 + seed), settings).dataset_drift
+        false_alarms += drift.compare(refs, generate(20000, 1000 + seed)).dataset_drift(share)
     assert false_alarms <= 1
 
     alarms = exact = 0
@@ -144,10 +145,10 @@ def test_alarm_calibration_50_clean_and_50_shifted_windows(reference_from_profil
         shifted = sorted(np.random.default_rng(seed).choice(NUMERIC, size=4, replace=False))
         for c in shifted:
             window[c] = window[c] + 0.5 * refs[c].std
-        result = drift.compare(refs, window, settings)
-        alarms += result.dataset_drift
+        result = drift.compare(refs, window)
+        alarms += result.dataset_drift(share)
         exact += sorted(result.drifted) == shifted
-    assert result.share > 0.15
+    assert result.share > share
     assert alarms == 50
     assert exact >= 45
 

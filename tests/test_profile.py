@@ -10,6 +10,7 @@ import pytest
 from mlops import drift, jsonio, profile
 from mlops.errors import BadInput
 from mlops.synthetic import CATEGORICAL, LABEL, NUMERIC, generate
+from tests.support.drift_refs import by_column, reference_from_frame
 from training.model_types import logistic_regression
 
 
@@ -44,13 +45,13 @@ def test_profile_is_compact_json_with_every_part(trained):
 def test_drift_from_profile_is_within_0_01_of_raw(trained, shift):
     prof, X_train = trained
     from_profile = profile.references(json.loads(jsonio.dumps(prof)))  # through JSON, as stored
-    raw = drift.reference_from_frame(X_train, NUMERIC, CATEGORICAL)
+    raw = reference_from_frame(X_train, NUMERIC, CATEGORICAL)
     for seed in range(3):
         window = generate(20000, 300 + seed)
         for c in ("income", "noise_t", "account_balance", "tenure_months", "noise_lognormal"):
             window[c] = window[c] + shift * raw[c].std
-        a = drift.compare(from_profile, window).by_column()
-        b = drift.compare(raw, window).by_column()
+        a = by_column(drift.compare(from_profile, window))
+        b = by_column(drift.compare(raw, window))
         for c in NUMERIC + CATEGORICAL:
             assert a[c].method == b[c].method
             assert a[c].score == pytest.approx(b[c].score, abs=0.01), c
@@ -110,7 +111,7 @@ def test_drift_from_profile_is_within_0_01_of_evidently(trained):
     for c in ("income", "noise_t", "tenure_months"):
         window[c] = window[c] + 0.3 * from_profile[c].std
     expected = evidently_values(X_train, window)
-    got = drift.compare(from_profile, window).by_column()
+    got = by_column(drift.compare(from_profile, window))
     assert set(got) == set(expected) == set(NUMERIC + CATEGORICAL)
     for c, (value, method) in expected.items():
         assert EVIDENTLY_METHOD[got[c].method] == method, c

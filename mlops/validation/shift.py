@@ -77,7 +77,6 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) 
         return CheckResult("distribution_shift", PASS, "same data as the last validated snapshot", details)
     from mlops import drift, profile
 
-    settings = drift.Settings(distance_threshold=s.shift_distance, share_threshold=s.shift_max_share)
     results = []
     for kind in ("numeric", "categorical"):
         for c in previous.get("features", {}).get(kind, []):
@@ -85,7 +84,7 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) 
                 continue
             ref = profile.column_reference(c, previous["columns"][c], previous.get("quantile_levels"))
             values = sample[c]
-            results.append(drift.column_drift(ref, values, settings))
+            results.append(drift.column_drift(ref, values, distance=s.shift_distance))
     if not results:
         return CheckResult("distribution_shift", SKIP, "no feature in common with the last snapshot", details)
     drifted = [r.column for r in results if r.drifted]
