@@ -4,7 +4,7 @@ Only the configured state folders are ever staged. In push mode the commit goes 
 checked-out branch with a bounded fetch-rebase-push retry and full jitter, so the Sunday
 training and a six-hourly monitor never lose each other's commits; in pull-request mode it
 goes to a new branch and a pull request (GITHUB_TOKEN-opened pull requests need a person to
-approve their checks: docs/workflows.md). Settings: config/gitops.json.
+approve their checks: docs/workflows.md). Settings: `commit` in config/gitops.json (`cfg.gitops.commit`).
 """
 
 from __future__ import annotations
@@ -16,55 +16,37 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlops import gha
+from mlops import gha, git
 from mlops.errors import BadInput, CheckFailed, MlopsError
 from mlops.repo import Repo
+
+if TYPE_CHECKING:
+    from mlops.config import CommitConfig
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
-@dataclass(frozen=True)
-class CommitSettings:
-    mode: str = "push"
-    max_attempts: int = 5
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 20.0
-    paths: tuple[str, ...] = ("models", "metadata")
-    pr_branch_prefix: str = "mlops-state/"
-
-    @classmethod
-    def from_section(cls, raw: dict) -> CommitSettings:
-        c, d = raw.get("commit", {}), cls()
-        return cls(
-            mode=str(c.get("mode", d.mode)),
-            max_attempts=int(c.get("max_attempts", d.max_attempts)),
-            backoff_base_seconds=float(c.get("backoff_base_seconds", d.backoff_base_seconds)),
-            backoff_max_seconds=float(c.get("backoff_max_seconds", d.backoff_max_seconds)),
-            paths=tuple(c.get("paths", d.paths)),
-            pr_branch_prefix=str(c.get("pr_branch_prefix", d.pr_branch_prefix)),
-        )
-
-
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    # A runner has no identity configured; commits are the Actions bot's unless git says otherwise.
+    """Run git in root; a failure is CheckFailed unless check=False (the caller reads the exit code)."""
+    env = {}
+    # A runner has no identity configured; commits are the Actions bot's unless git or the environment says otherwise.
     for key, value in (("GIT_AUTHOR_NAME", BOT_NAME), ("GIT_AUTHOR_EMAIL", BOT_EMAIL)):
         if not _configured(root, "user.name" if key.endswith("NAME") else "user.email"):
-            env.setdefault(key, value)
-            env.setdefault(key.replace("AUTHOR", "COMMITTER"), value)
-    env["GIT_TERMINAL_PROMPT"] = "0"  # a missing credential fails fast instead of waiting for a prompt
-    proc = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=False)
+            for name in (key, key.replace("AUTHOR", "COMMITTER")):
+                if name not in os.environ:
+                    env[name] = value
+    proc = git.run(root, *args, env=env)
     if check and proc.returncode != 0:
         raise CheckFailed(f"git {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
     return proc
 
 
 def _configured(root: Path, key: str) -> bool:
-    proc = subprocess.run(["git", "config", "--get", key], cwd=root, capture_output=True, text=True, check=False)
+    proc = git.run(root, "config", "--get", key)
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
@@ -89,14 +71,14 @@ def stage_state(root: Path, paths: Sequence[str]) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def backoff(attempt: int, settings: CommitSettings, rng: random.Random) -> float:
+def backoff(attempt: int, settings: CommitConfig, rng: random.Random) -> float:
     """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))]."""
     ceiling = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** (attempt - 1))
     return rng.uniform(0, ceiling)
 
 
 def push_with_retry(
-    root: Path, branch: str, settings: CommitSettings, *, remote: str = "origin", rng: random.Random | None = None
+    root: Path, branch: str, settings: CommitConfig, *, remote: str = "origin", rng: random.Random | None = None
 ) -> int:
     """Push HEAD to remote/branch; on rejection fetch, rebase and retry. Returns the attempts used."""
     rng = rng or random.Random()
@@ -150,7 +132,7 @@ def open_pull_request(branch: str, base: str, title: str, body: str) -> str | No
         gh.close()
 
 
-def commit_state(repo: Repo, message: str, settings: CommitSettings, *, rng: random.Random | None = None) -> dict:
+def commit_state(repo: Repo, message: str, settings: CommitConfig, *, rng: random.Random | None = None) -> dict:
     """Stage, commit and push (or open a pull request for) the state folders; return what happened."""
     root = repo.root
     if not message.strip():
@@ -212,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         repo = Repo.at(args.repo)
         cfg = config.load(repo)
-        commit_state(repo, args.message, CommitSettings.from_section(cfg.section("gitops")))
+        commit_state(repo, args.message, cfg.gitops.commit)
     except MlopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -85,3 +85,82 @@ def decide_promotion(
     if force:
         return True, "--force-retrain: equal champion on the same data replaced"
     return False, f"no improvement on the same data ({primary_metric} {mine:.4f} vs champion {theirs:.4f})"
+
+
+# ---- a gate record as an alert ------------------------------------------------------------------
+
+
+def _metric_map(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict) and isinstance(value.get("metrics"), dict):
+        return value["metrics"]
+    return value if isinstance(value, dict) else {}
+
+
+def alert_from_gate(cfg: Any, path: Any) -> Any:
+    """The regression alert (an `mlops.alerts.Alert`) for the gate record at `path` with regression=true,
+    None when the gate saw no regression (`mlops alerts raise --from-gate`)."""
+    from mlops import jsonio
+    from mlops.alerts.model import Alert, make_fingerprint
+    from mlops.errors import BadInput
+
+    repo = cfg.repo
+    where = repo.rel(path)
+    gate = jsonio.read_json(path, "gate record")
+    if not isinstance(gate, dict):
+        raise BadInput(where, "a gate record must be a JSON object", "pass metadata/gates/<version>.json")
+    if not isinstance(gate.get("regression"), bool):
+        raise BadInput(
+            f"{where}: /regression",
+            f"expected true or false, found {gate.get('regression')!r}",
+            "pass a gate record written by `mlops train`",
+        )
+    if not gate["regression"]:
+        return None
+    version = gate.get("version")
+    if not isinstance(version, str) or not version:
+        raise BadInput(f"{where}: /version", "missing", "pass a gate record written by `mlops train`")
+    metric = gate.get("primary_metric") or cfg.training.primary_metric
+    if not isinstance(metric, str):
+        raise BadInput(f"{where}: /primary_metric", "expected a metric name", "fix the gate record")
+    candidate = _metric_map(gate.get("candidate"))
+    champion_block = gate.get("champion") if isinstance(gate.get("champion"), dict) else {}
+    champion = _metric_map(champion_block)
+    cand_value, champ_value = candidate.get(metric), champion.get(metric)
+    tolerance = gate.get("tolerance", cfg.training.promotion.primary_metric_tolerance)
+    facts: dict[str, object] = {
+        "candidate version": version,
+        "model type": gate.get("model_type", "unknown"),
+        "champion version": champion_block.get("version", "none"),
+        f"candidate {metric}": cand_value,
+        f"champion {metric}": champ_value,
+    }
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (cand_value, champ_value))
+    if numeric:
+        facts[f"difference ({metric})"] = round(float(cand_value) - float(champ_value), 6)
+    facts["tolerance"] = tolerance
+    for name, value in sorted(candidate.items()):
+        if name != metric and isinstance(value, (int, float)) and not isinstance(value, bool):
+            facts[f"candidate {name}"] = value
+    links = {"gate record": where}
+    card = repo.cards / f"{version}.md"
+    if card.exists():
+        links["model card"] = repo.rel(card)
+    drop = f" (a drop of {float(champ_value) - float(cand_value):.4f})" if numeric else ""
+    summary = (
+        f"Training produced candidate `{version}` ({gate.get('model_type', 'unknown')}) whose {metric} is "
+        f"{cand_value if cand_value is not None else 'unknown'} against the champion's "
+        f"{champ_value if champ_value is not None else 'unknown'}{drop}, beyond the tolerance of {tolerance}. "
+        "The candidate was not promoted; the champion keeps serving. Check the data and features of this run."
+    )
+    alert = Alert(
+        kind="regression",
+        title=f"Model regression: training candidates fall below the champion on {metric}",
+        summary=summary,
+        facts=facts,
+        evidence=gate,
+        fingerprint=make_fingerprint("regression", cfg.dataset.name, metric),
+        severity="warning",
+        links=links,
+    )
+    alert.validate(where)
+    return alert

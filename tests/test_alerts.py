@@ -463,6 +463,15 @@ def test_bad_inputs_are_one_line_exit_2_and_change_nothing(gh, root, tmp_path, m
     _bad(root, ["alerts", "resolve", "--fingerprint", "bad fingerprint!", "--reason", "x"], capsys, "not a fingerprint")
 
 
+def test_from_json_naming_a_directory_is_one_line_exit_2(fake_github, root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
+    folder = tmp_path / "alerts-dir"
+    folder.mkdir()
+    _bad(root, ["alerts", "raise", "--from-json", str(folder)], capsys, r"alerts-dir: is a directory, not a")
+    assert fake_github.requests == [] and _outbox(root) == []
+
+
 def test_a_committed_audit_key_without_the_signing_key_refuses_before_anything_is_sent(
     gh, root, tmp_path, monkeypatch, capsys
 ):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import random
 import re
@@ -12,14 +14,19 @@ from typing import Any
 
 import pytest
 
-from mlops.commit_state import CommitSettings, backoff, commit_state
+from mlops import config
+from mlops.commit_state import backoff, commit_state
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub, _HTTPError
 from tests.support.repo import make_repo
 from tests.support.workflow_harness import GIT_ENV, ROOT, clone, remote_files, remote_log
 
-FAST = CommitSettings(max_attempts=4, backoff_base_seconds=0.0, backoff_max_seconds=0.0)
+# config/gitops.json's `commit` with every value at the schema's default, then overridden per test.
+DEFAULTS = config.fill(
+    config.GitopsConfig, json.loads((ROOT / "config/schemas/gitops.schema.json").read_text()), {}
+).commit
+FAST = dataclasses.replace(DEFAULTS, max_attempts=4, backoff_base_seconds=0.0, backoff_max_seconds=0.0)
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -112,7 +119,7 @@ def test_retries_are_bounded(remote, tmp_path):
 
 
 def test_backoff_is_full_jitter_under_a_doubling_cap():
-    settings = CommitSettings(backoff_base_seconds=1.0, backoff_max_seconds=5.0)
+    settings = dataclasses.replace(DEFAULTS, backoff_base_seconds=1.0, backoff_max_seconds=5.0)
     rng = random.Random(1)
     for attempt, cap in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (9, 5.0)):
         draws = [backoff(attempt, settings, rng) for _ in range(200)]
@@ -174,7 +181,7 @@ def test_pull_request_mode_pushes_a_branch_and_opens_one_pull_request(remote, tm
         ws = clone(remote, tmp_path / "ws")
         (ws / "metadata").mkdir(exist_ok=True)
         (ws / "metadata" / "r.md").write_text("x\n")
-        settings = CommitSettings(mode="pull-request", pr_branch_prefix="mlops-state/")
+        settings = dataclasses.replace(DEFAULTS, mode="pull-request", pr_branch_prefix="mlops-state/")
         result = commit_state(Repo.at(ws), "training: run 77", settings)
     finally:
         fake.stop()

@@ -62,12 +62,12 @@ def run_flush(args: argparse.Namespace) -> int:
 
 
 def run_raise(args: argparse.Namespace) -> int:
-    from mlops import alerts, jsonio
+    from mlops import alerts, gate, jsonio
 
     cfg = _cfg(args)
     if args.from_gate:
         path = Path(args.from_gate)
-        alert = alerts.alert_from_gate(cfg, path if path.is_absolute() else Path.cwd() / path)
+        alert = gate.alert_from_gate(cfg, path if path.is_absolute() else Path.cwd() / path)
         if alert is None:
             print(f"{args.from_gate}: no regression; no alert raised")
             gha.set_outputs(alert_status="none")

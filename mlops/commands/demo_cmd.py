@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -27,10 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# The scratch repository's commits are the demo's, whatever identity the user has configured.
+DEMO_IDENTITY = {"GIT_AUTHOR_NAME": "mlops-demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+                 "GIT_COMMITTER_NAME": "mlops-demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}  # fmt: skip
+
+
 def _git(root: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "mlops-demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
-           "GIT_COMMITTER_NAME": "mlops-demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}  # fmt: skip
-    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    from mlops import git
+    from mlops.errors import CheckFailed
+
+    proc = git.run(root, *args, env=DEMO_IDENTITY)
+    if proc.returncode != 0:
+        raise CheckFailed(f"demo stopped: git {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()}")
 
 
 def _prepare(source: Path, work: Path, rows: int) -> None:

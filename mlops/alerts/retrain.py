@@ -1,0 +1,79 @@
+"""Retrain dispatch: send `workflow_dispatch` to the training workflow, at most once per cool-down.
+
+metadata/alerts/retrain.json records the last dispatch; a dispatch that may have reached GitHub
+is not resent (it cannot be re-checked), and does not start the cool-down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from mlops import audit, gha, jsonio
+from mlops.alerts.client import Channel, Undeliverable, scrub, target_from_env
+from mlops.alerts.model import safe_text
+from mlops.errors import BadInput
+
+
+def retrain_state_path(repo: Any) -> Path:
+    return repo.alerts_dir / "retrain.json"
+
+
+def dispatch_retrain(cfg: Any, reason: str, *, force: bool = False) -> dict[str, Any]:
+    """Dispatch the training workflow with the reason as input, unless the cool-down since the last one is running."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadInput("--reason", "empty", "say why retraining is needed, e.g. 'drift on 4 features'")
+    reason = " ".join(reason.split())[:500]
+    repo = cfg.repo
+    retrain = cfg.alerts.retrain
+    target = target_from_env()
+    state_path = retrain_state_path(repo)
+    last = jsonio.read_json(state_path, "retrain state") if state_path.exists() else None
+    now = jsonio.utc_now()
+    if last is not None:
+        if not isinstance(last, dict) or not isinstance(last.get("dispatched_at"), str):
+            raise BadInput(repo.rel(state_path), "no dispatched_at time", "fix or delete the file")
+        since = jsonio.parse_utc(last["dispatched_at"], f"{repo.rel(state_path)}: /dispatched_at")
+        until = since + dt.timedelta(hours=retrain.cooldown_hours)
+        if not force and now < until:
+            gha.info(f"retrain not dispatched: cool-down until {jsonio.format_utc(until)} (last: {last.get('reason')})")
+            return {"status": "cooldown", "dispatched": False, "next_allowed": jsonio.format_utc(until)}
+    inputs = {"reason": reason}
+    base = {"workflow": retrain.workflow, "ref": retrain.ref, "inputs": inputs}
+    if not target.token:
+        gha.info(f"retrain dry run (no GITHUB_TOKEN): would dispatch {retrain.workflow} on {retrain.ref}")
+        gha.add_summary(
+            f"### Retrain (dry run)\n\nWould dispatch `{retrain.workflow}` on `{retrain.ref}`: {safe_text(reason)}"
+        )
+        return {"status": "dry-run", "dispatched": False, **base}
+
+    def missing() -> BaseException:
+        return BadInput(
+            "config/alerts.json: /retrain/workflow",
+            f"workflow {retrain.workflow} not found in {target.repository} (404)",
+            f"commit .github/workflows/{retrain.workflow} or fix retrain.workflow; the token needs actions: write",
+        )
+
+    audit.check_can_record(repo)  # before anything is sent: the dispatch must be recordable
+    ch = Channel(cfg.alerts.delivery, target)
+    try:
+        workflow = ch.repo.get_workflow(retrain.workflow)
+        ch.call(
+            f"dispatch {retrain.workflow}",
+            lambda: workflow.create_dispatch(retrain.ref, inputs, throw=True),
+            post=True,
+            not_found=missing,
+        )
+    except Undeliverable as exc:
+        why = scrub(str(exc), target.token)
+        gha.warn(f"retrain NOT dispatched: {why}")
+        return {"status": "failed", "dispatched": False, "error": why, **base}
+    finally:
+        ch.close()
+    record = {"dispatched_at": jsonio.format_utc(now), "reason": reason, **base}
+    jsonio.write_json(state_path, record)
+    seq = audit.record(repo, "retrain_dispatched", {**base, "reason": reason})["seq"]
+    gha.info(f"retrain dispatched: {retrain.workflow} on {retrain.ref} ({reason})")
+    gha.add_summary(f"### Retrain dispatched\n\n`{retrain.workflow}` on `{retrain.ref}`: {safe_text(reason)}")
+    return {"status": "dispatched", "dispatched": True, "audit_seq": seq, **base}
