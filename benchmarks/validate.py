@@ -66,23 +66,22 @@ from mlops.repo import Repo
 cfg = config.load(Repo.at(sys.argv[1]))
 path = config.resolve(cfg.repo, cfg.dataset.local.path)
 dataset = data.DatasetFile(path, sys.argv[2], "local", sys.argv[3], None, "benchmark")
-s = validation.Settings.from_config(cfg)
 t = time.perf_counter(); table = data.read_table(path, "bench"); out = {"read (hardened)": time.perf_counter() - t}
 steps = {
-    "freshness": lambda: validation.check_freshness(cfg, s, dataset, table),
-    "size": lambda: validation.check_size(s, table),
-    "class_balance": lambda: validation.check_class_balance(cfg, s, table),
-    "missing_values": lambda: validation.check_missing(s, table),
-    "schema_contract": lambda: validation.check_contract(cfg, s, table),
-    "duplicates": lambda: validation.check_duplicates(s, table),
-    "label_leak": lambda: validation.check_label_leak(cfg, s, table),
-    "pii": lambda: validation.check_pii(s, table),
+    "freshness": lambda: validation.check_freshness(cfg, dataset, table),
+    "size": lambda: validation.check_size(cfg, table),
+    "class_balance": lambda: validation.check_class_balance(cfg, table),
+    "missing_values": lambda: validation.check_missing(cfg, table),
+    "schema_contract": lambda: validation.check_contract(cfg, table),
+    "duplicates": lambda: validation.check_duplicates(cfg, table),
+    "label_leak": lambda: validation.check_label_leak(cfg, table),
+    "pii": lambda: validation.check_pii(cfg, table),
 }
 for name, fn in steps.items():
     t = time.perf_counter(); fn(); out[name] = time.perf_counter() - t
-t = time.perf_counter(); snap, sample = validation._snapshot_and_sample(cfg, s, table, dataset.sha256)
+t = time.perf_counter(); snap, sample = validation._snapshot_and_sample(cfg, table, dataset.sha256)
 out["snapshot profile"] = time.perf_counter() - t
-t = time.perf_counter(); validation.check_shift(cfg, s, snap, sample)
+t = time.perf_counter(); validation.check_shift(cfg, snap, sample)
 out["distribution_shift"] = time.perf_counter() - t
 print(json.dumps(out))
 """
@@ -105,7 +104,8 @@ def build_csv(path: Path, rows: int) -> None:
 
 
 def sub(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    # Run outside the checkout, so the step imports the installed package, not a copy on the path.
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=OUT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])

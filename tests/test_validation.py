@@ -433,9 +433,8 @@ def test_cli_failed_check_raises_a_data_quality_alert_per_check(repo):
 # ------------------------------------------------------------- fast paths: same results, exactly
 
 
-def _settings(repo: Path):
-    cfg = config.load(Repo.at(repo))
-    return cfg, validation.Settings.from_config(cfg)
+def _config(repo: Path):
+    return config.load(Repo.at(repo))
 
 
 def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
@@ -444,10 +443,10 @@ def test_duplicates_hash_collisions_are_confirmed_exactly(repo, monkeypatch):
     for key in cols:
         cols[key] = cols[key] + cols[key][:7]  # rows 201..207 repeat rows 1..7
     table = pa.table(cols)
-    _, s = _settings(repo)
-    honest = validation.check_duplicates(s, table)
+    cfg = _config(repo)
+    honest = validation.check_duplicates(cfg, table)
     monkeypatch.setattr(validation.duplicates, "_row_hashes", lambda t: np.zeros(t.num_rows, dtype=np.uint64))
-    colliding = validation.check_duplicates(s, table)
+    colliding = validation.check_duplicates(cfg, table)
     assert honest.details == colliding.details
     assert colliding.details["duplicates"] == 7 and colliding.details["rows"] == [201, 202, 203, 204, 205]
 
@@ -458,11 +457,11 @@ def test_duplicates_top_bit_collisions_are_refined_by_the_full_hash(repo, monkey
     for key in cols:
         cols[key] = cols[key] + cols[key][10:14]  # rows 301..304 repeat rows 11..14
     table = pa.table(cols)
-    _, s = _settings(repo)
-    honest = validation.check_duplicates(s, table)
+    cfg = _config(repo)
+    honest = validation.check_duplicates(cfg, table)
     real = validation._row_hashes
     monkeypatch.setattr(validation.duplicates, "_row_hashes", lambda t: real(t) & np.uint64(0xFFFFFFFF))
-    assert validation.check_duplicates(s, table).details == honest.details
+    assert validation.check_duplicates(cfg, table).details == honest.details
     assert honest.details["duplicates"] == 4 and honest.details["rows"] == [301, 302, 303, 304]
 
 
@@ -473,8 +472,8 @@ def test_duplicates_across_chunks_and_special_floats(repo):
     second = pa.table({"t": ["c", "b", None, "a"], "x": [2.0, float("nan"), 1.0, -0.0], "i": pa.array([4, None, 3, 1])})
     table = pa.concat_tables([first, second])
     assert table.column("t").num_chunks == 2
-    _, s = _settings(repo)
-    c = validation.check_duplicates(s, table)
+    cfg = _config(repo)
+    c = validation.check_duplicates(cfg, table)
     # row 5 = row 2 (b, NaN, null); row 6 = row 3 (null, 1.0, 3); row 7 = row 1 (-0.0 is not 0.0 for group_by)
     expected = table.group_by(["t", "x", "i"]).aggregate([]).num_rows
     assert c.details["duplicates"] == table.num_rows - expected
@@ -484,16 +483,16 @@ def test_duplicates_across_chunks_and_special_floats(repo):
 def test_label_leak_sample_refutation_matches_full_pass(repo, monkeypatch):
     # With a tiny sample, features whose sample ranges overlap skip the full pass; a feature whose
     # classes overlap in one row outside the sample is still judged on all rows.
-    cfg, s = _settings(repo)
+    cfg = _config(repo)
     rng = np.random.default_rng(3)
     y = (rng.uniform(size=4000) < 0.3).astype(int)
     thr = y * 10 + rng.uniform(size=4000)
     near = thr.copy()
     near[np.flatnonzero(y == 0)[-1]] = 10.5  # one 0-row inside the 1-rows' range
     table = pa.table({"x1": rng.normal(size=4000), "thr": thr, "near": near, "churned": y})
-    full = validation.check_label_leak(cfg, s, table)
+    full = validation.check_label_leak(cfg, table)
     monkeypatch.setattr(validation.leak, "LEAK_SAMPLE_ROWS", 100)
-    sampled = validation.check_label_leak(cfg, s, table)
+    sampled = validation.check_label_leak(cfg, table)
     assert list(sampled.details["leaks"]) == ["thr"]
     assert "separates the label perfectly" in sampled.details["leaks"]["thr"]
     assert sampled.details == full.details
@@ -544,8 +543,8 @@ def test_duplicates_prefilter_matches_brute_force(repo, few_values):
         cols[name][dst] = cols[name][src]  # 50 copies (some may collide with each other)
     cols["k"][dst[:20]] += 5  # 20 of them differ only outside the float columns
     table = pa.table(cols)
-    _, s = _settings(repo)
-    c = validation.check_duplicates(s, table)
+    cfg = _config(repo)
+    c = validation.check_duplicates(cfg, table)
     groups = table.append_column("r", pa.array(np.arange(n))).group_by(list(cols)).aggregate([("r", "list")])
     later = sorted(r for g in groups.column("r_list").to_pylist() for r in sorted(g)[1:])
     assert c.details["duplicates"] == len(later) > 0
@@ -555,7 +554,7 @@ def test_duplicates_prefilter_matches_brute_force(repo, few_values):
 def test_snapshot_text_columns_profiled_as_from_python_lists(repo):
     from mlops import drift, profile
 
-    cfg, s = _settings(repo)
+    cfg = _config(repo)
     rng = np.random.default_rng(2)
     text = rng.choice(np.array(["a", "b", "é", None], dtype=object), 500)
     table = pa.table(
@@ -566,7 +565,7 @@ def test_snapshot_text_columns_profiled_as_from_python_lists(repo):
             "churned": rng.integers(0, 2, 500),
         }
     )
-    snap, values = validation._snapshot_and_sample(cfg, s, table, "x")
+    snap, values = validation._snapshot_and_sample(cfg, table, "x")
     assert snap["features"]["categorical"] == ["cat", "cat2"]
     for c in ("cat", "cat2"):
         assert snap["columns"][c] == profile.categorical_profile(table.column(c).to_pylist())
@@ -658,7 +657,7 @@ def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
     # The min/max shortcut for an integer label must report what the full pass reports.
     from mlops import jsonio
 
-    cfg, s = _settings(repo)
+    cfg = _config(repo)
     base = columns(n=200)
     for labels, allowed, bad in (([0, 1], [0, 1], 0), ([0, 2], [0, 1], 100), ([1, 3], [0, 1, 3], 0),
                                  ([0, 1, 2], [0, 2], 67), ([-1, 0], [0, 5], 100)):  # fmt: skip
@@ -667,11 +666,11 @@ def test_contract_label_check_by_span_matches_full_check(repo, monkeypatch):
         table = pa.table(cols)
         contract = validation.infer_contract(cfg, table, max_categories=50, source="x.csv")
         contract["label"]["values"] = allowed
-        jsonio.write_json(validation.contract_path(cfg, s), contract)
-        fast = validation.check_contract(cfg, s, table)
+        jsonio.write_json(validation.contract_path(cfg), contract)
+        fast = validation.check_contract(cfg, table)
         with monkeypatch.context() as m:
             m.setattr(validation.contract, "_integer_span", lambda col, limit: None)
-            full = validation.check_contract(cfg, s, table)
+            full = validation.check_contract(cfg, table)
         assert fast.details == full.details and fast.summary == full.summary
         found = [v for v in fast.details["violations"] if v["problem"] == "label value not in the contract"]
         assert [v["count"] for v in found] == ([bad] if bad else [])
@@ -699,20 +698,20 @@ def test_shared_unique_of_text_columns_gives_the_same_checks(repo, monkeypatch):
 
     from mlops import jsonio
 
-    cfg, s = _settings(repo)
+    cfg = _config(repo)
     cols = columns(n=300)
     cols["notes"] = ["ok", "fine", None] * 100
     cols["notes"][7] = "mail user7@example.com"
     cols["cat"][11] = "zzz"  # not an allowed category
     table = pa.table(cols)
     contract = validation.infer_contract(cfg, pa.table(columns(n=300)), max_categories=50, source="x.csv")
-    jsonio.write_json(validation.contract_path(cfg, s), contract)
-    alone = [validation.check_contract(cfg, s, table), validation.check_pii(s, table)]
+    jsonio.write_json(validation.contract_path(cfg), contract)
+    alone = [validation.check_contract(cfg, table), validation.check_pii(cfg, table)]
     calls = []
     real = pc.unique
     monkeypatch.setattr(pc, "unique", lambda col, *a, **k: calls.append(len(col)) or real(col, *a, **k))
     memo = validation.ColumnMemo()
-    shared = [validation.check_contract(cfg, s, table, memo), validation.check_pii(s, table, memo)]
+    shared = [validation.check_contract(cfg, table, memo), validation.check_pii(cfg, table, memo)]
     assert [c.as_dict() for c in shared] == [c.as_dict() for c in alone]
     assert shared[0].status == "fail" and shared[1].status == "fail"
     assert any(v["problem"] == "not an allowed category" and v["rows"] == [12] for v in shared[0].details["violations"])

@@ -81,9 +81,7 @@ def run_validate(args: argparse.Namespace) -> int:
         else:
             gha.info(line)
     delivered = (
-        []
-        if args.no_alerts or not validation.Settings.from_config(cfg).alerts
-        else validation.raise_alerts(cfg, result, state)
+        [] if args.no_alerts or not cfg.validation.alerts.enabled else validation.raise_alerts(cfg, result, state)
     )
     markdown = validation.render_markdown(result)
     for d in delivered:
@@ -109,14 +107,13 @@ def run_infer_schema(args: argparse.Namespace) -> int:
     from mlops.repo import Repo
 
     cfg = config.load(Repo.at(args.repo))
-    settings = validation.Settings.from_config(cfg)
-    target = validation.contract_path(cfg, settings)
+    target = validation.contract_path(cfg)
     rel = cfg.repo.rel(target)
     if target.exists() and not args.force:
         raise BadInput(rel, "a schema contract already exists", "edit it by hand, or pass --force to rewrite it")
     dataset, table = _dataset(cfg, args)
     contract = validation.infer_contract(
-        cfg, table, max_categories=settings.max_categories, source=cfg.repo.rel(dataset.path)
+        cfg, table, max_categories=cfg.validation.schema_contract.max_categories, source=cfg.repo.rel(dataset.path)
     )
     jsonio.write_json(target, contract)
     print(f"wrote {rel}: {len(contract['columns'])} columns from {table.num_rows} rows; review it and commit it")

@@ -12,7 +12,8 @@ docs/validation.md for the rules.
 
 Where each part lives:
 - `results`: CheckResult, ValidationResult and the status names;
-- `settings`: config/validation.json as `Settings`, and the contract and report paths;
+- `settings`: the thresholds config/validation.json leaves to other files, the contract and report paths
+  (each check reads its own typed section, `cfg.validation.<check>`);
 - `columns`: column helpers shared by the checks;
 - `checks` (freshness, size, class balance, missing values, PII), `contract`, `duplicates`,
   `leak`, `shift`: the checks;
@@ -38,7 +39,7 @@ from mlops.validation.leak import _distinct_over_half, _pure, check_label_leak
 from mlops.validation.report import open_alerts, raise_alerts, render_markdown, write_reports
 from mlops.validation.results import CHECKS, FAIL, PASS, SKIP, WARN, CheckResult, ValidationResult
 from mlops.validation.run import validate, validate_for_training
-from mlops.validation.settings import Settings, contract_path, reports_dir
+from mlops.validation.settings import contract_path, reports_dir
 from mlops.validation.shift import SNAPSHOT_LEVELS, SNAPSHOT_NAME, _snapshot_and_sample, check_shift
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "WARN",
     "CheckResult",
     "ColumnMemo",
-    "Settings",
     "ValidationResult",
     "_distinct_count",
     "_distinct_over_half",

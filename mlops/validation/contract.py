@@ -11,7 +11,7 @@ from mlops.config import Config
 from mlops.errors import BadInput
 from mlops.validation.columns import ColumnMemo, _compatible, _integer_span, _min_max, _rows, _unique, type_name
 from mlops.validation.results import FAIL, PASS, WARN, CheckResult
-from mlops.validation.settings import Settings, contract_path
+from mlops.validation.settings import contract_path
 
 CONTRACT_FORMAT = 1
 
@@ -82,14 +82,14 @@ def infer_contract(cfg: Config, table: Any, *, max_categories: int, source: str)
     }
 
 
-def check_contract(cfg: Config, s: Settings, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
+def check_contract(cfg: Config, table: Any, memo: ColumnMemo | None = None) -> CheckResult:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    path = contract_path(cfg, s)
+    path = contract_path(cfg)
     rel = cfg.repo.rel(path)
     if not path.exists():
-        status = FAIL if s.contract_when_missing == "fail" else WARN
+        status = FAIL if cfg.validation.schema_contract.when_missing == "fail" else WARN
         text = f"no schema contract at {rel}; run `mlops data infer-schema`, review and commit it"
         return CheckResult("schema_contract", status, text, {"contract": rel})
     contract = load_contract(cfg, path)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops.config import Config
 from mlops.validation.columns import _take_sorted
 from mlops.validation.results import FAIL, MAX_ROWS_SHOWN, PASS, CheckResult
-from mlops.validation.settings import Settings
 
 _HASH_SEED = 0x9E3779B97F4A7C15
 _HASH_PRIME = 0x9FB21C651E98DF25
@@ -123,7 +123,7 @@ def _prefilter(table: Any) -> list[str]:
     return sorted(table.column_names, key=rank)[:_PREFILTER_COLUMNS]
 
 
-def check_duplicates(s: Settings, table: Any) -> CheckResult:
+def check_duplicates(cfg: Config, table: Any) -> CheckResult:
     import pyarrow as pa
 
     n = table.num_rows
@@ -153,8 +153,9 @@ def check_duplicates(s: Settings, table: Any) -> CheckResult:
         duplicates = len(later)
         rows = [r + 1 for r in sorted(later)[:MAX_ROWS_SHOWN]]
     share = duplicates / n if n else 0.0
-    details = {"duplicates": duplicates, "share": round(share, 6), "max_share": s.duplicates_max_share, "rows": rows}
+    limit = cfg.validation.duplicates.max_share
+    details = {"duplicates": duplicates, "share": round(share, 6), "max_share": limit, "rows": rows}
     text = f"{duplicates} row(s) repeat an earlier row exactly ({share:.2%})"
-    if share > s.duplicates_max_share:
-        return CheckResult("duplicates", FAIL, f"{text}, above the limit {s.duplicates_max_share:.2%}", details)
-    return CheckResult("duplicates", PASS, f"{text} (limit {s.duplicates_max_share:.2%})", details)
+    if share > limit:
+        return CheckResult("duplicates", FAIL, f"{text}, above the limit {limit:.2%}", details)
+    return CheckResult("duplicates", PASS, f"{text} (limit {limit:.2%})", details)

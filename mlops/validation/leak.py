@@ -8,7 +8,6 @@ from typing import Any
 from mlops.config import Config
 from mlops.validation.columns import _distinct_count, _features, _min_max, _seeded_rows, type_name
 from mlops.validation.results import FAIL, PASS, SKIP, CheckResult
-from mlops.validation.settings import Settings
 
 LEAK_SAMPLE_ROWS = 20_000
 
@@ -93,7 +92,7 @@ def _ranges_overlap(ranges: list[dict[str, Any]]) -> bool:
     return a["max"] >= b["min"] and b["max"] >= a["min"]
 
 
-def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
+def check_label_leak(cfg: Config, table: Any) -> CheckResult:
     """A feature that equals the label, separates it at one threshold, or maps each value to one label."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -101,7 +100,7 @@ def check_label_leak(cfg: Config, s: Settings, table: Any) -> CheckResult:
     label = cfg.dataset.label
     if label not in table.column_names:
         return CheckResult("label_leak", SKIP, f"the label column {label!r} is missing", {})
-    features = [c for c in _features(cfg, table) if c not in s.leak_ignore]
+    features = [c for c in _features(cfg, table) if c not in cfg.validation.label_leak.ignore_columns]
     labelled = table.filter(pc.is_valid(table.column(label))) if table.column(label).null_count else table
     binary = _distinct_count(labelled.column(label)) == 2
     leaks: dict[str, str] = {}

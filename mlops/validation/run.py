@@ -14,7 +14,6 @@ from mlops.validation.duplicates import check_duplicates
 from mlops.validation.leak import check_label_leak
 from mlops.validation.report import write_reports
 from mlops.validation.results import CHECKS, FAIL, SKIP, WARN, CheckResult, ValidationResult
-from mlops.validation.settings import Settings
 from mlops.validation.shift import _snapshot_and_sample, check_shift
 
 
@@ -23,32 +22,31 @@ def validate(cfg: Config, dataset: Any, table: Any = None) -> ValidationResult:
     from mlops import data
 
     started = time.perf_counter()
-    s = Settings.from_config(cfg)
     where = cfg.repo.rel(dataset.path)
     if table is None:
         table = data.read_table(dataset.path, where)
 
     def shift() -> CheckResult:
-        snap, sample = _snapshot_and_sample(cfg, s, table, dataset.sha256)
+        snap, sample = _snapshot_and_sample(cfg, table, dataset.sha256)
         holder["snapshot"] = snap
-        return check_shift(cfg, s, snap, sample)
+        return check_shift(cfg, snap, sample)
 
     holder: dict[str, Any] = {"snapshot": None}
     memo = ColumnMemo()  # pc.unique of text columns, shared by the contract and PII checks
     plan = {
-        "freshness": lambda: check_freshness(cfg, s, dataset, table),
-        "size": lambda: check_size(s, table),
-        "class_balance": lambda: check_class_balance(cfg, s, table),
-        "missing_values": lambda: check_missing(s, table),
-        "schema_contract": lambda: check_contract(cfg, s, table, memo),
-        "duplicates": lambda: check_duplicates(s, table),
-        "label_leak": lambda: check_label_leak(cfg, s, table),
+        "freshness": lambda: check_freshness(cfg, dataset, table),
+        "size": lambda: check_size(cfg, table),
+        "class_balance": lambda: check_class_balance(cfg, table),
+        "missing_values": lambda: check_missing(cfg, table),
+        "schema_contract": lambda: check_contract(cfg, table, memo),
+        "duplicates": lambda: check_duplicates(cfg, table),
+        "label_leak": lambda: check_label_leak(cfg, table),
         "distribution_shift": shift,
-        "pii": lambda: check_pii(s, table, memo),
+        "pii": lambda: check_pii(cfg, table, memo),
     }
+    disabled = "disabled in config/validation.json"
     checks = [
-        plan[name]() if s.enabled[name] else CheckResult(name, SKIP, "disabled in config/validation.json")
-        for name in CHECKS
+        plan[name]() if getattr(cfg.validation, name).enabled else CheckResult(name, SKIP, disabled) for name in CHECKS
     ]
     snapshot = holder["snapshot"]
     return ValidationResult(

@@ -8,7 +8,7 @@ from mlops import jsonio
 from mlops.config import Config
 from mlops.validation.columns import _features, _seeded_rows, _sorted_floats, type_name
 from mlops.validation.results import FAIL, PASS, SKIP, WARN, CheckResult
-from mlops.validation.settings import Settings, reports_dir
+from mlops.validation.settings import max_shifted_share, reports_dir
 
 SNAPSHOT_FORMAT = 1
 SNAPSHOT_NAME = "snapshot-profile.json"
@@ -17,12 +17,12 @@ SNAPSHOT_NAME = "snapshot-profile.json"
 SNAPSHOT_LEVELS = [k / 200 for k in range(201)]
 
 
-def _sample(s: Settings, table: Any, columns: list[str]) -> Any:
+def _sample(cfg: Config, table: Any, columns: list[str]) -> Any:
     """The seeded sample of `sample_rows` rows (all rows when fewer) of these columns."""
-    return _seeded_rows(table.select(columns), s.sample_rows)
+    return _seeded_rows(table.select(columns), cfg.validation.distribution_shift.sample_rows)
 
 
-def _snapshot_and_sample(cfg: Config, s: Settings, table: Any, sha256: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _snapshot_and_sample(cfg: Config, table: Any, sha256: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The snapshot profile and the sample's values per feature (what check_shift compares), from
     one seeded sample; numeric values sorted once (NaN last) for both the profile and the drift test."""
     import pyarrow as pa
@@ -31,7 +31,7 @@ def _snapshot_and_sample(cfg: Config, s: Settings, table: Any, sha256: str) -> t
 
     features = _features(cfg, table)
     n = table.num_rows
-    sample = _sample(s, table, features)
+    sample = _sample(cfg, table, features)
     numeric, categorical, columns, values = [], [], {}, {}
     for c in features:
         kind = type_name(sample.column(c).type)
@@ -62,7 +62,7 @@ def _snapshot_and_sample(cfg: Config, s: Settings, table: Any, sha256: str) -> t
     return snapshot, values
 
 
-def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) -> CheckResult:
+def check_shift(cfg: Config, current: dict[str, Any], sample: Any) -> CheckResult:
     """Drift of this data against the snapshot profile of the last validated data (mlops.drift)."""
     path = reports_dir(cfg) / SNAPSHOT_NAME
     rel = cfg.repo.rel(path)
@@ -77,6 +77,8 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) 
         return CheckResult("distribution_shift", PASS, "same data as the last validated snapshot", details)
     from mlops import drift, profile
 
+    rule, limit = cfg.validation.distribution_shift, max_shifted_share(cfg)
+
     results = []
     for kind in ("numeric", "categorical"):
         for c in previous.get("features", {}).get(kind, []):
@@ -84,18 +86,18 @@ def check_shift(cfg: Config, s: Settings, current: dict[str, Any], sample: Any) 
                 continue
             ref = profile.column_reference(c, previous["columns"][c], previous.get("quantile_levels"))
             values = sample[c]
-            results.append(drift.column_drift(ref, values, distance=s.shift_distance))
+            results.append(drift.column_drift(ref, values, distance=rule.distance_threshold))
     if not results:
         return CheckResult("distribution_shift", SKIP, "no feature in common with the last snapshot", details)
     drifted = [r.column for r in results if r.drifted]
     share = len(drifted) / len(results)
     details.update(
-        share=round(share, 6), max_shifted_share=s.shift_max_share, drifted=drifted,
+        share=round(share, 6), max_shifted_share=limit, drifted=drifted,
         columns={r.column: {"method": r.method, "score": round(float(r.score), 6), "drifted": r.drifted}
                  for r in results},
     )  # fmt: skip
     text = f"{len(drifted)} of {len(results)} features shifted ({share:.0%}) against {previous.get('sha256', '')[:12]}"
-    if drifted and share >= s.shift_max_share:
-        status = FAIL if s.shift_action == "fail" else WARN
+    if drifted and share >= limit:
+        status = FAIL if rule.action == "fail" else WARN
         return CheckResult("distribution_shift", status, f"{text}: {', '.join(drifted[:6])}", details)
     return CheckResult("distribution_shift", PASS, text, details)
