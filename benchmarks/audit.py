@@ -1,9 +1,11 @@
 """The audit log against the raw hashing floor, on 1,000,000 entries of about 200 bytes.
 
-Prints, in one run: the floor (leaf + node SHA-256 over the same entry bytes in a plain loop), batch append
-per entry (one write+fsync per batch; goal <= 3 us amortised) and its ratio to the floor, the cost of one
-durable record() on the full log, a full verify (goal <= 2.5x the floor), proof size (goal ceil(log2 n)
-hashes) and time, and `mlops audit verify` on a 100,000-entry log as a subprocess (goal < 1 s).
+Prints, in one run: the floor (leaf + node SHA-256 over the same entry bytes in a plain loop), append per
+entry (batches of --batch entries through one writer: encode, fold, write, one fsync per batch; reported,
+no goal: issue 14 retired the <= 3 us/entry batched-append goal, since production appends a handful of
+events per command), the cost of one durable record() on the full log, a full verify (goal <= 2.5x the
+floor), proof size (goal ceil(log2 n) hashes) and time, and `mlops audit verify` on a 100,000-entry log as
+a subprocess (goal < 1 s). It imports the installed package (`make install`).
 
     .venv/bin/python benchmarks/audit.py [--entries 1000000] [--batch 10000] [--cli-entries 100000]
 """
@@ -22,9 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-OUT = ROOT / "benchmarks" / "out" / "audit"
+OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "audit"
 
 
 def events(start: int, count: int, pad: str) -> list[tuple[str, dict]]:
@@ -36,9 +36,7 @@ def pad_for(target: int) -> str:
     from mlops import audit
 
     enc = audit.EntryEncoder("ci-bot", "f" * 40, "12345678901")
-    line = enc.line(
-        500_000, b"2026-11-22T06:00:00Z", "monitoring_run", audit.encode_payload(events(500_000, 1, "")[0][1])
-    )
+    line = enc.line(500_000, "2026-11-22T06:00:00Z", "monitoring_run", events(500_000, 1, "")[0][1])
     return "x" * max(0, target - len(line))
 
 
@@ -91,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mlops import audit
-    from mlops.merkle import MerkleTree, verify_inclusion
+    from mlops.merkle import append_to_peaks, leaf_hash, verify_inclusion
     from mlops.repo import Repo
 
     os.environ["GITHUB_SHA"] = "f" * 40  # the commit as in Actions (no git subprocess per append)
@@ -117,16 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         f"cpu {floor_cpu * us:5.2f} us/entry   [anchor]"
     )
     print(
-        f"  batch append (encode+write+fsync+tree)   wall {append_s * us:5.2f} us/entry  "
+        f"  append per entry (encode+fold+write+fsync per batch)  wall {append_s * us:5.2f} us/entry  "
         f"cpu {append_cpu * us:5.2f} us/entry  = {append_cpu / floor_cpu:.2f}x floor (cpu)   "
-        f"goal <= 3 us/entry: {'met' if append_s * us <= 3 else 'NOT met'}",
+        "(no goal: the <= 3 us batched-append goal is retired, issue 14)",
         flush=True,
     )
     enc = audit.EntryEncoder("ci-bot", "f" * 40, "1")
     sample = events(0, 100_000, pad)
     t0 = clocks()
     for i, (kind, payload) in enumerate(sample):
-        enc.line(i, b"2026-11-22T06:00:00Z", kind, audit.encode_payload(payload))
+        enc.line(i, "2026-11-22T06:00:00Z", kind, payload)
     encode_cpu = since(t0)[1] / len(sample) * 1e6
     print(f"    of which encoding one entry (canonical JSON)    cpu {encode_cpu:5.2f} us/entry", flush=True)
 
@@ -178,21 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     audit.prove(repo, seqs[0])
     prove_cmd_s = time.perf_counter() - t0
     print(f"  `mlops audit prove` end to end (reads + hashes the whole log)  {prove_cmd_s:.2f} s", flush=True)
-    one = MerkleTree()
+    peaks: list[bytes] = []
     t0 = clocks()
-    for entry in lines[:200_000]:
-        one.append(entry)
-    one_by_one_us = since(t0)[1] / min(n, 200_000) * 1e6
+    for k, entry in enumerate(lines[:200_000]):
+        peaks, _ = append_to_peaks(peaks, k, leaf_hash(entry))
+    fold_us = since(t0)[1] / min(n, 200_000) * 1e6
     print(
-        f"  MerkleTree.append one entry at a time    {one_by_one_us:.2f} us/entry   "
-        f"{one_by_one_us / (floor_cpu * us):.2f}x floor (cpu)"
+        f"  hash + fold one entry into the peaks (what an append does per entry)  {fold_us:.2f} us/entry   "
+        f"{fold_us / (floor_cpu * us):.2f}x floor (cpu)"
     )
-    del data, lines, result, tree, proofs, one
+    del data, lines, result, tree, proofs, peaks
 
     build(small, args.cli_entries, args.cli_batch, pad)  # (its timing is not reported)
-    cmd = [str(ROOT / ".venv" / "bin" / "mlops"), "--repo", str(small), "audit", "verify"]
-    if not Path(cmd[0]).exists():
-        cmd = [sys.executable, "-m", "mlops", "--repo", str(small), "audit", "verify"]
+    script = Path(sys.executable).with_name("mlops")  # the console script installed beside this interpreter
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "mlops"]
+    cmd = [*cli, "--repo", str(small), "audit", "verify"]
     cli_runs, cli_cpu = [], []
     for _ in range(3):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

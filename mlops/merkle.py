@@ -8,9 +8,7 @@ stops the CVE-2012-2459 shape in which [a, b, c] and [a, b, c, c] share a root (
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Iterable, Sequence
-from itertools import repeat
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -37,23 +35,14 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def reference_root(leaf_hashes: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) computed by the RFC's recursive definition; O(n), the oracle the tests compare against."""
-    n = len(leaf_hashes)
-    if n == 0:
-        return EMPTY_ROOT
-    if n == 1:
-        return leaf_hashes[0]
-    k = _split(n)
-    return node_hash(reference_root(leaf_hashes[:k]), reference_root(leaf_hashes[k:]))
-
-
 class MerkleTree:
     """Append-only tree that stores every complete subtree hash, level by level.
 
     Level L holds the hashes of the aligned subtrees of 2**L leaves (32 bytes each, packed in one bytearray),
-    so an append costs one leaf hash plus on average one node hash, and the root, an inclusion proof or a
-    consistency proof for any size up to the current one costs O(log n) hashes.
+    so extending it costs one leaf hash plus on average one node hash per entry, and the root, an inclusion
+    proof or a consistency proof for any size up to the current one costs O(log n) hashes. `mlops audit verify`
+    and the proofs build one from the whole log; a writer, which needs only the next root, keeps the compact
+    range instead (append_to_peaks below).
     """
 
     __slots__ = ("_levels", "size")
@@ -68,35 +57,12 @@ class MerkleTree:
         tree.extend_leaf_hashes(list(hashes))
         return tree
 
-    def append(self, entry: bytes) -> int:
-        """Append one entry (hashed as a leaf); returns its index."""
-        return self.append_leaf_hash(_sha256(b"\x00" + entry).digest())
-
-    def append_leaf_hash(self, digest: bytes) -> int:
-        """Append an already computed leaf hash; returns its index."""
-        if len(digest) != HASH_SIZE:
-            raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(digest)}")
-        levels = self._levels
-        levels[0] += digest
-        index = self.size
-        self.size = n = index + 1
-        level = 0
-        # Each trailing zero bit of the new size is a subtree that just became complete.
-        while not n & 1:
-            below = levels[level]
-            parent = _sha256(b"\x01" + below[-64:]).digest()
-            level += 1
-            n >>= 1
-            if level == len(levels):
-                levels.append(bytearray())
-            levels[level] += parent
-        return index
-
     def extend(self, entries: Iterable[bytes]) -> None:
-        """Append many entries; faster than append() in a loop because each level is hashed in one pass."""
+        """Append entries (each hashed as a leaf); each level's new nodes are hashed in one pass."""
         self.extend_leaf_hashes([_sha256(b"\x00" + e).digest() for e in entries])
 
     def extend_leaf_hashes(self, hashes: list[bytes]) -> None:
+        """Append already computed leaf hashes."""
         if not hashes:
             return
         if any(len(h) != HASH_SIZE for h in hashes):
@@ -208,70 +174,25 @@ def root_from_peaks(peaks: Sequence[bytes]) -> bytes:
         return EMPTY_ROOT
     acc = peaks[-1]
     for peak in reversed(peaks[:-1]):
-        acc = _sha256(b"\x01" + peak + acc).digest()
+        acc = node_hash(peak, acc)
     return acc
 
 
-def append_to_peaks(peaks: list[bytes], size: int, digest: bytes) -> tuple[list[bytes], int]:
-    """Add one leaf hash to the compact range of a tree of `size` leaves; returns the new range and size."""
-    peaks = list(peaks)
-    peaks.append(digest)
+def append_to_peaks(peaks: Sequence[bytes], size: int, digest: bytes) -> tuple[list[bytes], int]:
+    """Add one leaf hash to the compact range of a tree of `size` leaves; returns the new range and size.
+
+    The compact range holds one complete-subtree hash per 1-bit of the size, largest first. Appending a leaf
+    merges the trailing subtrees of equal width, one per trailing 1-bit of the old size (the binary carry).
+    """
+    if len(peaks) != size.bit_count():
+        raise ValueError(f"a tree of size {size} has {size.bit_count()} peaks, got {len(peaks)}")
+    out = [*peaks, digest]
     n = size + 1
     while not n & 1:
-        right = peaks.pop()
-        left = peaks.pop()
-        peaks.append(_sha256(b"\x01" + left + right).digest())
+        right = out.pop()
+        out[-1] = node_hash(out[-1], right)
         n >>= 1
-    return peaks, size + 1
-
-
-_HASH = type(_sha256())
-_copy, _update, _digest = _HASH.copy, _HASH.update, _HASH.digest
-# SHA-256 states that have absorbed the one-byte prefix: copying one is cheaper than a new hash object, and
-# feeding the entry (or both children) to the copy saves building the prefixed byte string.
-_LEAF_STATE = _sha256(b"\x00")
-_NODE_STATE = _sha256(b"\x01")
-
-
-def leaf_hashes(entries: Sequence[bytes]) -> list[bytes]:
-    """[leaf_hash(e) for e in entries], iterated in C (map) rather than in a Python loop."""
-    states = list(map(_copy, repeat(_LEAF_STATE, len(entries))))
-    deque(map(_update, states, entries), 0)
-    return list(map(_digest, states))
-
-
-def extend_peaks(peaks: Sequence[bytes], size: int, digests: Sequence[bytes]) -> tuple[list[bytes], int]:
-    """Add many leaf hashes to the compact range of a tree of `size` leaves; returns the new range and size.
-
-    The same result as append_to_peaks() once per digest, computed level by level: the new nodes of each level
-    are hashed pairwise in one C-iterated pass (map), so a batch costs one node hash per leaf and no Python
-    loop per entry. Level k's new nodes have indices size>>k .. new_size>>k - 1; when size>>k is odd, the old
-    peak of level k is their left sibling and is put in front.
-    """
-    new_size = size + len(digests)
-    levels = [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
-    if len(levels) != len(peaks):
-        raise ValueError(f"a tree of size {size} has {len(levels)} peaks, got {len(peaks)}")
-    old = dict(zip(levels, peaks, strict=True))
-    out: list[bytes] = []  # peaks, lowest level first
-    nodes = list(digests)
-    level = 0
-    while new_size >> level:
-        if size >> level & 1:
-            nodes.insert(0, old[level])  # nodes now start at an even index of this level
-        if new_size >> level & 1:
-            out.append(nodes[-1])  # the unpaired last node is this level's peak
-        if len(nodes) > 1:
-            # One state per pair; map is zip-like, so an unpaired last node of nodes[0::2] is left out.
-            states = list(map(_copy, repeat(_NODE_STATE, len(nodes) >> 1)))
-            deque(map(_update, states, nodes[0::2]), 0)
-            deque(map(_update, states, nodes[1::2]), 0)
-            nodes = list(map(_digest, states))
-        else:
-            nodes = []
-        level += 1
-    out.reverse()
-    return out, new_size
+    return out, size + 1
 
 
 def _check_hash(name: str, value: bytes) -> None:
@@ -322,10 +243,10 @@ def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_ro
             raise ProofError("trees of equal size have different roots")
         return
     if first == 0:
-        # Every tree extends the empty tree; there is nothing to prove.
-        if proof:
-            raise ProofError("a proof from the empty tree must be empty")
-        return
+        # RFC 9162 defines the proof only for 0 < first < second, and an empty proof from size 0 would accept any
+        # pair of roots; transparency-dev/merkle made this an error too (#140). A caller comparing with an empty
+        # log has nothing to prove and should not ask.
+        raise ProofError("a consistency proof from the empty tree proves nothing")
     _check_hash("first root", first_root)
     _check_hash("second root", second_root)
     if not proof:

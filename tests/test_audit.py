@@ -19,10 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops import audit, jsonio
+from mlops.audit import append as audit_append
 from mlops.cli import main
 from mlops.errors import BadInput, CheckFailed
 from mlops.merkle import MerkleTree, leaf_hash
 from mlops.repo import Repo
+from tests.support.cli import run as run_cli
 from tests.support.repo import ROOT, make_repo, tree_snapshot
 
 SEG0 = "metadata/audit/entries-000000000000.jsonl"
@@ -140,7 +142,7 @@ def _bare_writer(actor: str, run_id: str | None, size: int) -> audit.AuditWriter
     st.integers(0, 10**9),
 )
 def test_batch_encoding_is_byte_identical_to_jsonio_canonical(events, actor, run_id, size):
-    """The batch fast paths (one C call for all payloads, or one per key) write exactly jsonio.canonical(entry)."""
+    """A batch's lines are exactly jsonio.canonical(entry), or the batch is refused with BadInput."""
     when = "2026-11-22T06:00:00Z"
     w = _bare_writer(actor, run_id, size)
     expected = []
@@ -154,35 +156,27 @@ def test_batch_encoding_is_byte_identical_to_jsonio_canonical(events, actor, run
         with pytest.raises(BadInput):
             w.encode(events, time=when)
         return
-    blob, got = w._encode_batch(events, time=when)
-    assert got == expected
-    assert blob == b"".join(x + b"\n" for x in expected)
-    fast = w._encode_fast(events, when.encode())
-    assert fast is None or fast == blob
-    assert w._encode_each(events, when.encode()) == expected
+    assert w.encode(events, time=when) == expected
 
 
-def test_batch_encoding_takes_the_fast_paths_for_plain_batches():
+def test_batch_encoding_of_plain_batches_and_refusals():
     w = _bare_writer("ci-bot", "1", 7)
-    when = b"2026-11-22T06:00:00Z"
+    when = "2026-11-22T06:00:00Z"
     flat = [("monitoring_run", {"f1": 0.8731, "w": i, "n": "x" * 95, "ok": True, "gone": None}) for i in range(50)]
     nested = [("promotion", {"a": [1, {"b": "c"}], "d": {"e": 1e-07}}), ("rollback", {})]
-    for events in (flat, nested):
-        assert w._encode_fast(events, when) == b"".join(
+    # A payload whose text holds "},{" (what a batch encoder splitting on it would have to get right).
+    split_marker = [("rollback", {"a": [{}, {}]}), ("rollback", {})]
+    for events in (flat, nested, split_marker):
+        assert w.encode(events, time=when) == [
             jsonio.canonical(
                 {"actor": "ci-bot", "commit": "f" * 40, "payload": p, "run_id": "1", "seq": 7 + i}
-                | {"time": when.decode(), "type": t}
+                | {"time": when, "type": t}
             )
-            + b"\n"
             for i, (t, p) in enumerate(events)
-        )
-    assert w._encode_columns([p for _, p in flat], 50, "", "") is not None
-    # A payload whose text holds the "},{" the one-call path splits on falls back to the per-entry path.
-    assert w._encode_fast([("rollback", {"a": [{}, {}]}), ("rollback", {})], when) is None
+        ]
     cycle: dict = {}
     cycle["self"] = cycle
     for bad, error in (([("rollback", cycle)], BadInput), ([("rollback", {}, 1)], ValueError), ([7], TypeError)):
-        assert w._encode_fast(bad, when) is None
         with pytest.raises(error):
             w.encode(bad)
 
@@ -219,7 +213,7 @@ def test_oversized_entry_is_refused(repo):
 
 
 def test_segments_roll_at_the_size_bound_and_verify(repo, monkeypatch, capsys):
-    monkeypatch.setattr(audit, "SEGMENT_BYTES", 600)
+    monkeypatch.setattr(audit_append, "SEGMENT_BYTES", 600)  # the writer reads its own module's setting
     r = logged(repo, 12)
     with audit.writer(r) as w:
         w.append_batch([("monitoring_run", {"n": i}) for i in range(30)])
@@ -506,6 +500,32 @@ def test_prove_on_an_empty_log_and_repair_without_a_flag_are_bad_usage(repo, cap
     assert tree_snapshot(repo) == before
 
 
+def test_check_proof_of_a_directory_is_one_line_and_exit_2(repo, tmp_path):
+    logged(repo, 2)
+    folder = tmp_path / "proof.json"
+    folder.mkdir()
+    before = tree_snapshot(repo)
+    r = run_cli(repo, "audit", "check-proof", str(folder))
+    assert (r.code, r.out) == (2, "")
+    assert r.err == f"error: {folder}: is a directory, not a proof file; name the file itself\n"
+    assert tree_snapshot(repo) == before
+
+
+def test_prove_to_an_existing_directory_is_one_line_and_exit_2_and_writes_nothing(repo):
+    logged(repo, 2)
+    folder = repo / "metadata" / "proofs"
+    folder.mkdir()
+    (folder / "kept.json").write_text("{}\n")
+    before = tree_snapshot(repo)
+    r = run_cli(repo, "audit", "prove", "--seq", "1", "-o", str(folder))
+    assert (r.code, r.out) == (2, "")
+    assert r.err == f"error: --output: {folder} is a directory; name the file to write the proof to\n"
+    assert tree_snapshot(repo) == before and sorted(p.name for p in folder.iterdir()) == ["kept.json"]
+    r = run_cli(repo, "audit", "prove", "--seq", "1", "-o", str(folder / "kept.json" / "proof.json"))
+    assert r.code == 2 and r.err.count("\n") == 1 and "kept.json is a file, so" in r.err
+    assert tree_snapshot(repo) == before
+
+
 def test_every_inclusion_proof_of_a_log_verifies(repo):
     r = logged(repo, 11)
     for seq in range(11):
@@ -679,7 +699,7 @@ def test_a_crash_at_every_byte_of_an_append_leaves_a_verifiable_or_repairable_lo
 def _child_appends(root: str, ack_fd: int, seed: int) -> None:
     try:
         rng = random.Random(seed)
-        audit.SEGMENT_BYTES = 50_000  # roll segments often so kills land mid-roll too
+        audit_append.SEGMENT_BYTES = 50_000  # roll segments often so kills land mid-roll too
         os.environ["GITHUB_SHA"] = "c" * 40  # as in Actions: no git subprocess, so kills land in the writes
         repo = Repo.at(root)
         i = 0

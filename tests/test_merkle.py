@@ -13,11 +13,8 @@ from mlops.merkle import (
     MerkleTree,
     ProofError,
     append_to_peaks,
-    extend_peaks,
     leaf_hash,
-    leaf_hashes,
     node_hash,
-    reference_root,
     root_from_peaks,
     verify_consistency,
     verify_inclusion,
@@ -67,10 +64,21 @@ CONSISTENCY = [
 SOME_HASH = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
 
 
+def reference_root(leaf_hashes: list[bytes]) -> bytes:
+    """MTH(D[n]) computed by the RFC's recursive definition: the oracle the tree is compared against."""
+    n = len(leaf_hashes)
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaf_hashes[0]
+    k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two below n
+    return node_hash(reference_root(leaf_hashes[:k]), reference_root(leaf_hashes[k:]))
+
+
 def golden_tree(n: int = 8) -> MerkleTree:
     tree = MerkleTree()
     for leaf in LEAVES[:n]:
-        tree.append(leaf)
+        tree.extend([leaf])  # one leaf at a time
     return tree
 
 
@@ -239,7 +247,6 @@ def test_single_leaf_and_empty_edge_cases():
     # transparency-dev's TestVerifyConsistency table.
     r1, r2 = b"don't care 1", b"don't care 2"
     verify_consistency(0, 0, [], r1, r1)
-    verify_consistency(0, 1, [], r1, r2)
     verify_consistency(1, 1, [], r2, r2)
     for args, message in [
         ((0, 0, [], r1, r2), "different roots"),
@@ -248,7 +255,8 @@ def test_single_leaf_and_empty_edge_cases():
         ((2, 1, [], r1, r2), "cannot extend"),
         ((1, 2, [], SOME_HASH, SOME_HASH), "proof is empty"),
         ((0, 0, [EMPTY_ROOT], EMPTY_ROOT, EMPTY_ROOT), "need an empty proof"),
-        ((0, 1, [EMPTY_ROOT], EMPTY_ROOT, EMPTY_ROOT), "must be empty"),
+        ((0, 1, [], r1, r2), "from the empty tree proves nothing"),
+        ((0, 1, [EMPTY_ROOT], EMPTY_ROOT, EMPTY_ROOT), "from the empty tree proves nothing"),
         ((1, 1, [EMPTY_ROOT], EMPTY_ROOT, EMPTY_ROOT), "need an empty proof"),
     ]:
         with pytest.raises(ProofError, match=message):
@@ -272,7 +280,7 @@ def test_property_proofs_verify_and_are_log_sized(n, data):
     tree = MerkleTree()
     split = data.draw(st.integers(0, n))
     for h in leaves[:split]:
-        tree.append_leaf_hash(h)  # one at a time ...
+        tree.extend_leaf_hashes([h])  # one at a time ...
     tree.extend_leaf_hashes(leaves[split:])  # ... then in bulk: both paths build the same tree
     assert tree.root() == reference_root(leaves)
     index = data.draw(st.integers(0, n - 1))
@@ -283,13 +291,18 @@ def test_property_proofs_verify_and_are_log_sized(n, data):
     first = data.draw(st.integers(0, n))
     cproof = tree.consistency_proof(first)
     assert len(cproof) <= (n - 1).bit_length() + 1
-    verify_consistency(first, n, cproof, reference_root(leaves[:first]), tree.root())
+    if first == 0:
+        assert cproof == []
+        with pytest.raises(ProofError, match="from the empty tree proves nothing"):
+            verify_consistency(first, n, cproof, reference_root(leaves[:first]), tree.root())
+    else:
+        verify_consistency(first, n, cproof, reference_root(leaves[:first]), tree.root())
     if 0 < first < n:
         with pytest.raises(ProofError):
             verify_consistency(first, n, cproof, tree.root(first), leaf_hash(b"other"))
     peaks, grown = tree.peaks(), n
     peaks, grown = append_to_peaks(peaks, grown, leaf_hash(b"next"))
-    tree.append(b"next")
+    tree.extend([b"next"])
     assert (root_from_peaks(peaks), grown) == (tree.root(), tree.size)
 
 
@@ -311,20 +324,30 @@ def test_property_mutation_suite_on_random_proofs_of_random_sizes(n, data):
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 600), st.integers(0, 600), st.binary(max_size=8))
-def test_batch_extend_of_the_compact_range_equals_one_append_at_a_time(size, added, salt):
-    """extend_peaks() (a batch hashed level by level) gives the peaks of append_to_peaks() called per leaf."""
+def test_appending_to_the_compact_range_gives_the_trees_peaks_and_root(size, added, salt):
+    """append_to_peaks() once per leaf (what a writer does) keeps the peaks and root of the whole tree."""
     entries = [salt + i.to_bytes(4, "big") for i in range(size + added)]
-    digests = leaf_hashes(entries)
-    assert digests == [leaf_hash(e) for e in entries]
+    digests = [leaf_hash(e) for e in entries]
     tree = MerkleTree.from_leaf_hashes(digests[:size])
-    one_by_one, n = tree.peaks(), size
+    peaks, n = tree.peaks(), size
     for d in digests[size:]:
-        one_by_one, n = append_to_peaks(one_by_one, n, d)
-    batch, m = extend_peaks(tree.peaks(), size, digests[size:])
-    assert (batch, m) == (one_by_one, n) == (MerkleTree.from_leaf_hashes(digests).peaks(), size + added)
-    assert root_from_peaks(batch) == reference_root(digests)
+        peaks, n = append_to_peaks(peaks, n, d)
+    assert (peaks, n) == (MerkleTree.from_leaf_hashes(digests).peaks(), size + added)
+    assert root_from_peaks(peaks) == reference_root(digests)
 
 
-def test_extend_peaks_refuses_a_range_of_the_wrong_size():
+def test_append_to_peaks_refuses_a_range_of_the_wrong_size():
     with pytest.raises(ValueError, match="a tree of size 3 has 2 peaks, got 1"):
-        extend_peaks([EMPTY_ROOT], 3, [EMPTY_ROOT])
+        append_to_peaks([EMPTY_ROOT], 3, EMPTY_ROOT)
+
+
+def test_a_consistency_proof_from_size_zero_is_refused():
+    """transparency-dev/merkle #140: from the empty tree no proof is meaningful, whatever the roots."""
+    tree = golden_tree(8)
+    for second in range(1, 9):
+        for proof in ([], tree.consistency_proof(1, second), [EMPTY_ROOT]):
+            with pytest.raises(ProofError, match="a consistency proof from the empty tree proves nothing"):
+                verify_consistency(0, second, proof, EMPTY_ROOT, tree.root(second))
+    verify_consistency(0, 0, [], EMPTY_ROOT, EMPTY_ROOT)  # equal sizes still compare the roots
+    with pytest.raises(ProofError, match="trees of equal size have different roots"):
+        verify_consistency(0, 0, [], EMPTY_ROOT, tree.root(1))

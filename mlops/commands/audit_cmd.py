@@ -88,6 +88,8 @@ def run_prove(args: argparse.Namespace) -> int:
     from mlops import audit, jsonio
 
     repo = Repo.at(args.repo)
+    if args.output:
+        _check_output_path(Path(args.output))
     text = jsonio.dumps(audit.prove(repo, args.seq))
     if args.output:
         jsonio.write_text(Path(args.output), text)
@@ -95,6 +97,15 @@ def run_prove(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _check_output_path(path: Path) -> None:
+    """BadInput before anything is computed or written when the proof cannot be written to `path`."""
+    if path.is_dir():
+        raise BadInput("--output", f"{path} is a directory", "name the file to write the proof to")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise BadInput("--output", f"{parent} is a file, so {path} cannot be created", "name a path in a folder")
 
 
 def run_check_proof(args: argparse.Namespace) -> int:
@@ -143,10 +154,10 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from mlops import audit
+    from mlops import audit, jsonio
 
     try:
-        payload = json.loads(args.payload)
+        payload = jsonio.loads(args.payload)
     except json.JSONDecodeError as exc:
         raise BadInput("--payload", f"is not JSON ({exc.msg})", 'pass a JSON object, e.g. \'{"note": "x"}\'') from None
     entry = audit.record(Repo.at(args.repo), args.event_type, payload, actor=args.actor)
