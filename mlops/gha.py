@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from mlops import markdown
+
 T = TypeVar("T")
 
 
@@ -38,14 +40,8 @@ def add_summary(markdown: str) -> None:
 
 
 def md_table(headers: list[str], rows: Iterable[Iterable[object]]) -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, float):
-            v = f"{v:.4f}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table for a summary or report (floats to four decimals): `mlops.markdown.table`."""
+    return markdown.table(headers, rows)
 
 
 def info(message: str) -> None:
