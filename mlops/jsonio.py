@@ -57,6 +57,20 @@ def dumps(data: Any) -> str:
     return json.dumps(_clean(data), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def dumps_line(data: Any) -> str:
+    """One line of an append-only JSON Lines log (the prediction log): sorted keys, no NaN, no newline.
+
+    Encoded as written since the log began (json's default separators, ASCII escapes); numpy
+    scalars become Python numbers. Records are checked by their writer before they get here."""
+    return json.dumps(data, sort_keys=True, allow_nan=False, default=_scalar)
+
+
+def _scalar(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def canonical(data: Any) -> bytes:
     """Compact canonical JSON bytes (sorted keys, no insignificant whitespace, UTF-8)."""
     return json.dumps(_clean(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
@@ -130,7 +144,8 @@ def read_json(path: Path, what: str = "file", shown: str | None = None) -> Any:
     except FileNotFoundError:
         raise BadInput(where, f"{what} does not exist", "create it or fix the path") from None
     except IsADirectoryError:
-        raise BadInput(where, f"is a directory, not a {what}", "name the file itself") from None
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise BadInput(where, f"is a directory, not {article} {what}", "name the file itself") from None
     except OSError as exc:
         raise BadInput.unreadable(where, exc, "fix the path") from None
     except UnicodeDecodeError as exc:
