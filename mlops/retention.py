@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import gha, jsonio
+from mlops.config import Config
 from mlops.errors import BadInput
 from mlops.registry import MANIFEST
 
@@ -54,27 +55,28 @@ def created_at(folder: Path) -> dt.datetime | None:
         return None
 
 
-def protected_versions(cfg: Any) -> dict[str, str]:
+def protected_versions(cfg: Config) -> dict[str, str]:
     """Version -> why it must stay: current, deployed roles and the rollback target."""
-    from mlops import deploy, registry
+    from mlops import registry
+    from mlops.deployment_state import previous_production, read_state
 
     repo = cfg.repo
     out: dict[str, str] = {}
     manifest = registry.current_manifest(repo)
     if manifest and manifest.get("version"):
         out[str(manifest["version"])] = "models/current"
-    state = deploy.read_state(repo)
+    state = read_state(repo)
     if state is not None:
         for role in ("production", "canary", "shadow"):
             if state.get(role) and state[role].get("version"):
                 out.setdefault(str(state[role]["version"]), f"deployment.json {role}")
-        previous = deploy.previous_production(state)
+        previous = previous_production(state)
         if previous:
             out.setdefault(previous, "deployment.json rollback target")
     return out
 
 
-def plan(cfg: Any) -> list[Item]:
+def plan(cfg: Config) -> list[Item]:
     """Every candidate and archived folder with what retention will do to it and why."""
     repo = cfg.repo
     now = jsonio.utc_now()
@@ -103,7 +105,7 @@ def plan(cfg: Any) -> list[Item]:
     return items
 
 
-def run(cfg: Any, *, dry_run: bool = False) -> dict[str, Any]:
+def run(cfg: Config, *, dry_run: bool = False) -> dict[str, Any]:
     """Apply (or, with dry_run, only report) the retention plan; record removals in the audit log."""
     repo = cfg.repo
     items = plan(cfg)

@@ -87,11 +87,11 @@ class Router:
     """Routes requests across the deployment state's models and logs every prediction."""
 
     def __init__(self, repo: Repo, *, state: dict[str, Any] | None = None, log: bool = True):
-        from mlops import deploy
+        from mlops.deployment_state import read_state
 
         self.repo = repo
         if state is None:
-            state = deploy.read_state(repo)
+            state = read_state(repo)
             if state is None:
                 raise BadInput(
                     repo.rel(repo.deployment_state),
@@ -259,6 +259,14 @@ class Router:
                 shadow_ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
             except Exception as exc:  # noqa: BLE001 - the shadow never affects an answer
                 failed("shadow", model.version, range(n), exc)
+        return answer, self._records(frame, answer, stamps, latency, fallback, shadow, shadow_ms), errors
+
+    def _records(
+        self, frame: Any, answer: Any, stamps: list[str], latency: Any, fallback: Any, shadow: Any, shadow_ms: float
+    ) -> list[dict[str, Any]]:
+        """Prediction-log records: the served rows in order, then the shadow's rows."""
+        n = len(frame)
+        ids = answer["request_id"].tolist()
         feats = frame[self.features].astype(object).where(frame[self.features].notna(), None).to_dict("records")
         records = []
         # batch_size: latency is the model call's time per row, comparable only between equal batch sizes.
@@ -279,7 +287,7 @@ class Router:
                     "features": feats[i], "score": float(shadow[i]), "prediction": int(shadow[i] >= THRESHOLD),
                     "latency_ms": round(shadow_ms, 4), "batch_size": n,
                 })  # fmt: skip
-        return answer, records, errors
+        return records
 
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:
         if not self.log:
@@ -310,6 +318,22 @@ def score_rows(repo: Repo, df: Any, request_ids: list[str], times: list[str]) ->
     return records
 
 
+def check_output(path: Path) -> None:
+    """Refuse an output path that cannot be written before anything (the prediction log included) is."""
+    where = str(path)
+    if path.is_dir():
+        raise BadInput(
+            where, "is a directory, not an output file", f"name a file inside it, e.g. {path / 'scores.csv'}"
+        )
+    if path.suffix not in (".csv", ".parquet"):
+        raise BadInput(where, "unknown output format", "name the output *.csv or *.parquet")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(where, f"{parent} is a file, not a folder", "name an output inside a folder")
+
+
 def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, Any]:
     """`mlops predict`: score a CSV or Parquet file through the router; request ids from a request_id column."""
     import pandas as pd
@@ -324,8 +348,7 @@ def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, A
         from mlops.tabular import read_csv_checked
 
         frame = read_csv_checked(input_path, where, text_columns=("request_id",)).to_pandas()
-    if output_path.suffix not in (".csv", ".parquet"):
-        raise BadInput(str(output_path), "unknown output format", "name the output *.csv or *.parquet")
+    check_output(output_path)
     router = Router(repo)
     ids = None
     if "request_id" in frame.columns:
@@ -383,7 +406,7 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
 
     from threadpoolctl import threadpool_limits
 
-    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.one_thread), for the process.
+    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
     threadpool_limits(limits=1)
     serving = _Serving(repo)
 

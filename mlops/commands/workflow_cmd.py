@@ -51,12 +51,13 @@ def register_state(inner: argparse._SubParsersAction) -> None:
 
 
 def run_state(args: argparse.Namespace) -> int:
-    from mlops import config, deploy, gha
+    from mlops import config, gha
+    from mlops.deployment_state import describe, read_state
     from mlops.repo import Repo
 
     repo = Repo.at(args.repo)
     config.load(repo)
-    roles = deploy.describe(deploy.read_state(repo))
+    roles = describe(read_state(repo))
     canary = roles["canary"] or {}
     outputs = {
         "production": roles["production"] or "",
