@@ -1,54 +1,85 @@
 """`mlops monitor`: compare a window of the production prediction log with the current model's
-reference profile, report, alert and record (docs/monitoring.md)."""
+reference profile, report, alert and record (docs/monitoring.md).
+
+One run is four steps, each done once:
+- `load`: every input read and checked (window, model and profile, prediction log, feedback,
+  state.json, history.json, the audit key); a BadInput here leaves the disk as it was;
+- `analyse`: the statistics of the window, an `Analysis` (nothing written);
+- `decide`: the alerts to raise, the retraining to ask for, the alerts that recovered and the
+  new clean-run state, a `Decision` (nothing written);
+- `record`: reports, audit events, state, alert deliveries, outputs.
+"""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Any
 
-from mlops import gha, jsonio
-from mlops.config import Config
+from mlops import gha, jsonio, predlog
+from mlops.config import Config, MonitoringConfig
 from mlops.errors import BadInput
 
 EVIDENTLY_SEED = 0
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    window_hours: float = 6.0
-    min_rows: int = 500
-    min_feedback_rows: int = 200
-    roles: tuple[str, ...] = ("production", "canary")
-    drift_threshold: float = 0.1
-    p_value_threshold: float = 0.05
-    accuracy_drop_threshold: float = 0.05
-    evidently_report: bool = True
-    evidently_sample_rows: int = 5000
-    history_points: int = 120
-    retrain_on_drift: bool = True
-    on_malformed: str = "refuse"
-    predictions: str = "datasets/production/predictions-*"
-    feedback: str = "datasets/production/feedback-*"
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> MonitorSettings:
-        raw = dict(cfg.section("monitoring"))
-        log = raw.pop("log", {})
-        raw.pop("$schema", None)
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        if "roles" in known:
-            known["roles"] = tuple(known["roles"])
-        return cls(**known, **{k: log[k] for k in ("predictions", "feedback") if k in log})
+STATE_FIX = "fix it or delete it (the next runs rebuild it; open issues are then closed by `mlops alerts resolve`)"
 
 
 def report_dir(cfg: Config) -> Any:
     return cfg.repo.reports / "monitoring"
 
 
-def _window(settings: MonitorSettings, since: str | None, until: str | None) -> tuple[dt.datetime, dt.datetime]:
+# ---------------------------------------------------------------------------- load
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one run reads, read and checked before anything is written."""
+
+    since: dt.datetime
+    until: dt.datetime
+    profile: dict
+    manifest: dict
+    log: predlog.LogRead
+    current: list[dict]  # rows of the monitored roles
+    shadow: list[dict]  # shadow rows, reported apart (unless shadow is a monitored role)
+    frame: Any  # the current rows as a DataFrame; None when too few to judge
+    feedback: predlog.LogRead | None  # read only when the window is judged
+    state: dict[str, Any]
+    history: list[dict]
+
+    @property
+    def stamp(self) -> str:
+        return jsonio.format_utc(self.until).replace("-", "").replace(":", "")
+
+
+def load(cfg: Config, since: str | None = None, until: str | None = None) -> Inputs:
+    """Read and check every input of a run; the only step that may refuse bad input."""
+    from mlops import audit
+
+    mon = cfg.monitoring
+    start, end = _window(mon, since, until)
+    profile, manifest = load_profile_for_current(cfg)
+    log = predlog.read(cfg.repo, mon.log.predictions, "predictions", start, end, mon.on_malformed)
+    current = [r for r in log.records if r["role"] in mon.roles]
+    shadow = [r for r in log.records if r["role"] == "shadow" and "shadow" not in mon.roles]
+    frame = feedback = None
+    if len(current) >= mon.min_rows:
+        numeric = profile["features"]["numeric"]
+        features = list(numeric) + list(profile["features"]["categorical"])
+        where = f"{mon.log.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
+        frame = predlog.frame(current, features, where, numeric)
+        # Feedback for a window's predictions may arrive after the window closes: read it all, join by id.
+        feedback = predlog.read(cfg.repo, mon.log.feedback, "feedback", None, None, mon.on_malformed)
+    state, history = _read_state(cfg), _read_history(cfg)
+    audit.check_can_record(cfg.repo)  # the run records events: a missing signing key is refused now
+    return Inputs(start, end, profile, manifest, log, current, shadow, frame, feedback, state, history)
+
+
+def _window(mon: MonitoringConfig, since: str | None, until: str | None) -> tuple[dt.datetime, dt.datetime]:
     end = jsonio.parse_utc(until, "--until") if until else jsonio.utc_now()
-    start = jsonio.parse_utc(since, "--since") if since else end - dt.timedelta(hours=settings.window_hours)
+    start = jsonio.parse_utc(since, "--since") if since else end - dt.timedelta(hours=mon.window_hours)
     if start >= end:
         raise BadInput("--since", f"{jsonio.format_utc(start)} is not before {jsonio.format_utc(end)}",
                        "give a --since earlier than --until")  # fmt: skip
@@ -85,125 +116,149 @@ def load_profile_for_current(cfg: Config) -> tuple[dict, dict]:
     return profile, manifest
 
 
-def _binary(values: Any, label: dict[str, Any], where: str) -> Any:
-    """0/1 from values that are 0/1 or one of the model's class labels; anything else is refused.
-
-    Mapping an unknown value to 0 would count it as a negative and could raise a false alarm.
-    """
-    import numpy as np
-
-    positive = str(label.get("positive", 1))
-    classes = {str(c) for c in label.get("classes", [])} | {positive}
-    out = []
-    for v in values:
-        if isinstance(v, (int, float)) and v in (0, 1):
-            out.append(int(v))
-        elif str(v) in classes:
-            out.append(int(str(v) == positive))
-        else:
-            known = ", ".join(sorted(classes | {"0", "1"}))
-            raise BadInput(where, f"label value {str(v)[:40]!r} is not one of the model's classes ({known})",
-                           "log labels as 0/1 or as the class values the model was trained on")  # fmt: skip
-    return np.asarray(out, dtype=int)
+def _read_state(cfg: Config) -> dict[str, Any]:
+    """state.json: per alert key, the open fingerprints, the clean runs since, the last window counted."""
+    path = report_dir(cfg) / "state.json"
+    state = jsonio.read_json(path, "monitoring state", cfg.repo.rel(path)) if path.exists() else {}
+    if not isinstance(state, dict):
+        raise BadInput(cfg.repo.rel(path), "must be a JSON object", STATE_FIX)
+    for key, entry in state.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("open"), list)
+            and all(isinstance(fp, str) for fp in entry["open"])
+            and isinstance(entry.get("clean_runs"), int)
+            and isinstance(entry.get("counted_until", ""), str)
+        ):
+            raise BadInput(f"{cfg.repo.rel(path)}: /{key}", 'expected {"open": [fingerprints], "clean_runs": n}',
+                           STATE_FIX)  # fmt: skip
+    return state
 
 
-def analyse(cfg: Config, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-    """Read the window, compute every statistic; no files written. Returns the report dict."""
-    import numpy as np
+def _read_history(cfg: Config) -> list[dict]:
+    path = report_dir(cfg) / "history.json"
+    history = jsonio.read_json(path, "monitoring history", cfg.repo.rel(path)) if path.exists() else []
+    if not isinstance(history, list):
+        raise BadInput(cfg.repo.rel(path), "must be a JSON list", "fix or delete the file")
+    for i, h in enumerate(history):
+        if not (isinstance(h, dict) and isinstance(h.get("until"), str)):
+            raise BadInput(f"{cfg.repo.rel(path)}: /{i}", 'expected an object with an "until" time', "fix or delete it")
+    return history
 
-    from mlops import drift, predlog
-    from mlops import profile as prof
-    from mlops.metrics import expected_calibration_error
 
-    settings = MonitorSettings.from_config(cfg)
-    start, end = _window(settings, since, until)
-    profile, manifest = load_profile_for_current(cfg)
-    features = list(profile["features"]["numeric"]) + list(profile["features"]["categorical"])
-    log = predlog.read(cfg.repo, settings.predictions, "predictions", start, end, settings.on_malformed)
-    current = [r for r in log.records if r["role"] in settings.roles]
-    shadow = [r for r in log.records if r["role"] == "shadow" and "shadow" not in settings.roles]
-    report: dict[str, Any] = {
-        "window": {"since": jsonio.format_utc(start), "until": jsonio.format_utc(end)},
-        "model_version": manifest.get("version"),
-        "roles": list(settings.roles),
-        "rows": len(current),
-        "rows_by_role": {role: sum(1 for r in log.records if r["role"] == role) for role in predlog.ROLES},
-        "log_files": [cfg.repo.rel(p) if "://" not in p else p for p in log.files],
-        "skipped_lines": log.skipped,
-        "min_rows": settings.min_rows,
-        "thresholds": {
-            "column": settings.drift_threshold,
-            "p_value": settings.p_value_threshold,
-            "share": cfg.schedule.performance_thresholds.drift_alert_threshold,
-            "accuracy_drop": settings.accuracy_drop_threshold,
-        },  # fmt: skip
-    }
-    if len(current) < settings.min_rows:
-        report.update(outcome="insufficient_data", drift=False, accuracy_alarm=False)
+# ---------------------------------------------------------------------------- analyse
+
+
+@dataclass
+class Analysis:
+    """What one window shows. `report()` is the monitoring report as written (docs/monitoring.md)."""
+
+    window: dict[str, str]
+    model_version: str | None
+    roles: list[str]
+    rows: int
+    rows_by_role: dict[str, int]
+    log_files: list[str]
+    skipped_lines: list[str]
+    min_rows: int
+    thresholds: dict[str, float]
+    drift: Any = None  # drift.DriftResult; None when the window had too few rows to judge
+    weighted_drift_score: float | None = None
+    columns: list[dict] = field(default_factory=list)  # per feature, most important first
+    prediction_drift: dict[str, Any] = field(default_factory=dict)
+    positive_rate: dict[str, float] = field(default_factory=dict)
+    shadow: dict[str, Any] | None = None
+    feedback: dict[str, Any] = field(default_factory=dict)
+    accuracy_alarm: bool = False
+
+    @property
+    def judged(self) -> bool:
+        return self.drift is not None
+
+    @property
+    def drift_alarm(self) -> bool:
+        return self.judged and self.drift.dataset_drift(self.thresholds["share"])
+
+    @property
+    def outcome(self) -> str:
+        if not self.judged:
+            return "insufficient_data"
+        return "drift" if self.drift_alarm else "ok"
+
+    def report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "window": self.window, "model_version": self.model_version, "roles": self.roles, "rows": self.rows,
+            "rows_by_role": self.rows_by_role, "log_files": self.log_files, "skipped_lines": self.skipped_lines,
+            "min_rows": self.min_rows, "thresholds": self.thresholds, "outcome": self.outcome,
+            "drift": self.drift_alarm, "accuracy_alarm": self.accuracy_alarm,
+        }  # fmt: skip
+        if not self.judged:
+            return report
+        report.update(
+            drift_score=self.drift.share, weighted_drift_score=self.weighted_drift_score,
+            drifted_features=self.drift.drifted, columns=self.columns, prediction_drift=self.prediction_drift,
+            positive_rate=self.positive_rate, feedback=self.feedback,
+        )  # fmt: skip
+        if self.shadow is not None:
+            report["shadow"] = self.shadow
         return report
-    where = f"{settings.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
-    frame = predlog.frame(current, features, where, profile["features"]["numeric"])
-    rules = (settings.drift_threshold, settings.p_value_threshold)
+
+
+def analyse(cfg: Config, inputs: Inputs) -> Analysis:
+    """Every statistic of the window; no files written."""
+    import numpy as np
+
+    from mlops import drift
+    from mlops import profile as prof
+
+    mon, repo, profile = cfg.monitoring, cfg.repo, inputs.profile
+    analysis = Analysis(
+        window={"since": jsonio.format_utc(inputs.since), "until": jsonio.format_utc(inputs.until)},
+        model_version=inputs.manifest.get("version"),
+        roles=list(mon.roles),
+        rows=len(inputs.current),
+        rows_by_role={role: sum(1 for r in inputs.log.records if r["role"] == role) for role in predlog.ROLES},
+        log_files=[repo.rel(p) if "://" not in p else p for p in inputs.log.files],
+        skipped_lines=inputs.log.skipped,
+        min_rows=mon.min_rows,
+        thresholds={
+            "column": mon.drift_threshold,
+            "p_value": mon.p_value_threshold,
+            "share": cfg.schedule.performance_thresholds.drift_alert_threshold,
+            "accuracy_drop": mon.accuracy_drop_threshold,
+        },
+    )
+    frame = inputs.frame
+    if frame is None:
+        return analysis
+    rules = (mon.drift_threshold, mon.p_value_threshold)
     result = drift.compare(prof.references(profile), frame, *rules)
     importance = prof.importance(profile)
-    weighted = drift.importance_weighted(result, importance)
-    columns = []
-    for c in result.columns:
-        row = c.as_dict()
-        row["importance"] = importance.get(c.column)
-        columns.append(row)
+    columns = [{**c.as_dict(), "importance": importance.get(c.column)} for c in result.columns]
     columns.sort(key=lambda r: (-(r["importance"] or 0.0), r["column"]))
-    scores = frame["score"].to_numpy(dtype=float)
     predicted = frame["prediction"].to_numpy(dtype=int)  # 0/1, checked when the log was read
-    score_drift = drift.numeric_drift(prof.score_reference(profile), scores, *rules)
     positive_rate = float(predicted.mean())
-    report.update(
-        outcome="drift" if result.dataset_drift(report["thresholds"]["share"]) else "ok",
-        drift=result.dataset_drift(report["thresholds"]["share"]),
-        drift_score=result.share,
-        weighted_drift_score=weighted,
-        drifted_features=result.drifted,
-        columns=columns,
-        prediction_drift=score_drift.as_dict(),
-        positive_rate={
-            "current": positive_rate,
-            "reference": profile["positive_rate"],
-            "shift": positive_rate - float(profile["positive_rate"]),
-        },  # fmt: skip
-    )
-    if shadow:
-        shadow_scores = np.asarray([r["score"] for r in shadow], dtype=float)
-        report["shadow"] = {
-            "rows": len(shadow),
-            "versions": sorted({str(r["model_version"]) for r in shadow}),
-            "mean_score": float(shadow_scores.mean()),
-            "score_drift": drift.numeric_drift(prof.score_reference(profile), shadow_scores, *rules).as_dict(),
+    score_reference = prof.score_reference(profile)
+    analysis.drift = result
+    analysis.weighted_drift_score = drift.importance_weighted(result, importance)
+    analysis.columns = columns
+    scores = frame["score"].to_numpy(dtype=float)
+    analysis.prediction_drift = drift.numeric_drift(score_reference, scores, *rules).as_dict()
+    analysis.positive_rate = {"current": positive_rate, "reference": profile["positive_rate"],
+                              "shift": positive_rate - float(profile["positive_rate"])}  # fmt: skip
+    if inputs.shadow:
+        scores = np.asarray([r["score"] for r in inputs.shadow], dtype=float)
+        analysis.shadow = {
+            "rows": len(inputs.shadow),
+            "versions": sorted({str(r["model_version"]) for r in inputs.shadow}),
+            "mean_score": float(scores.mean()),
+            "score_drift": drift.numeric_drift(score_reference, scores, *rules).as_dict(),
         }
-    # Feedback for a window's predictions may arrive after the window closes: read it all, join by id.
-    fb = predlog.read(cfg.repo, settings.feedback, "feedback", None, None, settings.on_malformed)
-    labels = {str(r["request_id"]): r["label"] for r in sorted(fb.records, key=lambda r: r["time"])}
-    ids = frame["request_id"].astype(str).tolist()
-    have = np.array([i in labels for i in ids], dtype=bool)
-    feedback: dict[str, Any] = {"rows": int(have.sum()), "min_rows": settings.min_feedback_rows,
-                                "skipped_lines": fb.skipped}  # fmt: skip
-    accuracy_alarm = False
-    if have.sum() >= settings.min_feedback_rows:
-        y = _binary([labels[i] for i, h in zip(ids, have, strict=True) if h], manifest.get("label", {}),
-                    f"{settings.feedback}: label")  # fmt: skip
-        acc = float(np.mean(predicted[have] == y))
-        ece = expected_calibration_error(y, np.clip(scores[have], 0, 1), bins=cfg.training.ece_bins)
-        ref = profile["metrics"]
-        drop = float(ref["accuracy"]) - acc
-        accuracy_alarm = drop > settings.accuracy_drop_threshold
-        feedback.update(accuracy=acc, reference_accuracy=ref["accuracy"], accuracy_drop=drop, ece=ece,
-                        reference_ece=ref["ece"], ece_change=ece - float(ref["ece"]))  # fmt: skip
-    report["feedback"] = feedback
-    report["accuracy_alarm"] = accuracy_alarm
-    report["_frame"] = frame  # for the Evidently report; stripped before writing
-    return report
+    analysis.feedback, analysis.accuracy_alarm = _feedback(cfg, inputs)
+    return analysis
 
 
-# ---------------------------------------------------------------------------- writing
+# ---------------------------------------------------------------------------- render
 
 
 def _fmt(v: Any) -> str:
@@ -268,24 +323,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _history(cfg: Config, settings: MonitorSettings, report: dict[str, Any]) -> list[dict]:
-    path = report_dir(cfg) / "history.json"
-    history = jsonio.read_json(path, "monitoring history") if path.exists() else []
-    if not isinstance(history, list):
-        raise BadInput(cfg.repo.rel(path), "must be a JSON list", "fix or delete the file")
-    for i, h in enumerate(history):
-        if not (isinstance(h, dict) and isinstance(h.get("until"), str)):
-            raise BadInput(f"{cfg.repo.rel(path)}: /{i}", 'expected an object with an "until" time', "fix or delete it")
-    entry = {
-        "until": report["window"]["until"], "outcome": report["outcome"], "rows": report["rows"],
-        "drift_score": report.get("drift_score"), "weighted_drift_score": report.get("weighted_drift_score"),
-        "accuracy_drop": report.get("feedback", {}).get("accuracy_drop"), "model_version": report["model_version"],
-    }  # fmt: skip
-    history = [h for h in history if h.get("until") != entry["until"]] + [entry]
-    history.sort(key=lambda h: h["until"])
-    return history[-settings.history_points :]
-
-
 def trend_png(history: list[dict], threshold: float) -> bytes:
     """Drift score history as PNG with deterministic bytes (Agg, no timestamps in metadata)."""
     import io
@@ -318,27 +355,24 @@ def trend_png(history: list[dict], threshold: float) -> bytes:
         plt.close(fig)
 
 
-def evidently_html(report: dict[str, Any], profile: dict, settings: MonitorSettings) -> str:
+def evidently_html(frame: Any, profile: dict, sample_rows: int) -> str:
     """Evidently's own drift report on a seeded sample of the window and a sample drawn from the profile."""
     import os
 
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    import numpy as np
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     numeric, categorical = profile["features"]["numeric"], profile["features"]["categorical"]
-    frame = report["_frame"]
-    k = min(settings.evidently_sample_rows, len(frame))
+    k = min(sample_rows, len(frame))
     cur = frame.sample(n=k, random_state=EVIDENTLY_SEED)[numeric + categorical].reset_index(drop=True)
     cur[numeric] = cur[numeric].astype(float)
-    ref = pd.DataFrame({c: reference_sample(profile, c, settings.evidently_sample_rows) for c in numeric + categorical})
+    ref = pd.DataFrame({c: reference_sample(profile, c, sample_rows) for c in numeric + categorical})
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     snapshot = Report([DataDriftPreset()]).run(
         Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition)
     )
-    del np
     return snapshot.get_html_str(as_iframe=False)
 
 
@@ -359,26 +393,93 @@ def reference_sample(profile: dict, column: str, rows: int) -> Any:
     return values[rng.permutation(rows)]
 
 
-# ---------------------------------------------------------------------------- the whole run
+def _feedback(cfg: Config, inputs: Inputs) -> tuple[dict[str, Any], bool]:
+    """(the feedback section, accuracy alarm): accuracy and ECE on the window's labelled rows."""
+    import numpy as np
+
+    from mlops.metrics import expected_calibration_error
+
+    mon, frame, fb = cfg.monitoring, inputs.frame, inputs.feedback
+    labels = {str(r["request_id"]): r["label"] for r in sorted(fb.records, key=lambda r: r["time"])}
+    ids = frame["request_id"].astype(str).tolist()
+    have = np.array([i in labels for i in ids], dtype=bool)
+    feedback: dict[str, Any] = {"rows": int(have.sum()), "min_rows": mon.min_feedback_rows, "skipped_lines": fb.skipped}
+    if have.sum() < mon.min_feedback_rows:
+        return feedback, False
+    y = _binary([labels[i] for i, h in zip(ids, have, strict=True) if h], inputs.manifest.get("label", {}),
+                f"{mon.log.feedback}: label")  # fmt: skip
+    scores = frame["score"].to_numpy(dtype=float)
+    predicted = frame["prediction"].to_numpy(dtype=int)
+    acc = float(np.mean(predicted[have] == y))
+    ece = expected_calibration_error(y, np.clip(scores[have], 0, 1), bins=cfg.training.ece_bins)
+    ref = inputs.profile["metrics"]
+    drop = float(ref["accuracy"]) - acc
+    feedback.update(accuracy=acc, reference_accuracy=ref["accuracy"], accuracy_drop=drop, ece=ece,
+                    reference_ece=ref["ece"], ece_change=ece - float(ref["ece"]))  # fmt: skip
+    return feedback, drop > mon.accuracy_drop_threshold
 
 
-def _state(cfg: Config) -> dict[str, Any]:
-    """state.json: per alert key, the open fingerprints, the clean runs since, the last window counted."""
-    path = report_dir(cfg) / "state.json"
-    state = jsonio.read_json(path, "monitoring state") if path.exists() else {}
-    fix = "fix it or delete it (the next runs rebuild it; open issues are then closed by `mlops alerts resolve`)"
-    if not isinstance(state, dict):
-        raise BadInput(cfg.repo.rel(path), "must be a JSON object", fix)
-    for key, entry in state.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("open"), list)
-            and all(isinstance(fp, str) for fp in entry["open"])
-            and isinstance(entry.get("clean_runs"), int)
-            and isinstance(entry.get("counted_until", ""), str)
-        ):
-            raise BadInput(f"{cfg.repo.rel(path)}: /{key}", 'expected {"open": [fingerprints], "clean_runs": n}', fix)
-    return state
+def _binary(values: Any, label: dict[str, Any], where: str) -> Any:
+    """0/1 from values that are 0/1 or one of the model's class labels; anything else is refused.
+
+    Mapping an unknown value to 0 would count it as a negative and could raise a false alarm.
+    """
+    import numpy as np
+
+    positive = str(label.get("positive", 1))
+    classes = {str(c) for c in label.get("classes", [])} | {positive}
+    out = []
+    for v in values:
+        if isinstance(v, (int, float)) and v in (0, 1):
+            out.append(int(v))
+        elif str(v) in classes:
+            out.append(int(str(v) == positive))
+        else:
+            known = ", ".join(sorted(classes | {"0", "1"}))
+            raise BadInput(where, f"label value {str(v)[:40]!r} is not one of the model's classes ({known})",
+                           "log labels as 0/1 or as the class values the model was trained on")  # fmt: skip
+    return np.asarray(out, dtype=int)
+
+
+# ---------------------------------------------------------------------------- decide
+
+
+@dataclass
+class Decision:
+    """What the run does about the window: alerts to raise, retraining to ask for, alerts recovered."""
+
+    state: dict[str, Any]  # state.json after this window
+    recovered: list[str]  # alert keys (drift, accuracy) whose open alerts are to be resolved
+    drift_alert: Any = None  # alerts.Alert
+    retrain_reason: str | None = None
+    accuracy_alert: Any = None  # alerts.Alert
+
+
+def decide(cfg: Config, inputs: Inputs, analysis: Analysis) -> Decision:
+    """The alerts and the new clean-run state; nothing is written or sent."""
+    from mlops import alerts
+
+    version, until, stamp = analysis.model_version, analysis.window["until"], inputs.stamp
+    state = copy.deepcopy(inputs.state)
+    drift_fp = alerts.make_fingerprint("drift", "monitoring", version)
+    acc_fp = alerts.make_fingerprint("regression", "monitoring", version)
+    judged_accuracy = analysis.judged and "accuracy" in analysis.feedback
+    alarms = (
+        ("drift", drift_fp, analysis.drift_alarm if analysis.judged else None),
+        ("accuracy", acc_fp, analysis.accuracy_alarm if judged_accuracy else None),
+    )
+    needed = cfg.alerts.resolve_after_clean_runs
+    recovered = [key for key, fp, alarm in alarms if _track(state, key, fp, alarm, needed, until)]
+    decision = Decision(state=state, recovered=recovered)
+    out = report_dir(cfg)
+    links = {"report": cfg.repo.rel(out / f"{stamp}.md"), "trend": cfg.repo.rel(out / "trend.png")}
+    if analysis.drift_alarm:
+        decision.drift_alert = _drift_alert(analysis, drift_fp, links)
+        if cfg.monitoring.retrain_on_drift:
+            decision.retrain_reason = f"drift on {_top(analysis)} (monitoring {stamp})"
+    if analysis.accuracy_alarm:
+        decision.accuracy_alert = _accuracy_alert(analysis, acc_fp, links)
+    return decision
 
 
 def _track(state: dict, key: str, fingerprint: str, alarm: bool | None, needed: int, until: str) -> bool:
@@ -399,128 +500,159 @@ def _track(state: dict, key: str, fingerprint: str, alarm: bool | None, needed: 
     return entry["clean_runs"] >= needed
 
 
+def _top(analysis: Analysis) -> str:
+    return ", ".join(analysis.drift.drifted[:8])
+
+
+def _drift_alert(analysis: Analysis, fingerprint: str, links: dict[str, str]) -> Any:
+    from mlops import alerts
+
+    w, share = analysis.window, analysis.drift.share
+    return alerts.Alert(
+        kind="drift", title=f"Data drift on model {analysis.model_version}",
+        summary=f"{len(analysis.drift.drifted)} of {len(analysis.columns)} features drifted "
+                f"(share {share:.3f} ≥ {analysis.thresholds['share']}): {_top(analysis)}.",
+        facts={"window": f"{w['since']} → {w['until']}", "rows": analysis.rows, "drift score": round(share, 4),
+               "importance-weighted": _fmt(analysis.weighted_drift_score), "drifted": _top(analysis),
+               "prediction drift": _fmt(analysis.prediction_drift["score"])},
+        evidence={"columns": [c for c in analysis.columns if c["drifted"]]},
+        fingerprint=fingerprint, links=links,
+    )  # fmt: skip
+
+
+def _accuracy_alert(analysis: Analysis, fingerprint: str, links: dict[str, str]) -> Any:
+    from mlops import alerts
+
+    fb = analysis.feedback
+    return alerts.Alert(
+        kind="regression", title=f"Accuracy drop in production for model {analysis.model_version}",
+        summary=f"Accuracy on {fb['rows']} labelled rows is {fb['accuracy']:.4f}, "
+                f"{fb['accuracy_drop']:.4f} below the test split's {fb['reference_accuracy']:.4f}.",
+        facts={"accuracy": round(fb["accuracy"], 4), "reference": round(fb["reference_accuracy"], 4),
+               "drop": round(fb["accuracy_drop"], 4), "ECE change": round(fb["ece_change"], 4),
+               "labelled rows": fb["rows"]},
+        evidence={"feedback": fb}, fingerprint=fingerprint, severity="critical", links=links,
+        extra_labels=("needs-attention",),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- record
+
+
 def run(cfg: Config, since: str | None = None, until: str | None = None) -> dict[str, Any]:
-    """Analyse the window, write reports, record the audit event, raise/resolve alerts, set outputs."""
-    from mlops import alerts, audit
-    from mlops import profile as prof
+    """One monitoring run: load -> analyse -> decide -> record. Returns the report with its actions."""
+    inputs = load(cfg, since, until)  # every BadInput happens here or in analyse, before anything is written
+    analysis = analyse(cfg, inputs)
+    decision = decide(cfg, inputs, analysis)
+    return record(cfg, inputs, analysis, decision)
 
-    settings = MonitorSettings.from_config(cfg)
-    repo = cfg.repo
-    report = analyse(cfg, since, until)  # every BadInput happens here, before anything is written
-    frame = report.pop("_frame", None)
-    out = report_dir(cfg)
-    stamp = report["window"]["until"].replace("-", "").replace(":", "")
-    threshold = cfg.schedule.performance_thresholds.drift_alert_threshold
-    if frame is not None and settings.evidently_report:
-        profile, _ = load_profile_for_current(cfg)
-        html_path = out / "html" / f"{stamp}.html"
-        report["_frame"] = frame
-        text = evidently_html(report, profile, settings)
-        del report["_frame"]
-        # HTML reports are MBs of inlined JS: kept out of git by html/.gitignore, uploaded as an artifact.
-        jsonio.write_text(out / "html" / ".gitignore", "*\n!.gitignore\n")
-        jsonio.write_text(html_path, text)
-        report["evidently_html"] = repo.rel(html_path)
-        report["evidently_sample_rows"] = min(settings.evidently_sample_rows, len(frame))
-    del prof
-    state = _state(cfg)  # both read and checked before anything is written
-    history = _history(cfg, settings, report)
-    jsonio.write_json(out / f"{stamp}.json", report)
-    md = markdown(report)
-    jsonio.write_text(out / f"{stamp}.md", md)
-    jsonio.write_text(out / "latest.md", md)
-    jsonio.write_json(out / "history.json", history)
-    jsonio.atomic_write_bytes(out / "trend.png", trend_png(history, threshold))
 
-    judged = report["outcome"] != "insufficient_data"
-    fb = report.get("feedback", {})
+def record(cfg: Config, inputs: Inputs, analysis: Analysis, decision: Decision) -> dict[str, Any]:
+    """Write the reports, record the audit events and state, deliver the alerts, set the outputs."""
+    from mlops import audit
+
+    repo, out, stamp = cfg.repo, report_dir(cfg), inputs.stamp
+    report = analysis.report()
+    files = _render(cfg, inputs, analysis, report)  # all rendered (Evidently included) before the first write
+    for path, payload in files.items():
+        jsonio.atomic_write_bytes(path, payload)
+    fb = analysis.feedback
     payload = {
-        "window": report["window"], "outcome": report["outcome"], "rows": report["rows"],
-        "model_version": report["model_version"], "drift_score": report.get("drift_score"),
-        "weighted_drift_score": report.get("weighted_drift_score"),
-        "drifted_features": report.get("drifted_features", []), "accuracy_drop": fb.get("accuracy_drop"),
-        "report": repo.rel(out / f"{stamp}.json"),
+        "window": analysis.window, "outcome": analysis.outcome, "rows": analysis.rows,
+        "model_version": analysis.model_version, "drift_score": report.get("drift_score"),
+        "weighted_drift_score": analysis.weighted_drift_score, "drifted_features": report.get("drifted_features", []),
+        "accuracy_drop": fb.get("accuracy_drop"), "report": repo.rel(out / f"{stamp}.json"),
     }  # fmt: skip
-    entry = audit.record(repo, "monitoring_run", payload)
-    report["audit_seq"] = entry.get("seq")
-    if report.get("drift"):
+    report["audit_seq"] = audit.record(repo, "monitoring_run", payload).get("seq")
+    if analysis.drift_alarm:
         audit.record(repo, "drift_detected", payload)
-
-    version = report["model_version"]
-    needed = cfg.alerts.resolve_after_clean_runs
-    drift_fp = alerts.make_fingerprint("drift", "monitoring", version)
-    acc_fp = alerts.make_fingerprint("regression", "monitoring", version)
-    recovered = [
-        key
-        for key, fp, alarm in (
-            ("drift", drift_fp, report.get("drift") if judged else None),
-            ("accuracy", acc_fp, report.get("accuracy_alarm") if judged and "accuracy" in fb else None),
-        )
-        if _track(state, key, fp, alarm, needed, report["window"]["until"])
-    ]
     # Written before GitHub is contacted: an alert that fails below is still known to be open.
-    jsonio.write_json(out / "state.json", state)
-
-    actions: dict[str, Any] = {}
-    refused: list[BadInput] = []
-
-    def attempt(name: str, deliver: Any) -> bool:
-        """One delivery; a refusal (bad token, missing workflow) is reported after the others ran."""
-        try:
-            actions[name] = deliver()
-            return True
-        except BadInput as exc:
-            refused.append(exc)
-            actions[name] = {"status": "refused", "error": str(exc)}
-            return False
-
-    links = {"report": repo.rel(out / f"{stamp}.md"), "trend": repo.rel(out / "trend.png")}
-    if report.get("drift"):
-        top = ", ".join(report["drifted_features"][:8])
-        attempt("drift_alert", lambda: alerts.raise_alert(cfg, alerts.Alert(
-            kind="drift", title=f"Data drift on model {version}",
-            summary=f"{len(report['drifted_features'])} of {len(report['columns'])} features drifted "
-                    f"(share {report['drift_score']:.3f} ≥ {threshold}): {top}.",
-            facts={"window": f"{report['window']['since']} → {report['window']['until']}", "rows": report["rows"],
-                   "drift score": round(report["drift_score"], 4),
-                   "importance-weighted": _fmt(report["weighted_drift_score"]),
-                   "drifted": top, "prediction drift": _fmt(report["prediction_drift"]["score"])},
-            evidence={"columns": [c for c in report["columns"] if c["drifted"]]},
-            fingerprint=drift_fp, links=links,
-        )))  # fmt: skip
-        if settings.retrain_on_drift:
-            attempt("retrain", lambda: alerts.dispatch_retrain(cfg, f"drift on {top} (monitoring {stamp})"))
-    if report.get("accuracy_alarm"):
-        attempt("accuracy_alert", lambda: alerts.raise_alert(cfg, alerts.Alert(
-            kind="regression", title=f"Accuracy drop in production for model {version}",
-            summary=f"Accuracy on {fb['rows']} labelled rows is {fb['accuracy']:.4f}, "
-                    f"{fb['accuracy_drop']:.4f} below the test split's {fb['reference_accuracy']:.4f}.",
-            facts={"accuracy": round(fb["accuracy"], 4), "reference": round(fb["reference_accuracy"], 4),
-                   "drop": round(fb["accuracy_drop"], 4), "ECE change": round(fb["ece_change"], 4),
-                   "labelled rows": fb["rows"]},
-            evidence={"feedback": fb}, fingerprint=acc_fp, severity="critical", links=links,
-            extra_labels=("needs-attention",),
-        )))  # fmt: skip
-    for key in recovered:
-        entry = state[key]
-        reason = f"{entry['clean_runs']} consecutive clean monitoring runs (last {stamp})"
-        still_open = []
-        for fp in entry["open"]:
-            if not attempt(f"{key}_resolved", lambda fp=fp, why=reason: alerts.resolve(cfg, fp, why)):
-                still_open.append(fp)
-        entry.update(open=still_open, clean_runs=0 if not still_open else entry["clean_runs"])
-    if recovered:
-        jsonio.write_json(out / "state.json", state)
+    jsonio.write_json(out / "state.json", decision.state)
+    actions, refused = _deliver(cfg, decision, stamp)
+    if decision.recovered:
+        jsonio.write_json(out / "state.json", decision.state)
     report["actions"] = {k: {kk: v.get(kk) for kk in ("status", "issue", "url", "dispatched") if kk in v}
                          for k, v in actions.items()}  # fmt: skip
     gha.set_outputs(
-        drift=bool(report.get("drift")),
-        drift_score=f"{report['drift_score']:.4f}" if judged else "",
+        drift=analysis.drift_alarm,
+        drift_score=f"{analysis.drift.share:.4f}" if analysis.judged else "",
         accuracy_drop=f"{fb['accuracy_drop']:.4f}" if "accuracy_drop" in fb else "",
-        outcome=report["outcome"],
+        outcome=analysis.outcome,
         report=repo.rel(out / f"{stamp}.md"),
     )
-    gha.add_summary(md)
+    gha.add_summary(files[out / f"{stamp}.md"].decode("utf-8"))
     if refused:  # the reports, audit entries and state are written; the configuration problem still fails the run
         raise refused[0]
     return report
+
+
+def _render(cfg: Config, inputs: Inputs, analysis: Analysis, report: dict[str, Any]) -> dict[Any, bytes]:
+    """Every report file's bytes, in the order they are written; adds the Evidently fields to `report`."""
+    mon, out, stamp = cfg.monitoring, report_dir(cfg), inputs.stamp
+    files: dict[Any, bytes] = {}
+    if inputs.frame is not None and mon.evidently_report:
+        html_path = out / "html" / f"{stamp}.html"
+        text = evidently_html(inputs.frame, inputs.profile, mon.evidently_sample_rows)
+        # HTML reports are MBs of inlined JS: kept out of git by html/.gitignore, uploaded as an artifact.
+        files[out / "html" / ".gitignore"] = b"*\n!.gitignore\n"
+        files[html_path] = text.encode("utf-8")
+        report["evidently_html"] = cfg.repo.rel(html_path)
+        report["evidently_sample_rows"] = min(mon.evidently_sample_rows, len(inputs.frame))
+    history = _updated_history(inputs.history, report, mon.history_points)
+    md = markdown(report).encode("utf-8")
+    files[out / f"{stamp}.json"] = jsonio.dumps(report).encode("utf-8")
+    files[out / f"{stamp}.md"] = md
+    files[out / "latest.md"] = md
+    files[out / "history.json"] = jsonio.dumps(history).encode("utf-8")
+    files[out / "trend.png"] = trend_png(history, cfg.schedule.performance_thresholds.drift_alert_threshold)
+    return files
+
+
+def _updated_history(history: list[dict], report: dict[str, Any], points: int) -> list[dict]:
+    entry = {
+        "until": report["window"]["until"], "outcome": report["outcome"], "rows": report["rows"],
+        "drift_score": report.get("drift_score"), "weighted_drift_score": report.get("weighted_drift_score"),
+        "accuracy_drop": report.get("feedback", {}).get("accuracy_drop"), "model_version": report["model_version"],
+    }  # fmt: skip
+    history = [h for h in history if h.get("until") != entry["until"]] + [entry]
+    history.sort(key=lambda h: h["until"])
+    return history[-points:]
+
+
+def _deliver(cfg: Config, decision: Decision, stamp: str) -> tuple[dict[str, Any], list[BadInput]]:
+    """Every alert, dispatch and resolve is attempted; a refusal (bad token, missing workflow) is returned
+    to be reported after the others ran. A resolve that was refused keeps its fingerprint open."""
+    from mlops import alerts
+
+    actions: dict[str, Any] = {}
+    refused: list[BadInput] = []
+    sends = [
+        ("drift_alert", alerts.raise_alert, decision.drift_alert),
+        ("retrain", alerts.dispatch_retrain, decision.retrain_reason),
+        ("accuracy_alert", alerts.raise_alert, decision.accuracy_alert),
+    ]
+    for name, deliver, what in sends:
+        if what is not None:
+            _attempt(actions, refused, name, functools.partial(deliver, cfg, what))
+    for key in decision.recovered:
+        entry = decision.state[key]
+        reason = f"{entry['clean_runs']} consecutive clean monitoring runs (last {stamp})"
+        name = f"{key}_resolved"
+        still_open = [
+            fp
+            for fp in entry["open"]
+            if not _attempt(actions, refused, name, functools.partial(alerts.resolve, cfg, fp, reason))
+        ]
+        entry.update(open=still_open, clean_runs=0 if not still_open else entry["clean_runs"])
+    return actions, refused
+
+
+def _attempt(actions: dict[str, Any], refused: list[BadInput], name: str, deliver: Any) -> bool:
+    """One delivery; a refusal is kept to be raised once every other delivery was attempted."""
+    try:
+        actions[name] = deliver()
+        return True
+    except BadInput as exc:
+        refused.append(exc)
+        actions[name] = {"status": "refused", "error": str(exc)}
+        return False

@@ -43,12 +43,17 @@ def _folder(repo_or_dir: Repo | str | os.PathLike[str]) -> Path:
     return repo_or_dir.production_logs if isinstance(repo_or_dir, Repo) else Path(repo_or_dir)
 
 
-def _check_prediction(rec: Any) -> str | None:
+def _missing_field(rec: Any, fields: tuple[str, ...]) -> str | None:
+    """The first problem of a record that is not an object holding every one of `fields`."""
     if not isinstance(rec, dict):
         return "not a JSON object"
-    for key in PREDICTION_FIELDS:
-        if key not in rec:
-            return f"missing {key!r}"
+    return next((f"missing {key!r}" for key in fields if key not in rec), None)
+
+
+def _check_prediction(rec: Any) -> str | None:
+    problem = _missing_field(rec, PREDICTION_FIELDS)
+    if problem:
+        return problem
     if rec["role"] not in ROLES:
         return f"role {rec['role']!r} is not one of {', '.join(ROLES)}"
     if not isinstance(rec["features"], dict):
@@ -72,11 +77,9 @@ def _zero_or_one(value: Any) -> bool:
 
 
 def _check_feedback(rec: Any) -> str | None:
-    if not isinstance(rec, dict):
-        return "not a JSON object"
-    for key in FEEDBACK_FIELDS:
-        if key not in rec:
-            return f"missing {key!r}"
+    problem = _missing_field(rec, FEEDBACK_FIELDS)
+    if problem:
+        return problem
     label = rec["label"]
     if label is None or not _scalar(label) or (isinstance(label, float) and label != label):
         return "'label' is not a class value (0 or 1, or one of the model's class labels)"
@@ -98,7 +101,7 @@ def _append(folder: Path, prefix: str, records: list[dict], check: Any) -> list[
         if problem:
             raise BadInput(f"{prefix} record {i}", problem, "fix the record before logging it")
         day = jsonio.parse_utc(str(rec["time"])).strftime("%Y%m%d")
-        by_day.setdefault(day, []).append(json.dumps(rec, sort_keys=True, allow_nan=False, default=_json_default))
+        by_day.setdefault(day, []).append(jsonio.dumps_line(rec))
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for day, lines in sorted(by_day.items()):
@@ -110,12 +113,6 @@ def _append(folder: Path, prefix: str, records: list[dict], check: Any) -> list[
             os.fsync(fh.fileno())
         written.append(path)
     return written
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def append_predictions(repo_or_dir: Repo | str | os.PathLike[str], records: list[dict]) -> list[Path]:
@@ -133,11 +130,9 @@ def write_parquet(path: str | os.PathLike[str], records: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(list(records)), tmp)
-    os.replace(tmp, path)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(list(records)), buffer)
+    jsonio.atomic_write_bytes(Path(path), buffer.getvalue().to_pybytes())
 
 
 # ---------------------------------------------------------------------------- reading

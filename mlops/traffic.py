@@ -87,25 +87,16 @@ def simulate(
     import numpy as np
 
     from mlops import predlog
-    from mlops.monitor import MonitorSettings, load_profile_for_current
+    from mlops.monitor import load_profile_for_current
 
-    if rows < 1:
-        raise BadInput("--rows", f"{rows} is not a positive number of rows", "pass --rows 1 or more")
-    if not math.isfinite(shift):
-        raise BadInput("--shift", f"{shift} is not a finite number", "pass a number of standard deviations")
-    if not 0 <= label_noise <= 1:
-        raise BadInput("--label-noise", f"{label_noise} is not a probability", "pass a number in [0, 1]")
-    if fmt not in ("jsonl", "parquet"):
-        raise BadInput("--format", f"{fmt!r} is not jsonl or parquet", "pass --format jsonl or --format parquet")
+    # The numbers were range-checked where the command line was parsed (mlops.commands.monitor_cmd).
     repo = cfg.repo
     profile, manifest = load_profile_for_current(cfg)
     numeric = list(profile["features"]["numeric"])
     if not 0 <= features <= len(numeric):
         raise BadInput("--features", f"{features} is not between 0 and the {len(numeric)} numeric features",
                        f"pass --features 0..{len(numeric)}")  # fmt: skip
-    hours = MonitorSettings.from_config(cfg).window_hours if hours is None else hours
-    if not hours > 0:
-        raise BadInput("--hours", f"{hours} is not a positive number of hours", "pass --hours 6, for example")
+    hours = cfg.monitoring.window_hours if hours is None else hours
     end = jsonio.parse_utc(until, "--until") if until else jsonio.utc_now()
     start = end - dt.timedelta(hours=hours)
 

@@ -354,6 +354,21 @@ def test_a_malformed_state_or_history_file_is_refused_before_anything_is_written
     assert tree_snapshot(repo) == before
 
 
+def test_a_malformed_state_is_refused_before_the_evidently_html_is_written(repo):
+    cfg_path = repo / "config" / "monitoring.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "evidently_report": True}))
+    simulate(repo, "--rows", "1000", "--seed", "4")
+    state = repo / "metadata" / "reports" / "monitoring" / "state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text("{")
+    before = tree_snapshot(repo)
+    result = run(repo, "monitor")
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("error: metadata/reports/monitoring/state.json: malformed JSON at line 1")
+    assert tree_snapshot(repo) == before  # no HTML report, nothing else under metadata/
+
+
 def test_a_deeply_nested_log_line_is_malformed_not_a_crash(repo):
     simulate(repo, "--rows", "1000", "--seed", "4")
     log = repo / "datasets" / "production" / "predictions-20261122.jsonl"
