@@ -118,6 +118,18 @@ def fsync_dir(folder: Path) -> None:
         os.close(dfd)
 
 
+def check_output_file(path: Path, where: str) -> None:
+    """Refuse, before anything is written, an output path that cannot become a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(where, f"{path} is a directory", f"name a file, e.g. {path / 'out.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(where, f"{parent} is a file, so {path} cannot be created", "name a path inside a folder")
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(Path(path), dumps(data).encode("utf-8"))
 

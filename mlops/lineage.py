@@ -368,6 +368,8 @@ def reproduce(cfg: Config, version: str, *, keep: Path | None = None) -> dict[st
     model_type = manifest["model_type"]
     scratch = Path(tempfile.mkdtemp(prefix="mlops-reproduce-")) if keep is None else keep
     if keep is not None:
+        if keep.exists() and not keep.is_dir():
+            raise BadInput("--keep", f"{keep} is a file", "pass a new folder")
         if keep.exists() and any(keep.iterdir()):
             raise BadInput("--keep", f"{keep} exists and is not empty", "pass a new folder")
         keep.mkdir(parents=True, exist_ok=True)

@@ -66,3 +66,14 @@ def test_read_json_os_errors_are_one_line(tmp_path):
         locked.chmod(0)
         with pytest.raises(BadInput, match="permission denied"):
             jsonio.read_json(locked, "file", "f.json")
+
+
+def test_check_output_file_refuses_a_directory_or_a_file_as_folder(tmp_path):
+    jsonio.check_output_file(tmp_path / "new" / "deeper" / "out.json", "-o")  # folders are created later
+    with pytest.raises(BadInput, match=rf"^-o: {tmp_path} is a directory; name a file"):
+        jsonio.check_output_file(tmp_path, "-o")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BadInput, match=r"is a file, so .* cannot be created; name a path inside a folder$"):
+        jsonio.check_output_file(blocker / "out.json", "-o")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

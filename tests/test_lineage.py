@@ -233,3 +233,29 @@ def test_reproduce_reads_a_data_file_outside_the_repository_where_it_is(tmp_path
     r = run(repo, "reproduce", manifest["version"], "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["reproduced"] is True
+
+
+def test_proof_out_that_is_a_directory_is_one_line_and_nothing_is_written(fork, tmp_path):
+    from tests.support.repo import tree_snapshot
+
+    repo, version = fork["repo"], fork["version"]
+    folder = tmp_path / "proofs"
+    folder.mkdir()
+    before = tree_snapshot(repo)
+    r = run(repo, "lineage", version, "--proof-out", str(folder))
+    assert r.code == 2
+    assert r.err == f"error: --proof-out: {folder} is a directory; name a file, e.g. {folder / 'out.json'}\n"
+    assert list(folder.iterdir()) == [] and tree_snapshot(repo) == before
+
+
+def test_reproduce_keep_naming_a_file_is_one_line(fork, tmp_path):
+    from tests.support.repo import tree_snapshot
+
+    repo, version = fork["repo"], fork["version"]
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    before = tree_snapshot(repo)
+    r = run(repo, "reproduce", version, "--keep", str(existing))
+    assert r.code == 2
+    assert r.err == f"error: --keep: {existing} is a file; pass a new folder\n"
+    assert existing.read_text() == "mine" and tree_snapshot(repo) == before

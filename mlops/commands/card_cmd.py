@@ -96,6 +96,8 @@ def run_lineage(args: argparse.Namespace) -> int:
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
+    if args.proof_out:
+        jsonio.check_output_file(Path(args.proof_out), "--proof-out")
     info = lineage.lineage(cfg, args.version, proof=True)
     if args.proof_out:
         if info["proof"] is None:
