@@ -163,3 +163,20 @@ def test_bad_input_later_in_the_file(tmp_path, case):
     with pytest.raises(BadInput, match=message) as info:
         read_csv_checked(path, f"data/{case}.csv")
     assert str(info.value).startswith(f"data/{case}.csv") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "case", ["crlf_blank_lines", "empty_then_values", "good", "int_then_float", "numbers_then_text"]
+)
+def test_block_size_changes_chunks_not_values_or_types(tmp_path, monkeypatch, case):
+    # The reader's larger blocks only regroup rows into chunks: pyarrow infers each column's type
+    # over every block. Small blocks here, so a small file spans many of them.
+    import mlops.tabular as tabular
+
+    monkeypatch.setattr(tabular, "_BLOCK_BYTES", 256)
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(READ_CASES[case])
+    table = read_csv_checked(path, case)
+    assert table.column(0).num_chunks > 1
+    expected = _plain(path)
+    assert table.schema.equals(expected.schema) and table.equals(expected)
