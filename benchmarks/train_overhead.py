@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import logging
 import os
 import shutil
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mlops import jsonio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,14 +43,13 @@ def main() -> int:
         help="time a repository's very first run, which also creates the MLflow sqlite store",
     )
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
 
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))
     try:
         shutil.copytree(ROOT / "config", work / "config")
-        ds = json.loads((work / "config/dataset.json").read_text())
+        ds = jsonio.read_json(work / "config/dataset.json", "dataset config")
         ds["synthetic"]["rows"] = args.rows
-        (work / "config/dataset.json").write_text(json.dumps(ds))
+        jsonio.write_json(work / "config/dataset.json", ds)
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         env.pop("MLFLOW_TRACKING_URI", None)
         mlops = [sys.executable, "-m", "mlops", "--repo", str(work)]

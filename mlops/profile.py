@@ -16,7 +16,6 @@ stays far under 1 MB however large the training set is:
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -113,29 +112,9 @@ def categorical_profile(values: Any) -> dict[str, Any]:
     }
 
 
-SPLIT_SCORING_ROWS = 8_192
-
-
 def positive_scores(pipeline: Any, X: Any) -> Any:
-    """Positive-class probability (the last of the pipeline's sorted classes, 1 = positive).
-
-    From SPLIT_SCORING_ROWS rows on, the two halves of X are scored on two threads:
-    scikit-learn's tree traversal releases the GIL, so a forest scores about twice as fast on
-    two cores. A row's arithmetic does not depend on the other rows in its call, so the scores
-    are bit-identical to one predict_proba call (tests/test_profile.py checks every bundled type).
-    """
-    import numpy as np
-
-    n = len(X)
-    if n < SPLIT_SCORING_ROWS or (os.cpu_count() or 1) < 2:
-        return pipeline.predict_proba(X)[:, -1]
-    from concurrent.futures import ThreadPoolExecutor
-
-    half = (n + 1) // 2
-    rows = X.iloc if hasattr(X, "iloc") else X
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-score") as pool:
-        parts = list(pool.map(lambda s: pipeline.predict_proba(rows[s : s + half])[:, -1], (0, half)))
-    return np.concatenate(parts)
+    """Positive-class probability (the last of the pipeline's sorted classes, 1 = positive)."""
+    return pipeline.predict_proba(X)[:, -1]
 
 
 def permutation_importance(pipeline: Any, X: Any, y: Any, features: list[str], seed: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow imports GitPython; no warning without git
 
 
 def redact(uri: str) -> str:
@@ -36,9 +36,9 @@ def redact(uri: str) -> str:
 def preflight(repo: Repo) -> None:
     """Refuse a sqlite tracking URI whose file cannot be created or written, before any work starts.
 
-    Opening the store means importing MLflow (seconds), so `mlops train` does that on a worker
-    thread while the first model fits; this cheap check moves the common mistakes (a path through
-    a file, a read-only folder) ahead of anything written. Other stores are checked on opening.
+    Opening the store means importing MLflow (seconds), which `mlops train` does only once the
+    data is read and checked; this cheap check moves the common mistakes (a path through a file,
+    a read-only folder) ahead of anything written. Other stores are checked on opening.
     """
     from urllib.parse import unquote
 
@@ -110,11 +110,6 @@ class Tracker:
                 f"{self.repo.rel(self.repo.mlflow_dir)}: the MLflow store was made in another folder; "
                 f"its artifacts go to {there}, not {here} (start a fresh store to change that)"
             )
-
-    @contextmanager
-    def parent_run(self, run_name: str, tags: dict[str, str]):
-        with self.mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name, tags=tags) as run:
-            yield run.info.run_id
 
     def log_candidate(
         self,

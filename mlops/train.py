@@ -1,7 +1,19 @@
 """`mlops train`: load data, train every selected model type, gate, promote, record.
 
-Everything that can refuse (config, model types, data, the champion's integrity) is checked
-before anything is written under models/ or metadata/.
+A run reads as load -> compute -> decide -> record, each once:
+
+- `_load`: options, model types, data, the split, the champion re-evaluated on this split, data
+  validation. Everything that can refuse is checked here, before anything is written under
+  models/ or metadata/.
+- `_fit_and_assess`: fit one model type, score it on the held-out splits and gate it; a type that
+  fails to fit or to score is a `Failure` and does not sink the others.
+- `decide`: rank the candidates and choose the one to promote (`gate.decide_promotion`).
+- `_record`: model files and MLflow runs, the reference profile, gate records and manifests, the
+  audit log, candidates/ and current/, the cards. MLflow learns the outcome last.
+
+All of it runs on the calling thread. The fits keep every core busy (the forests and gradient
+boosting use all of them), so bookkeeping on other threads slowed the fits by about what it
+saved: benchmarks/train_overhead.py measured no gain (docs/training.md).
 """
 
 from __future__ import annotations
@@ -10,6 +22,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlops import data, gate, gha, jsonio, registry
@@ -27,6 +40,85 @@ class TrainOptions:
     force_retrain: bool = False
     allow_invalid_data: bool = False
     track: bool = True
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What `_load` read and checked: everything the run computes from."""
+
+    seed: int
+    types: dict[str, Any]
+    when: str
+    commit: str
+    dataset: data.DatasetFile
+    prepared: data.Prepared
+    parts: dict[str, Any]
+    champion: dict[str, Any] | None
+    validation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A model type that failed to fit or to score: it gets no model files and no gate record."""
+
+    model_type: str
+    version: str
+    error: str
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds a pipeline and score arrays
+class Candidate:
+    """One fitted model type, scored on the held-out splits and gated."""
+
+    model_type: str
+    version: str
+    description: str
+    pipeline: Any
+    fit_seconds: float
+    metrics: dict[str, Any]
+    validation_metrics: dict[str, Any] | None
+    intervals: dict[str, Any]
+    slices: dict[str, Any]
+    reliability: list[dict[str, Any]]
+    curves: dict[str, Any]
+    proba: Any  # positive-class scores on the test split
+    gate: gate.GateResult
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The run's verdict: its best candidate, the best one that passed, and what is promoted and why."""
+
+    best_overall: Candidate
+    challenger: Candidate | None
+    promoted: Candidate | None
+    reason: str
+    regression: bool
+
+    def of(self, candidate: Candidate) -> str:
+        """The decision a candidate's gate record, manifest and summary row show."""
+        if candidate is self.promoted:
+            return "promoted"
+        return "candidate" if candidate.gate.passed else "rejected"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where one candidate's model went: its staged folder, the file's sha256, its MLflow run."""
+
+    folder: Path
+    model_sha256: str
+    trusted_types: list[str]
+    mlflow: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """This run's MLflow store and parent run, and the tags every run of it carries."""
+
+    tracker: Any
+    run_id: str
+    tags: dict[str, str]
 
 
 def resolve_model_types(cfg: Config, requested: list[str] | None) -> dict[str, Any]:
@@ -50,9 +142,9 @@ def split(prepared: data.Prepared, cfg: Config, seed: int) -> dict[str, Any]:
 
     idx = np.arange(len(prepared.y))
     try:
-        rest, test = train_test_split(idx, test_size=cfg.training.test_size, random_state=seed, stratify=prepared.y)
-        val_share = cfg.training.validation_size / (1.0 - cfg.training.test_size)
-        if cfg.training.validation_size > 0:
+        rest, test = train_test_split(idx, test_size=cfg.training.split.test, random_state=seed, stratify=prepared.y)
+        val_share = cfg.training.split.validation / (1.0 - cfg.training.split.test)
+        if cfg.training.split.validation > 0:
             train, val = train_test_split(rest, test_size=val_share, random_state=seed, stratify=prepared.y[rest])
         else:
             train, val = rest, rest[:0]
@@ -68,26 +160,64 @@ def split(prepared: data.Prepared, cfg: Config, seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _evaluate(pipeline: Any, X: Any, y: Any, cfg: Config, seed: int, slices: bool) -> dict[str, Any]:
-    from mlops import metrics as M
-    from mlops.profile import positive_scores
+def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
+    """Train, gate, promote and record; returns the run's outcome (what the command prints and outputs)."""
+    inputs = _load(cfg, opts)
+    tracking = _open_tracking(cfg, inputs) if opts.track else None
+    done = False
+    try:
+        results = [
+            _fit_and_assess(cfg, inputs, name, module)
+            for name, module in gha.progress(inputs.types.items(), "training", total=len(inputs.types))
+        ]
+        decision = decide(results, inputs.champion, inputs.dataset.sha256, cfg.training.primary_metric,
+                          opts.force_retrain)  # fmt: skip
+        outcome, stored = _record(cfg, opts, inputs, results, decision, tracking)
+        if tracking is not None:
+            # MLflow learns the outcome only once the repository holds it: a failure above leaves
+            # the parent run FAILED and the aliases where they were.
+            _finish_tracking(tracking, decision, stored, sum(isinstance(r, Candidate) for r in results))
+        done = True
+        return outcome
+    finally:
+        if not done:
+            try:
+                if tracking is not None:
+                    tracking.tracker.mlflow.end_run("FAILED")
+            finally:
+                registry.recover(cfg.repo)  # no staged model folder of a failed run is left for a commit
 
-    proba = positive_scores(pipeline, X)
-    out = {
-        "metrics": M.classification_metrics(y, proba, cfg.training.ece_bins),
-        "intervals": M.bootstrap_intervals(
-            y, proba, iterations=cfg.training.bootstrap_iterations, seed=seed, bins=cfg.training.ece_bins
-        ),
-        "reliability": M.reliability_table(y, proba, cfg.training.ece_bins),
-        "curves": M.curves(y, proba),
-        "proba": proba,
-    }
-    if slices:
-        out["slices"] = M.slice_metrics(X, y, proba, list(cfg.dataset.slices), cfg.training.ece_bins)
-    return out
+
+def _load(cfg: Config, opts: TrainOptions) -> Inputs:
+    from mlops import audit
+
+    repo = cfg.repo
+    seed = cfg.training.seed if opts.seed is None else opts.seed
+    if not 0 <= seed <= MAX_SEED:  # numpy and scikit-learn take seeds in [0, 2**32)
+        raise BadInput("--seed", f"{seed} is outside 0..{MAX_SEED}", "pass a seed in that range")
+    types = resolve_model_types(cfg, opts.model_types)
+    audit.check_can_record(repo)  # a missing signing key refuses now, not after reports are written
+    if opts.track:
+        from mlops.tracking import preflight
+
+        preflight(repo)
+    registry.recover(repo)
+    when = jsonio.format_utc(jsonio.utc_now())
+    commit = repo.git_commit()
+
+    dataset = data.acquire(cfg, no_download=opts.no_download)
+    where = repo.rel(dataset.path)
+    table = data.read_table(dataset.path, where)
+    prepared = data.prepare(cfg, table, where)
+    gha.info(f"data: {dataset.source} {where} sha256={dataset.sha256[:12]} rows={len(prepared.y)}")
+    parts = split(prepared, cfg, seed)
+    champion = _champion(cfg, prepared, parts)
+    validation = _validate(cfg, dataset, opts, table)
+    return Inputs(seed, types, when, commit, dataset, prepared, parts, champion, validation)
 
 
-def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any], seed: int) -> dict[str, Any] | None:
+def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any]) -> dict[str, Any] | None:
+    """The current model re-evaluated on this run's test split (None when there is none)."""
     manifest = registry.current_manifest(cfg.repo)
     if manifest is None:
         return None
@@ -112,292 +242,7 @@ def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any], seed:
     return info
 
 
-def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
-
-    from mlops import audit
-
-    repo = cfg.repo
-    seed = cfg.training.seed if opts.seed is None else opts.seed
-    if not 0 <= seed <= MAX_SEED:  # numpy and scikit-learn take seeds in [0, 2**32)
-        raise BadInput("--seed", f"{seed} is outside 0..{MAX_SEED}", "pass a seed in that range")
-    types = resolve_model_types(cfg, opts.model_types)
-    audit.check_can_record(repo)  # a missing signing key refuses now, not after reports are written
-    if opts.track:
-        from mlops.tracking import preflight
-
-        preflight(repo)
-    registry.recover(repo)
-    started = jsonio.utc_now()
-    when = jsonio.format_utc(started)
-    commit = repo.git_commit()
-
-    dataset = data.acquire(cfg, no_download=opts.no_download)
-    where = repo.rel(dataset.path)
-    table = data.read_table(dataset.path, where)
-    prepared = data.prepare(cfg, table, where)
-    gha.info(f"data: {dataset.source} {where} sha256={dataset.sha256[:12]} rows={len(prepared.y)}")
-    parts = split(prepared, cfg, seed)
-    champion = _champion(cfg, prepared, parts, seed)
-
-    validation = _validate(cfg, dataset, opts, table)
-    del table
-
-    bg = _Background(cfg, opts, when, _base_tags(commit, dataset, seed))
-    done = False
-    try:
-        outcome = _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg)
-        done = True
-        return outcome
-    finally:
-        bg.close()  # the workers have stopped writing
-        if not done:
-            registry.recover(repo)  # no staged model folder of a failed run is left for a commit to pick up
-
-
-def _base_tags(commit: str, dataset: data.DatasetFile, seed: int) -> dict[str, str]:
-    return {
-        "mlops.commit": commit,
-        "mlops.dataset_sha256": dataset.sha256,
-        "mlops.dataset_source": dataset.source,
-        "mlops.synthetic": str(dataset.source == "synthetic").lower(),
-        "mlops.seed": str(seed),
-    }
-
-
-class _Background:
-    """Two worker threads, so that fitting is the only work the main thread does between fits.
-
-    `assess` evaluates each fitted model on the held-out splits and gates it while the next
-    model fits (scoring and most metric work run in C with the GIL released). `record` writes
-    the model's skops file and logs it to MLflow. Every MLflow call happens on that one thread:
-    MLflow keeps the active-run stack per thread, so the parent run opened there is the parent
-    of the nested runs logged there.
-    """
-
-    def __init__(self, cfg: Config, opts: TrainOptions, when: str, tags: dict[str, str]):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.cfg, self.tags = cfg, tags
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-record")
-        self.assess_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-assess")
-        self.pending: list[Any] = []
-        self.assessed: list[Any] = []
-        self.tracker: Any = None
-        self.run_id: str | None = None
-        self.finished = False
-        self.opening = self.pool.submit(self._open, when) if opts.track else None
-        if self.opening:
-            self.pending.append(self.opening)
-        self.assessed.append(self.assess_pool.submit(_warm_up_cards))
-
-    def _open(self, when: str) -> None:
-        from mlops.tracking import Tracker, redact
-
-        name = self.cfg.dataset.name
-        try:
-            tracker = Tracker(self.cfg.repo, experiment=name, registered_model=f"{name}-classifier")
-        except Exception as exc:  # noqa: BLE001 - sqlalchemy, HTTP and file errors all mean the same here
-            uri = redact(self.cfg.repo.tracking_uri())
-            raise BadInput(
-                "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else uri,
-                f"cannot open the MLflow store {uri} ({type(exc).__name__}: {str(exc)[:160]})",
-                "fix MLFLOW_TRACKING_URI or the store, or pass --no-tracking for a local experiment",
-            ) from None
-        self.tracker = tracker
-        run = self.tracker.mlflow.start_run(
-            experiment_id=self.tracker.experiment_id, run_name=f"train-{when}", tags=self.tags
-        )
-        self.run_id = run.info.run_id
-
-    def assess_and_persist(self, r: dict[str, Any], assess: Any, seed: int, sample: Any) -> None:
-        """assess(r) on the assess thread; when it succeeds, r's files and MLflow run on the record thread."""
-        assessed = self.assess_pool.submit(assess, r)
-        self.assessed.append(assessed)
-        self.pending.append(self.pool.submit(self._persist_if_assessed, assessed, r, seed, sample))
-
-    def _persist_if_assessed(self, assessed: Any, r: dict[str, Any], seed: int, sample: Any) -> None:
-        if self.opening and self.tracker is None:
-            return  # the store did not open: write nothing; check_open() reports it
-        if assessed.result():
-            self._persist(r, seed, sample)
-
-    def check_open(self) -> None:
-        """Raise now if the MLflow store failed to open, rather than after every fit."""
-        if self.opening and self.opening.done() and self.opening.exception():
-            raise self.opening.exception()
-
-    def _persist(self, r: dict[str, Any], seed: int, sample: Any) -> None:
-        staged = registry.stage(self.cfg.repo, r["version"])
-        r["model_sha256"], r["trusted"] = registry.dump_model(r["pipeline"], staged / registry.MODEL_FILE)
-        r["staged"] = staged
-        if self.tracker is None:
-            return
-        params = {"model_type": r["model_type"], "seed": seed}
-        params.update({f"model.{k}": v for k, v in r["pipeline"].named_steps["model"].get_params().items()})
-        r["mlflow"] = self.tracker.log_candidate(
-            model_type=r["model_type"],
-            version=r["version"],
-            params=params,
-            metrics={k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))},
-            tags={**self.tags, "mlops.version": r["version"], "mlops.model_type": r["model_type"]},
-            pipeline=r["pipeline"],
-            trusted_types=r["trusted"],
-            sample=sample,
-            proba=r["proba"][: len(sample)],
-        )
-        r["mlflow"]["tracking_uri"] = _redact(self.tracker.uri)
-        r["mlflow"]["parent_run_id"] = self.run_id
-
-    def on_assess_thread(self, fn: Any, *args: Any) -> Any:
-        """Run fn on the assess thread; returns its future."""
-        future = self.assess_pool.submit(fn, *args)
-        self.assessed.append(future)
-        return future
-
-    def wait_assessed(self) -> None:
-        for future in self.assessed:
-            future.result()  # re-raises what failed in the worker
-        self.assessed = []
-
-    def wait(self) -> None:
-        for future in self.pending:
-            future.result()  # re-raises what failed in the worker
-        self.pending = []
-
-    def finish(
-        self, challenger: dict[str, Any] | None, promoted: dict[str, Any] | None, why: str, regression: bool, n: int
-    ) -> None:
-        """Aliases and the parent run's outcome; called once the repository holds the outcome."""
-
-        def _finish() -> None:
-            if self.tracker is None:
-                return
-            if challenger:
-                self.tracker.set_alias("challenger", challenger["mlflow"]["model_version"])
-            else:  # no candidate passed the gate: no model challenges the champion
-                self.tracker.delete_alias("challenger")
-            if promoted:
-                self.tracker.set_alias("champion", promoted["mlflow"]["model_version"])
-            self.tracker.log_parent(
-                {"candidates": float(n), "promoted": float(bool(promoted)), "regression": float(regression)},
-                {"mlops.promoted_version": promoted["version"] if promoted else "", "mlops.decision": why},
-            )
-            self.tracker.mlflow.end_run()
-
-        self.wait()
-        self.pool.submit(_finish).result()
-        self.finished = True
-
-    def close(self) -> None:
-        try:
-            for future in self.assessed + self.pending:
-                future.exception()
-            if self.tracker is not None and not self.finished:
-                self.pool.submit(self.tracker.mlflow.end_run, "FAILED").result()
-        finally:
-            self.assess_pool.shutdown(wait=True)
-            self.pool.shutdown(wait=True)
-
-
-def _warm_up_cards() -> None:
-    from mlops import cards
-
-    try:
-        cards.warm_up()
-    except Exception:  # noqa: BLE001 - only a head start; writing the cards reports any real problem
-        pass
-
-
-def _train_all(cfg, opts, types, seed, when, commit, dataset, prepared, parts, champion, validation, bg):  # fmt: skip
-    import numpy as np
-
-    def assess(r: dict[str, Any]) -> bool:
-        """Held-out metrics and the gate of one fitted model; False (and r["error"]) when that fails."""
-        try:
-            evaluated = _evaluate(r["pipeline"], parts["X_test"], parts["y_test"], cfg, seed, slices=True)
-            val_metrics = None
-            if len(parts["y_val"]):
-                from mlops.metrics import classification_metrics
-                from mlops.profile import positive_scores
-
-                val_proba = positive_scores(r["pipeline"], parts["X_val"])
-                val_metrics = classification_metrics(parts["y_val"], val_proba, cfg.training.ece_bins)
-        except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
-            gha.warn(f"{r['model_type']}: evaluation failed: {type(exc).__name__}: {exc}")
-            r["error"] = f"{type(exc).__name__}: {exc}"
-            return False
-        r.update(evaluated, validation_metrics=val_metrics)
-        r["gate"] = gate.evaluate(
-            evaluated["metrics"],
-            accuracy_min=cfg.schedule.thresholds.accuracy_min,
-            ece_max=cfg.schedule.thresholds.ece_max,
-            primary_metric=cfg.training.primary_metric,
-            tolerance=cfg.training.tolerance,
-            champion_metrics=champion["metrics"] if champion and champion.get("comparable") else None,
-        )
-        return True
-
-    results: list[dict[str, Any]] = []
-    sample = parts["X_test"].head(5)
-    for name, module in gha.progress(types.items(), "training", total=len(types)):
-        version = registry.new_version(when, name, dataset.sha256, str(seed), commit)
-        began = time.perf_counter()
-        try:
-            np.random.seed(seed)  # for any third-party code that still reads the global RNG
-            pipeline = module.build(prepared.numeric, prepared.categorical, seed)
-            pipeline.fit(parts["X_train"], parts["y_train"])
-            _single_threaded_predict(pipeline)
-            fit_seconds = time.perf_counter() - began
-        except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
-            gha.warn(f"{name}: training failed: {type(exc).__name__}: {exc}")
-            results.append({"model_type": name, "version": version, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        result = {
-            "model_type": name,
-            "version": version,
-            "pipeline": pipeline,
-            "description": getattr(module, "DESCRIPTION", ""),
-            "fit_seconds": fit_seconds,
-            "dataset_sha256": dataset.sha256,
-        }
-        results.append(result)
-        bg.check_open()
-        bg.assess_and_persist(result, assess, seed, sample)  # while the next model fits
-
-    bg.wait_assessed()
-    trained = [r for r in results if "error" not in r]
-    if not trained:
-        raise CheckFailed("no model type trained successfully: " + "; ".join(r["error"] for r in results))
-    primary = cfg.training.primary_metric
-    ranked = sorted(trained, key=lambda r: (r["metrics"][primary], r["metrics"]["roc_auc"] or 0.0), reverse=True)
-    best_overall = ranked[0]
-    passing = [r for r in ranked if r["gate"].passed]
-    best = passing[0] if passing else None
-    promote, why = gate.decide_promotion(best, champion=champion, primary_metric=primary, force=opts.force_retrain)
-    # The run regresses when its best candidate falls below the champion beyond tolerance;
-    # a weaker model type in the same run is not a regression of the system.
-    regression = bool(best_overall["gate"].regression)
-    promoted = best if promote else None
-    # The reference profile (its permutation importance scores ~130k rows) overlaps the last MLflow logging.
-    profile = bg.on_assess_thread(_build_profile, promoted, prepared, parts, seed) if promoted else None
-    bg.wait()  # every model file written and logged: the manifests carry their MLflow ids
-    outcome = _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-                      best_overall, promoted, why, regression, bg.run_id, profile)  # fmt: skip
-    # MLflow learns the outcome only once the repository holds it: a failure above leaves the
-    # parent run FAILED and the aliases where they were.
-    bg.finish(best, promoted, why, regression, len(trained))
-    return outcome
-
-
-def _single_threaded_predict(pipeline: Any) -> None:
-    # Threaded forests sum tree probabilities in whatever order threads finish, so the last
-    # bits of predict_proba vary run to run; one thread makes metrics bit-reproducible.
-    estimator = pipeline.steps[-1][1]
-    if "n_jobs" in estimator.get_params():
-        estimator.set_params(n_jobs=1)
-
-
-def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table: Any) -> dict[str, Any] | None:
+def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table: Any) -> dict[str, Any]:
     from mlops.validation import validate_for_training
 
     result = validate_for_training(cfg, dataset, table=table)
@@ -418,166 +263,352 @@ def _validate(cfg: Config, dataset: data.DatasetFile, opts: TrainOptions, table:
     return summary
 
 
-def _record(cfg, opts, seed, when, commit, dataset, prepared, parts, champion, validation, results,
-            best_overall, promoted, why, regression, run_id, profile) -> dict[str, Any]:  # fmt: skip
-    import sklearn
-
-    repo = cfg.repo
-    trained = [r for r in results if "error" not in r]
-    outcome = {
-        "time": when,
-        "commit": commit,
-        "seed": seed,
-        "promoted": bool(promoted),
-        "promoted_version": promoted["version"] if promoted else None,
-        "best_version": best_overall["version"],
-        "decision": why,
-        "regression": regression,
-        "mlflow_parent_run_id": run_id,
-        "dataset": dataset.record(repo.root),
-        "candidates": [],
+def _base_tags(commit: str, dataset: data.DatasetFile, seed: int) -> dict[str, str]:
+    return {
+        "mlops.commit": commit,
+        "mlops.dataset_sha256": dataset.sha256,
+        "mlops.dataset_source": dataset.source,
+        "mlops.synthetic": str(dataset.source == "synthetic").lower(),
+        "mlops.seed": str(seed),
     }
-    for r in results:
-        if "error" in r:
-            outcome["candidates"].append({"model_type": r["model_type"], "version": r["version"], "error": r["error"]})
-            continue
-        decision = "promoted" if r is promoted else ("candidate" if r["gate"].passed else "rejected")
-        gate_record = {
-            "version": r["version"],
-            "model_type": r["model_type"],
-            "time": when,
-            "commit": commit,
-            "dataset": {"sha256": dataset.sha256, "source": dataset.source},
-            "primary_metric": cfg.training.primary_metric,
-            "tolerance": cfg.training.tolerance,
-            "thresholds": {
-                "accuracy_min": cfg.schedule.thresholds.accuracy_min,
-                "ece_max": cfg.schedule.thresholds.ece_max,
-            },
-            "candidate": {"metrics": r["metrics"]},
-            "champion": (
-                {k: champion.get(k) for k in ("version", "model_type", "metrics", "comparable", "reason")}
-                if champion
-                else None
-            ),
-            "checks": r["gate"].checks,
-            "passed": r["gate"].passed,
-            "reasons": r["gate"].reasons,
-            "regression": r["gate"].regression,
-            "champion_delta": r["gate"].champion_delta,
-            "best_of_run": r is best_overall,
-            "decision": decision,
-            "promotion_reason": why if r is (promoted or best_overall) else None,
-            "force_retrain": opts.force_retrain,
-            "mlflow_run_id": r.get("mlflow", {}).get("run_id"),
-        }
-        gate_path = repo.gates / f"{r['version']}.json"
-        jsonio.write_json(gate_path, gate_record)
-        manifest = {
-            "version": r["version"],
-            "model_type": r["model_type"],
-            "description": r["description"],
-            "created_at": when,
-            "commit": commit,
-            "seed": seed,
-            "model_file": registry.MODEL_FILE,
-            "model_sha256": r["model_sha256"],
-            "skops_trusted_types": r["trusted"],
-            "dataset": {
-                **dataset.record(repo.root),
-                "rows": int(len(prepared.y)),
-                "split": {k: int(len(parts[f"y_{k}"])) for k in ("train", "val", "test")},
-            },  # fmt: skip
-            "features": {
-                "numeric": prepared.numeric,
-                "categorical": prepared.categorical,
-                "dropped_empty": prepared.dropped_empty,
-            },
-            "label": {"name": cfg.dataset.label, "positive": prepared.positive_label, "classes": prepared.classes},
-            "metrics": r["metrics"],
-            "validation_metrics": r["validation_metrics"],
-            "intervals": r["intervals"],
-            "slices": r["slices"],
-            "reliability": r["reliability"],
-            "curves": r["curves"],
-            "gate": {"record": repo.rel(gate_path), "passed": r["gate"].passed, "decision": decision},
-            "mlflow": r.get("mlflow"),
-            "data_validation": validation,
-            "overrides": {"allow_invalid_data": opts.allow_invalid_data, "force_retrain": opts.force_retrain},
-            "fit_seconds": round(r["fit_seconds"], 3),
-            "environment": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
-        }
-        jsonio.write_json(r["staged"] / registry.MANIFEST, manifest)
-        r["manifest"] = manifest
-        outcome["candidates"].append(
-            {"model_type": r["model_type"], "version": r["version"], "decision": decision,
-             "metrics": r["metrics"], "gate_record": repo.rel(gate_path), "regression": r["gate"].regression}
-        )  # fmt: skip
 
+
+def _open_tracking(cfg: Config, inputs: Inputs) -> Tracking:
+    """Open the MLflow store and start this run's parent run (ended by `_finish_tracking` or as FAILED)."""
+    from mlops.tracking import Tracker, redact
+
+    name = cfg.dataset.name
+    try:
+        tracker = Tracker(cfg.repo, experiment=name, registered_model=f"{name}-classifier")
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy, HTTP and file errors all mean the same here
+        uri = redact(cfg.repo.tracking_uri())
+        raise BadInput(
+            "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else uri,
+            f"cannot open the MLflow store {uri} ({type(exc).__name__}: {str(exc)[:160]})",
+            "fix MLFLOW_TRACKING_URI or the store, or pass --no-tracking for a local experiment",
+        ) from None
+    tags = _base_tags(inputs.commit, inputs.dataset, inputs.seed)
+    parent = tracker.mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"train-{inputs.when}", tags=tags)
+    return Tracking(tracker, parent.info.run_id, tags)
+
+
+def _fit_and_assess(cfg: Config, inputs: Inputs, name: str, module: Any) -> Candidate | Failure:
+    """Fit one model type on the training split, score it on the held-out splits, gate it."""
+    import numpy as np
+
+    parts, seed, champion = inputs.parts, inputs.seed, inputs.champion
+    version = registry.new_version(inputs.when, name, inputs.dataset.sha256, str(seed), inputs.commit)
+    began = time.perf_counter()
+    try:
+        np.random.seed(seed)  # for any third-party code that still reads the global RNG
+        pipeline = module.build(inputs.prepared.numeric, inputs.prepared.categorical, seed)
+        pipeline.fit(parts["X_train"], parts["y_train"])
+        _single_threaded_predict(pipeline)
+        fit_seconds = time.perf_counter() - began
+    except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
+        gha.warn(f"{name}: training failed: {type(exc).__name__}: {exc}")
+        return Failure(name, version, f"{type(exc).__name__}: {exc}")
+    try:
+        evaluated = _evaluate(pipeline, parts["X_test"], parts["y_test"], cfg, seed)
+        validation_metrics = _evaluate_on_validation(pipeline, parts, cfg)
+    except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
+        gha.warn(f"{name}: evaluation failed: {type(exc).__name__}: {exc}")
+        return Failure(name, version, f"{type(exc).__name__}: {exc}")
+    verdict = gate.evaluate(
+        evaluated["metrics"],
+        accuracy_min=cfg.schedule.performance_thresholds.accuracy_min,
+        ece_max=cfg.schedule.performance_thresholds.ece_max,
+        primary_metric=cfg.training.primary_metric,
+        tolerance=cfg.training.promotion.primary_metric_tolerance,
+        champion_metrics=champion["metrics"] if champion and champion.get("comparable") else None,
+    )
+    return Candidate(
+        model_type=name, version=version, description=getattr(module, "DESCRIPTION", ""), pipeline=pipeline,
+        fit_seconds=fit_seconds, validation_metrics=validation_metrics, gate=verdict, **evaluated,
+    )  # fmt: skip
+
+
+def _single_threaded_predict(pipeline: Any) -> None:
+    # Threaded forests sum tree probabilities in whatever order threads finish, so the last
+    # bits of predict_proba vary run to run; one thread makes metrics bit-reproducible.
+    estimator = pipeline.steps[-1][1]
+    if "n_jobs" in estimator.get_params():
+        estimator.set_params(n_jobs=1)
+
+
+def _evaluate(pipeline: Any, X: Any, y: Any, cfg: Config, seed: int) -> dict[str, Any]:
+    """Held-out metrics, bootstrap intervals, reliability, curves and slices on the test split."""
+    from mlops import metrics as M
+    from mlops.profile import positive_scores
+
+    proba = positive_scores(pipeline, X)
+    bins = cfg.training.ece_bins
+    return {
+        "metrics": M.classification_metrics(y, proba, bins),
+        "intervals": M.bootstrap_intervals(
+            y, proba, iterations=cfg.training.bootstrap_iterations, seed=seed, bins=bins
+        ),
+        "reliability": M.reliability_table(y, proba, bins),
+        "curves": M.curves(y, proba),
+        "proba": proba,
+        "slices": M.slice_metrics(X, y, proba, list(cfg.dataset.slices), bins),
+    }
+
+
+def _evaluate_on_validation(pipeline: Any, parts: dict[str, Any], cfg: Config) -> dict[str, Any] | None:
+    if not len(parts["y_val"]):
+        return None
+    from mlops.metrics import classification_metrics
+    from mlops.profile import positive_scores
+
+    return classification_metrics(parts["y_val"], positive_scores(pipeline, parts["X_val"]), cfg.training.ece_bins)
+
+
+def decide(
+    results: list[Candidate | Failure],
+    champion: dict[str, Any] | None,
+    dataset_sha256: str,
+    primary: str,
+    force: bool,
+) -> Decision:
+    """Rank the candidates on the primary metric and choose the one to promote, if any."""
+    trained = [r for r in results if isinstance(r, Candidate)]
+    if not trained:
+        raise CheckFailed("no model type trained successfully: " + "; ".join(r.error for r in results))
+    ranked = sorted(trained, key=lambda c: (c.metrics[primary], c.metrics["roc_auc"] or 0.0), reverse=True)
+    passing = [c for c in ranked if c.gate.passed]
+    best = passing[0] if passing else None
+    promote, why = gate.decide_promotion(
+        {"metrics": best.metrics, "dataset_sha256": dataset_sha256} if best else None,
+        champion=champion, primary_metric=primary, force=force,
+    )  # fmt: skip
+    # The run regresses when its best candidate falls below the champion beyond tolerance;
+    # a weaker model type in the same run is not a regression of the system.
+    return Decision(ranked[0], best, best if promote else None, why, bool(ranked[0].gate.regression))
+
+
+def _record(
+    cfg: Config,
+    opts: TrainOptions,
+    inputs: Inputs,
+    results: list[Candidate | Failure],
+    decision: Decision,
+    tracking: Tracking | None,
+) -> tuple[dict[str, Any], dict[str, Stored]]:
+    """Write everything the run decided; returns the outcome and where each candidate's model went."""
+    repo, promoted = cfg.repo, decision.promoted
+    trained = [r for r in results if isinstance(r, Candidate)]
+    sample = inputs.parts["X_test"].head(5)
+    stored = {c.version: _store(cfg, c, inputs.seed, tracking, sample) for c in trained}
+    profile = _build_profile(promoted, inputs.prepared, inputs.parts, inputs.seed) if promoted else None
+    manifests = {}
+    for c in trained:
+        gate_path = repo.gates / f"{c.version}.json"
+        jsonio.write_json(gate_path, _gate_record(cfg, opts, inputs, c, decision, stored[c.version]))
+        manifests[c.version] = _manifest(cfg, opts, inputs, c, decision, stored[c.version], repo.rel(gate_path))
+        jsonio.write_json(stored[c.version].folder / registry.MANIFEST, manifests[c.version])
     if promoted:
-        jsonio.write_json(promoted["staged"] / registry.PROFILE, profile.result())
+        jsonio.write_json(stored[promoted.version].folder / registry.PROFILE, profile)
+    outcome = _outcome(cfg, inputs, results, decision, tracking)
     _audit(repo, "training_run", {k: outcome[k] for k in ("time", "commit", "seed", "best_version", "decision",
-                                                           "promoted_version", "regression", "mlflow_parent_run_id")}
-           | {"dataset_sha256": dataset.sha256, "dataset_source": dataset.source,
+                                                          "promoted_version", "regression", "mlflow_parent_run_id")}
+           | {"dataset_sha256": inputs.dataset.sha256, "dataset_source": inputs.dataset.source,
               "candidates": [c["version"] for c in outcome["candidates"]]})  # fmt: skip
-    for r in trained:
-        _audit(repo, "gate_decision", {"version": r["version"], "passed": r["gate"].passed,
-                                        "decision": r["manifest"]["gate"]["decision"], "reasons": r["gate"].reasons,
-                                        "regression": r["gate"].regression})  # fmt: skip
-    for r in trained:
-        if r is not promoted:
-            registry.place_candidate(repo, r["staged"], r["version"])
+    for c in trained:
+        _audit(repo, "gate_decision", {"version": c.version, "passed": c.gate.passed, "decision": decision.of(c),
+                                       "reasons": c.gate.reasons, "regression": c.gate.regression})  # fmt: skip
+    for c in trained:
+        if c is not promoted:
+            registry.place_candidate(repo, stored[c.version].folder, c.version)
     if promoted:
-        previous = registry.promote(repo, promoted["staged"])
-        entry = _audit(repo, "promotion", {"version": promoted["version"], "previous": previous, "reason": why,
-                                            "model_sha256": promoted["model_sha256"],
-                                            "dataset_sha256": dataset.sha256})  # fmt: skip
+        previous = registry.promote(repo, stored[promoted.version].folder)
+        entry = _audit(repo, "promotion", {"version": promoted.version, "previous": previous, "reason": decision.reason,
+                                           "model_sha256": stored[promoted.version].model_sha256,
+                                           "dataset_sha256": inputs.dataset.sha256})  # fmt: skip
         if previous:
-            _audit(repo, "archive", {"version": previous, "replaced_by": promoted["version"]})
+            _audit(repo, "archive", {"version": previous, "replaced_by": promoted.version})
         outcome["previous_version"] = previous
         outcome["promotion_audit_seq"] = entry.get("seq") if entry else None
-    _cards(cfg, outcome, results)
-    outcome["diff_markdown"] = _diff(best_overall, champion, dataset.sha256)
-    return outcome
+    from mlops import cards
+
+    cards.write_for_versions(cfg, [c.version for c in trained])
+    outcome["diff_markdown"] = _diff(manifests[decision.best_overall.version], inputs.champion, inputs.dataset.sha256)
+    return outcome, stored
 
 
-def _diff(best: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: str) -> str | None:
+def _store(cfg: Config, c: Candidate, seed: int, tracking: Tracking | None, sample: Any) -> Stored:
+    """Write the candidate's skops file in its staging folder and log it to MLflow."""
+    folder = registry.stage(cfg.repo, c.version)
+    sha256, trusted = registry.dump_model(c.pipeline, folder / registry.MODEL_FILE)
+    if tracking is None:
+        return Stored(folder, sha256, trusted, None)
+    from mlops.tracking import redact
+
+    params = {"model_type": c.model_type, "seed": seed}
+    params.update({f"model.{k}": v for k, v in c.pipeline.named_steps["model"].get_params().items()})
+    logged = tracking.tracker.log_candidate(
+        model_type=c.model_type,
+        version=c.version,
+        params=params,
+        metrics={k: v for k, v in c.metrics.items() if isinstance(v, (int, float))},
+        tags={**tracking.tags, "mlops.version": c.version, "mlops.model_type": c.model_type},
+        pipeline=c.pipeline,
+        trusted_types=trusted,
+        sample=sample,
+        proba=c.proba[: len(sample)],
+    )
+    mlflow = {**logged, "tracking_uri": redact(tracking.tracker.uri), "parent_run_id": tracking.run_id}
+    return Stored(folder, sha256, trusted, mlflow)
+
+
+def _gate_record(
+    cfg: Config, opts: TrainOptions, inputs: Inputs, c: Candidate, decision: Decision, stored: Stored
+) -> dict[str, Any]:
+    """metadata/gates/<version>.json: every input value, threshold and reason of one candidate's gate."""
+    champion, thresholds = inputs.champion, cfg.schedule.performance_thresholds
+    return {
+        "version": c.version,
+        "model_type": c.model_type,
+        "time": inputs.when,
+        "commit": inputs.commit,
+        "dataset": {"sha256": inputs.dataset.sha256, "source": inputs.dataset.source},
+        "primary_metric": cfg.training.primary_metric,
+        "tolerance": cfg.training.promotion.primary_metric_tolerance,
+        "thresholds": {"accuracy_min": thresholds.accuracy_min, "ece_max": thresholds.ece_max},
+        "candidate": {"metrics": c.metrics},
+        "champion": (
+            {k: champion.get(k) for k in ("version", "model_type", "metrics", "comparable", "reason")}
+            if champion
+            else None
+        ),
+        "checks": c.gate.checks,
+        "passed": c.gate.passed,
+        "reasons": c.gate.reasons,
+        "regression": c.gate.regression,
+        "champion_delta": c.gate.champion_delta,
+        "best_of_run": c is decision.best_overall,
+        "decision": decision.of(c),
+        # the promoted model's record carries the reason; with no promotion, the run's best does
+        "promotion_reason": decision.reason if c is (decision.promoted or decision.best_overall) else None,
+        "force_retrain": opts.force_retrain,
+        "mlflow_run_id": (stored.mlflow or {}).get("run_id"),
+    }
+
+
+def _manifest(
+    cfg: Config, opts: TrainOptions, inputs: Inputs, c: Candidate, decision: Decision, stored: Stored, gate_rel: str
+) -> dict[str, Any]:
+    """manifest.json beside the model file: what it is, what it was trained on, how it scored."""
+    import sklearn
+
+    prepared, parts = inputs.prepared, inputs.parts
+    return {
+        "version": c.version,
+        "model_type": c.model_type,
+        "description": c.description,
+        "created_at": inputs.when,
+        "commit": inputs.commit,
+        "seed": inputs.seed,
+        "model_file": registry.MODEL_FILE,
+        "model_sha256": stored.model_sha256,
+        "skops_trusted_types": stored.trusted_types,
+        "dataset": {
+            **inputs.dataset.record(cfg.repo.root),
+            "rows": int(len(prepared.y)),
+            "split": {k: int(len(parts[f"y_{k}"])) for k in ("train", "val", "test")},
+        },
+        "features": {
+            "numeric": prepared.numeric,
+            "categorical": prepared.categorical,
+            "dropped_empty": prepared.dropped_empty,
+        },
+        "label": {"name": cfg.dataset.label, "positive": prepared.positive_label, "classes": prepared.classes},
+        "metrics": c.metrics,
+        "validation_metrics": c.validation_metrics,
+        "intervals": c.intervals,
+        "slices": c.slices,
+        "reliability": c.reliability,
+        "curves": c.curves,
+        "gate": {"record": gate_rel, "passed": c.gate.passed, "decision": decision.of(c)},
+        "mlflow": stored.mlflow,
+        "data_validation": inputs.validation,
+        "overrides": {"allow_invalid_data": opts.allow_invalid_data, "force_retrain": opts.force_retrain},
+        "fit_seconds": round(c.fit_seconds, 3),
+        "environment": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
+    }
+
+
+def _outcome(
+    cfg: Config, inputs: Inputs, results: list[Candidate | Failure], decision: Decision, tracking: Tracking | None
+) -> dict[str, Any]:
+    """The run as the command prints it, writes it to the step summary and the PR report reads it."""
+    repo, promoted = cfg.repo, decision.promoted
+    candidates: list[dict[str, Any]] = []
+    for r in results:
+        if isinstance(r, Failure):
+            candidates.append({"model_type": r.model_type, "version": r.version, "error": r.error})
+            continue
+        candidates.append(
+            {"model_type": r.model_type, "version": r.version, "decision": decision.of(r), "metrics": r.metrics,
+             "gate_record": repo.rel(repo.gates / f"{r.version}.json"), "regression": r.gate.regression}
+        )  # fmt: skip
+    return {
+        "time": inputs.when,
+        "commit": inputs.commit,
+        "seed": inputs.seed,
+        "promoted": bool(promoted),
+        "promoted_version": promoted.version if promoted else None,
+        "best_version": decision.best_overall.version,
+        "decision": decision.reason,
+        "regression": decision.regression,
+        "mlflow_parent_run_id": tracking.run_id if tracking else None,
+        "dataset": inputs.dataset.record(repo.root),
+        "candidates": candidates,
+    }
+
+
+def _finish_tracking(tracking: Tracking, decision: Decision, stored: dict[str, Stored], trained: int) -> None:
+    """Aliases and the parent run's outcome; called once the repository holds the outcome."""
+    tracker, promoted = tracking.tracker, decision.promoted
+    if decision.challenger:
+        tracker.set_alias("challenger", stored[decision.challenger.version].mlflow["model_version"])
+    else:  # no candidate passed the gate: no model challenges the champion
+        tracker.delete_alias("challenger")
+    if promoted:
+        tracker.set_alias("champion", stored[promoted.version].mlflow["model_version"])
+    tracker.log_parent(
+        {"candidates": float(trained), "promoted": float(bool(promoted)), "regression": float(decision.regression)},
+        {"mlops.promoted_version": promoted.version if promoted else "", "mlops.decision": decision.reason},
+    )
+    tracker.mlflow.end_run()
+
+
+def _diff(best_manifest: dict[str, Any], champion: dict[str, Any] | None, dataset_sha: str) -> str | None:
     from mlops.cards import metrics_diff_markdown
 
     other = None
     if champion and champion.get("comparable"):
         # the champion re-evaluated on this run's test split: the fair, same-data comparison
         other = {"version": champion["version"], "metrics": champion["metrics"], "dataset": {"sha256": dataset_sha}}
-    return metrics_diff_markdown(best["manifest"], other)
+    return metrics_diff_markdown(best_manifest, other)
 
 
-def _build_profile(promoted: dict[str, Any], prepared: data.Prepared, parts: dict[str, Any], seed: int) -> dict:
+def _build_profile(promoted: Candidate, prepared: data.Prepared, parts: dict[str, Any], seed: int) -> dict:
+    """The promoted model's reference profile (monitoring compares production windows with it)."""
     from mlops.profile import build_reference_profile
 
     profile = build_reference_profile(
-        promoted["pipeline"], parts["X_train"], parts["X_test"], parts["y_test"],
-        prepared.numeric, prepared.categorical, promoted["metrics"], seed, test_scores=promoted["proba"],
+        promoted.pipeline, parts["X_train"], parts["X_test"], parts["y_test"],
+        prepared.numeric, prepared.categorical, promoted.metrics, seed, test_scores=promoted.proba,
     )  # fmt: skip
-    profile.setdefault("version", promoted["version"])
+    profile.setdefault("version", promoted.version)
     return profile
 
 
-def _audit(repo, event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+def _audit(repo: Any, event_type: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     from mlops import audit
 
     return audit.record(repo, event_type, payload)
-
-
-def _cards(cfg: Config, outcome: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    from mlops import cards
-
-    cards.write_for_versions(cfg, [c["version"] for c in outcome["candidates"] if "error" not in c])
-
-
-def _redact(uri: str) -> str:
-    from mlops.tracking import redact
-
-    return redact(uri)
 
 
 def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
@@ -599,10 +630,3 @@ def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
     table = gha.md_table(["model type", "version", "accuracy", "f1", "roc_auc", "ece", "gate"], rows)
     diff = outcome.get("diff_markdown")
     return head + table + (f"\n\n#### Best candidate against the champion\n\n{diff}" if diff else "")
-
-
-def seconds_since(start: float) -> float:
-    return time.perf_counter() - start
-
-
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")  # mlflow imports GitPython; no warning without git

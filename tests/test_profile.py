@@ -119,11 +119,10 @@ def test_drift_from_profile_is_within_0_01_of_evidently(trained):
     assert {"income", "noise_t", "tenure_months"} <= set(drift.compare(from_profile, window).drifted)
 
 
-def test_split_scoring_is_bit_identical_to_one_call_for_every_bundled_type(monkeypatch):
+def test_scores_are_the_positive_column_and_repeat_bit_for_bit_for_every_bundled_type():
     from mlops.train import _single_threaded_predict
     from training.model_types import available
 
-    monkeypatch.setattr(profile.os, "cpu_count", lambda: 2)  # take the two-thread path on any machine
     df = generate(6000, 3)
     y = df.pop(LABEL).to_numpy()
     X_train, X_test = df.iloc[:3000], df.iloc[3000:].reset_index(drop=True)
@@ -131,12 +130,9 @@ def test_split_scoring_is_bit_identical_to_one_call_for_every_bundled_type(monke
         pipeline = module.build(NUMERIC, CATEGORICAL, 0).fit(X_train, y[:3000])
         _single_threaded_predict(pipeline)  # as mlops train leaves every model
         whole = pipeline.predict_proba(X_test)[:, 1]
-        monkeypatch.setattr(profile, "SPLIT_SCORING_ROWS", 1001)  # 3000 rows: split into halves of 1500
-        split = profile.positive_scores(pipeline, X_test)
-        assert split.dtype == whole.dtype and split.shape == whole.shape, name
-        assert np.array_equal(split, whole), name
-        monkeypatch.setattr(profile, "SPLIT_SCORING_ROWS", 10**9)  # one call
-        assert np.array_equal(profile.positive_scores(pipeline, X_test), whole), name
+        scores = profile.positive_scores(pipeline, X_test)
+        assert scores.dtype == whole.dtype and scores.shape == whole.shape, name
+        assert np.array_equal(scores, whole) and np.array_equal(profile.positive_scores(pipeline, X_test), whole), name
 
 
 def test_profile_reuses_given_test_scores(trained):
