@@ -275,3 +275,11 @@ def test_validate_parquet_that_vanishes_while_read(tmp_path, monkeypatch):
         repo, "error: datasets/data.parquet: the data file does not exist; fix the path or fetch the data again",
         "--path", "datasets/data.parquet",
     )  # fmt: skip
+
+
+def test_validate_source_record_that_is_a_directory(tmp_path):
+    repo = local_repo(tmp_path, "a,b,churned\n1,2,0\n")
+    (repo / "datasets" / "local" / "train.csv.source.json").mkdir()
+    assert_validate_refused(
+        repo, "error: datasets/local/train.csv.source.json: is a directory", "--path", "datasets/local/train.csv"
+    )

@@ -50,7 +50,7 @@ def _dataset(cfg: Any, args: argparse.Namespace) -> tuple[Any, Any]:
         where = cfg.repo.rel(path)
         table = data.read_table(path, where)
         side_path = path.with_name(path.name + data.SIDECAR)
-        side = jsonio.read_json(side_path, "source record") if side_path.exists() else {}
+        side = jsonio.read_json(side_path, "source record", cfg.repo.rel(side_path)) if side_path.exists() else {}
         if not isinstance(side, dict):
             from mlops.errors import BadInput
 
