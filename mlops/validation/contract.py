@@ -139,24 +139,7 @@ def check_contract(cfg: Config, table: Any, memo: ColumnMemo | None = None) -> C
             count = int(pc.sum(mask).as_py() or 0)
             if count:
                 violations.append({"column": name, "problem": problem, "count": count, "rows": _rows(mask)})
-    label = contract.get("label", {})
-    if label.get("column") in present and "values" in label:
-        col = table.column(label["column"])
-        try:  # spelled as Arrow spells the data's values below (true, 0), not as Python does (True, 0.0)
-            allowed = pc.cast(pa.array(label["values"]), pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed types in the list
-            allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
-        allowed_set = set(allowed.to_pylist())
-        # A small integer label needs no pass over its values when every integer from its min to its max is allowed.
-        span = _integer_span(col, 64)
-        covered = span is not None and all(str(v) in allowed_set for v in range(span[0], span[1] + 1))
-        if not covered and not pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
-            mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
-            count = int(pc.sum(mask).as_py() or 0)
-            violations.append(
-                {"column": label["column"], "problem": "label value not in the contract", "count": count,
-                 "rows": _rows(mask)}
-            )  # fmt: skip
+    violations += _label_violations(contract.get("label", {}), table)
     details = {"contract": rel, "violations": violations}
     if violations:
         first = violations[0]
@@ -165,3 +148,28 @@ def check_contract(cfg: Config, table: Any, memo: ColumnMemo | None = None) -> C
         text = f"{len(violations)} violation(s) of {rel}: {first['column']!r} {first['problem']}{count}{more}"
         return CheckResult("schema_contract", FAIL, text, details)
     return CheckResult("schema_contract", PASS, f"matches {rel} ({len(expected)} columns)", details)
+
+
+def _label_violations(label: dict[str, Any], table: Any) -> list[dict[str, Any]]:
+    """The contract's label rule: every label value is one of the listed values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if label.get("column") not in table.column_names or "values" not in label:
+        return []
+    col = table.column(label["column"])
+    try:  # spelled as Arrow spells the data's values below (true, 0), not as Python does (True, 0.0)
+        allowed = pc.cast(pa.array(label["values"]), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed types in the list
+        allowed = pa.array([str(v) for v in label["values"]], type=pa.string())
+    allowed_set = set(allowed.to_pylist())
+    # A small integer label needs no pass over its values when every integer from its min to its max is allowed.
+    span = _integer_span(col, 64)
+    if span is not None and all(str(v) in allowed_set for v in range(span[0], span[1] + 1)):
+        return []
+    if pc.all(pc.is_in(pc.cast(pc.unique(col).drop_null(), pa.string()), allowed)).as_py():
+        return []
+    mask = pc.fill_null(pc.invert(pc.is_in(pc.cast(col, pa.string()), allowed)), False)
+    count = int(pc.sum(mask).as_py() or 0)
+    problem = "label value not in the contract"
+    return [{"column": label["column"], "problem": problem, "count": count, "rows": _rows(mask)}]
