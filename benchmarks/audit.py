@@ -4,8 +4,9 @@ Prints, in one run: the floor (leaf + node SHA-256 over the same entry bytes in 
 entry (batches of --batch entries through one writer: encode, fold, write, one fsync per batch; reported,
 no goal: issue 14 retired the <= 3 us/entry batched-append goal, since production appends a handful of
 events per command), the cost of one durable record() on the full log, a full verify (goal <= 2.5x the
-floor), proof size (goal ceil(log2 n) hashes) and time, and `mlops audit verify` on a 100,000-entry log as
-a subprocess (goal < 1 s). It imports the installed package (`make install`).
+floor; floor and verify each the best of --repeat alternated runs), proof size (goal ceil(log2 n) hashes)
+and time, and `mlops audit verify` on a 100,000-entry log as a subprocess (goal < 1 s). It imports the
+installed package (`make install`).
 
     .venv/bin/python benchmarks/audit.py [--entries 1000000] [--batch 10000] [--cli-entries 100000]
 """
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-entries", type=int, default=100_000)
     parser.add_argument("--cli-batch", type=int, default=100, help="entries per checkpoint in the CLI log")
     parser.add_argument("--size", type=int, default=200, help="target entry size in bytes")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and of verify (best is kept)")
     parser.add_argument("--keep", action="store_true", help="keep the generated logs in benchmarks/out/audit")
     args = parser.parse_args(argv)
 
@@ -104,7 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = data.lines
     assert len(lines) == n
     mean_size = sum(map(len, lines)) / n
-    floor, floor_cpu = floor_seconds(lines)
+    # The floor and verify are each taken as the best of --repeat runs, alternated: on shared cores one run of
+    # the same code varies by a third (1.9x-2.7x the floor for the same verify), and the load drifts.
+    floors, verifies = [], []
+    result = None
+    for _ in range(args.repeat):
+        result = None  # one verified tree in memory at a time
+        floors.append(floor_seconds(lines))
+        t0 = clocks()
+        result = audit.verify(Repo.at(big))
+        verifies.append(since(t0))
+        assert result.entries == n
+    floor, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
+    verify_s, verify_cpu = min(v[0] for v in verifies), min(v[1] for v in verifies)
     us = 1e6 / n
     print(
         f"audit benchmark: {n:,} entries, mean {mean_size:.0f} bytes, "
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  floor (leaf + node SHA-256, plain loop)  wall {floor * us:5.2f} us/entry  "
-        f"cpu {floor_cpu * us:5.2f} us/entry   [anchor]"
+        f"cpu {floor_cpu * us:5.2f} us/entry   [anchor, best of {args.repeat}]"
     )
     print(
         f"  append per entry (encode+fold+write+fsync per batch)  wall {append_s * us:5.2f} us/entry  "
@@ -128,12 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     encode_cpu = since(t0)[1] / len(sample) * 1e6
     print(f"    of which encoding one entry (canonical JSON)    cpu {encode_cpu:5.2f} us/entry", flush=True)
 
-    t0 = clocks()
-    result = audit.verify(Repo.at(big))
-    verify_s, verify_cpu = since(t0)
-    assert result.entries == n
     print(
-        f"  full verify                              wall {verify_s:5.2f} s  cpu {verify_cpu:5.2f} s  "
+        f"  full verify (best of {args.repeat})                wall {verify_s:5.2f} s  cpu {verify_cpu:5.2f} s  "
         f"= {verify_cpu / floor_cpu:.2f}x floor (cpu), {verify_s / floor:.2f}x (wall)   "
         f"goal <= 2.5x: {'met' if verify_cpu <= 2.5 * floor_cpu else 'NOT met'}",
         flush=True,
