@@ -25,8 +25,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose config/ seeds the temporary repository
+# Small data and latency budgets far above any machine's (tests/support/deployed.py uses the same).
+FAST = {
+    "dataset": {"synthetic": {"rows": 4000, "seed": 7}},
+    "training": {"bootstrap_iterations": 20},
+    "training-schedule": {"datasets": {"minimum_samples": 1000}},
+    "deployment": {"latency_budget_ms_p95": 10000.0, "health_check": {"latency_budget_ms_p95": 10000.0}},
+}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -34,17 +40,44 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def setup(tmp: Path) -> tuple[Path, list[dict]]:
-    from tests.support.cli import run
-    from tests.support.deployed import FAST, feature_rows
-    from tests.support.repo import make_repo
+def _merge(base: dict, patch: dict) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
-    repo = make_repo(tmp / "repo", **FAST)
-    r = run(repo, "train", "--no-download", "--model-types", "logistic_regression", "--no-tracking")
-    assert r.code == 0, r.err
-    r = run(repo, "deploy", "--mode", "full")
-    assert r.code == 0, r.err
-    return repo, feature_rows(2000, seed=21).to_dict("records")
+
+def mlops(repo: Path, *args: str) -> None:
+    """Run the installed `mlops` CLI in process, quietly; stop the benchmark if it fails."""
+    import contextlib
+    import io
+
+    from mlops.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(["--repo", str(repo), *args])
+    if code:
+        raise SystemExit(f"mlops {' '.join(args)} exited {code}:\n{out.getvalue()}")
+
+
+def setup(tmp: Path) -> tuple[Path, list[dict]]:
+    from mlops import synthetic
+
+    repo = tmp / "repo"
+    shutil.copytree(ROOT / "config", repo / "config")
+    for sub in ("datasets", "models", "metadata"):
+        (repo / sub).mkdir()
+    for name, patch in FAST.items():
+        path = repo / "config" / f"{name}.json"
+        data = json.loads(path.read_text())
+        _merge(data, patch)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    mlops(repo, "train", "--no-download", "--model-types", "logistic_regression", "--no-tracking")
+    mlops(repo, "deploy", "--mode", "full")
+    rows = synthetic.generate(2000, 21).drop(columns=[synthetic.LABEL])
+    return repo, rows.to_dict("records")
 
 
 def anchors(repo: Path, rows: list[dict], n: int) -> dict[str, list[float]]:

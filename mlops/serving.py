@@ -259,35 +259,8 @@ class Router:
                 shadow_ms = (time.perf_counter() - t0) * 1000 / max(n, 1)
             except Exception as exc:  # noqa: BLE001 - the shadow never affects an answer
                 failed("shadow", model.version, range(n), exc)
-        return answer, self._records(frame, answer, stamps, latency, fallback, shadow, shadow_ms), errors
-
-    def _records(
-        self, frame: Any, answer: Any, stamps: list[str], latency: Any, fallback: Any, shadow: Any, shadow_ms: float
-    ) -> list[dict[str, Any]]:
-        """Prediction-log records: the served rows in order, then the shadow's rows."""
-        n = len(frame)
-        ids = answer["request_id"].tolist()
-        feats = frame[self.features].astype(object).where(frame[self.features].notna(), None).to_dict("records")
-        records = []
-        # batch_size: latency is the model call's time per row, comparable only between equal batch sizes.
-        for i, (rid, score, pred, version, role) in enumerate(answer.itertuples(index=False, name=None)):
-            rec = {
-                "request_id": rid, "time": stamps[i], "model_version": version, "role": role,
-                "features": feats[i], "score": float(score), "prediction": int(pred),
-                "latency_ms": round(float(latency[i]), 4), "batch_size": n,
-            }  # fmt: skip
-            if fallback[i]:
-                rec["fallback_from"] = "canary"
-            records.append(rec)
-        if shadow is not None:
-            version = self.models["shadow"].version
-            for i, rid in enumerate(ids):
-                records.append({
-                    "request_id": rid, "time": stamps[i], "model_version": version, "role": "shadow",
-                    "features": feats[i], "score": float(shadow[i]), "prediction": int(shadow[i] >= THRESHOLD),
-                    "latency_ms": round(shadow_ms, 4), "batch_size": n,
-                })  # fmt: skip
-        return records
+        shadowed = None if shadow is None else (self.models["shadow"].version, shadow, shadow_ms)
+        return answer, log_records(frame, self.features, answer, stamps, latency, fallback, shadowed), errors
 
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:
         if not self.log:
@@ -302,6 +275,36 @@ class Router:
         return {role: {"version": m.version, "sha256": m.sha256} for role, m in self.models.items()} | {
             "canary_traffic": self.traffic
         }
+
+
+def log_records(
+    frame: Any, features: list[str], answer: Any, stamps: list[str], latency: Any, fallback: Any, shadow: Any
+) -> list[dict[str, Any]]:
+    """Prediction-log records: the served rows in order, then the shadow's (`shadow`: None, or its
+    (version, scores, milliseconds per row))."""
+    n = len(frame)
+    ids = answer["request_id"].tolist()
+    feats = frame[features].astype(object).where(frame[features].notna(), None).to_dict("records")
+    records = []
+    # batch_size: latency is the model call's time per row, comparable only between equal batch sizes.
+    for i, (rid, score, pred, version, role) in enumerate(answer.itertuples(index=False, name=None)):
+        rec = {
+            "request_id": rid, "time": stamps[i], "model_version": version, "role": role,
+            "features": feats[i], "score": float(score), "prediction": int(pred),
+            "latency_ms": round(float(latency[i]), 4), "batch_size": n,
+        }  # fmt: skip
+        if fallback[i]:
+            rec["fallback_from"] = "canary"
+        records.append(rec)
+    if shadow is not None:
+        version, scores, shadow_ms = shadow
+        for i, rid in enumerate(ids):
+            records.append({
+                "request_id": rid, "time": stamps[i], "model_version": version, "role": "shadow",
+                "features": feats[i], "score": float(scores[i]), "prediction": int(scores[i] >= THRESHOLD),
+                "latency_ms": round(shadow_ms, 4), "batch_size": n,
+            })  # fmt: skip
+    return records
 
 
 # ------------------------------------------------------------------------------------- batch

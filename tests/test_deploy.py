@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlops import deploy, registry
+from mlops.config import CanaryAnalysis
+from mlops.deploy.canary import decide, ks_statistic, tolerances
 from mlops.repo import Repo
 from mlops.serving import ModelRefused, Router
 from tests.support.cli import run
@@ -590,3 +592,107 @@ def test_a_healthy_canary_passes_the_health_check_after_the_data_file_was_refres
     assert r.code == 0, r.err  # production's rows cannot be rebuilt any more; the canary's can
     s = json.loads((repo / "models/deployment.json").read_text())
     assert s["canary"]["version"] == v2 and s["production"]["version"] == v1
+
+
+# ------------------------------------------------------------------------- canary analysis table
+
+TOL = CanaryAnalysis(min_requests=10, max_score_ks=0.15, max_positive_rate_delta=0.05, max_error_rate_delta=0.01,
+                     max_latency_ratio=3.0, min_feedback=5, max_accuracy_drop=0.02)  # fmt: skip
+
+
+def _rows(role: str, version: str, n: int = 20, *, score: float = 0.3, prediction: int = 0, latency: float = 1.0,
+          batch: int = 1, prefix: str | None = None, **extra) -> list[dict]:  # fmt: skip
+    prefix = prefix or role
+    return [{"request_id": f"{prefix}-{i}", "role": role, "model_version": version, "score": score + i / 1000,
+             "prediction": prediction, "latency_ms": latency, "batch_size": batch, **extra}
+            for i in range(n)]  # fmt: skip
+
+
+def _labels(rows: list[dict], *, wrong: bool = False) -> list[dict]:
+    return [{"request_id": r["request_id"], "label": 1 - r["prediction"] if wrong else r["prediction"]} for r in rows]
+
+
+def _case(canary=None, production=None, *, errors=(), feedback="right", extra=()):
+    canary = _rows("canary", "C", **(canary or {}))
+    production = _rows("production", "P", **(production or {}))
+    labels = {"right": _labels(canary) + _labels(production),
+              "canary wrong": _labels(canary, wrong=True) + _labels(production),
+              "none": []}[feedback]  # fmt: skip
+    return canary + production + list(extra), labels, list(errors)
+
+
+def _errors(role: str, version: str, n: int) -> list[dict]:
+    return [{"request_id": f"e-{i}", "role": role, "model_version": version, "error": "E: x"} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "decision", "failed", "skipped"),
+    [
+        pytest.param(_case(canary={"n": 9}), "wait", ["requests"], [], id="wait: too few canary requests"),
+        pytest.param(_case(production={"n": 9}), "wait", ["requests"], [], id="wait: too few production requests"),
+        pytest.param(_case(), "promote", [], [], id="promote: every check passes"),
+        pytest.param(_case(canary={"score": 0.8}), "rollback", ["score_ks"], [], id="rollback: score_ks"),
+        pytest.param(_case(canary={"prediction": 1}), "rollback", ["positive_rate_delta"], [],
+                     id="rollback: positive_rate_delta"),
+        pytest.param(_case(errors=_errors("canary", "C", 1)), "rollback", ["error_rate_delta"], [],
+                     id="rollback: error_rate_delta"),
+        pytest.param(_case(canary={"latency": 3.5}), "rollback", ["latency_ratio"], [], id="rollback: latency_ratio"),
+        pytest.param(_case(feedback="canary wrong"), "rollback", ["accuracy_drop"], [], id="rollback: accuracy_drop"),
+        pytest.param(_case(feedback="none"), "promote", [], ["accuracy_drop"], id="missing feedback skips accuracy"),
+        pytest.param(_case(canary={"batch": 20}), "promote", [], ["latency_ratio"],
+                     id="no single-row canary requests skip latency"),
+        # Rows of other versions, production answers that stood in for the canary, and errors of
+        # other versions are no role's traffic: 9 canary rows stay too few.
+        pytest.param(_case(canary={"n": 9}, errors=_errors("canary", "OLD", 5), extra=[
+            *_rows("canary", "OLD", 5, prefix="old"), *_rows("production", "P", 5, prefix="fb", fallback_from="canary"),
+        ]), "wait", ["requests"], [], id="other versions and fallbacks are not counted"),
+    ],
+)  # fmt: skip
+def test_canary_decision_table(inputs, decision, failed, skipped):
+    predictions, feedback, errors = inputs
+    result = decide(predictions, feedback, errors, "C", "P", TOL)
+    assert result.decision == decision
+    assert result.failed == failed
+    assert [c["name"] for c in result.checks if c["passed"] is None] == skipped
+    names = [c["name"] for c in result.checks]
+    every = ["requests", "score_ks", "positive_rate_delta", "error_rate_delta", "latency_ratio", "accuracy_drop"]
+    assert names == (["requests"] if decision == "wait" else every)
+    assert all(isinstance(c["passed"], (bool, type(None))) for c in result.checks)  # JSON-safe, not numpy bools
+
+
+def test_canary_decision_numbers():
+    predictions, feedback, errors = _case(canary={"prediction": 1, "latency": 2.0}, errors=_errors("canary", "C", 5))
+    result = decide(predictions, feedback, errors, "C", "P", TOL)
+    c, p = result.stats["canary"], result.stats["production"]
+    assert (c["requests"], c["errors"], c["error_rate"]) == (20, 5, 0.2)
+    assert (p["requests"], p["errors"], p["error_rate"]) == (20, 0, 0.0)
+    assert (c["positive_rate"], p["positive_rate"], c["feedback"], c["accuracy"]) == (1.0, 0.0, 20, 1.0)
+    checks = {x["name"]: x for x in result.checks}
+    assert checks["latency_ratio"]["value"] == 2.0 and checks["latency_ratio"]["passed"] is True
+    assert checks["score_ks"]["value"] == 0.0 and checks["accuracy_drop"]["value"] == 0.0
+    assert checks["error_rate_delta"]["value"] == 0.2 and checks["error_rate_delta"]["limit"] == 0.01
+    assert tolerances(TOL) == {"min_requests": 10, "max_score_ks": 0.15, "max_positive_rate_delta": 0.05,
+                               "max_error_rate_delta": 0.01, "max_latency_ratio": 3.0, "min_feedback": 5,
+                               "max_accuracy_drop": 0.02}  # fmt: skip
+
+
+def _hand_written_ks(a, b) -> float:
+    """The statistic deploy computed by hand before it used scipy's: the oracle for identical results."""
+    import numpy as np
+
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    grid = np.concatenate([a, b])
+    return float(
+        np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)))
+    )
+
+
+def test_scipy_ks_statistic_is_the_hand_written_one():
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+    cases = [(rng.random(n), rng.random(m) ** k) for n, m, k in ((200, 1800, 1), (1000, 1000, 2), (30, 7, 3))]
+    cases += [(np.round(rng.random(500), 2), np.round(rng.random(400), 2)),  # ties
+              ([0.5] * 10, [0.5] * 20), ([0.1, 0.2], [0.8, 0.9])]  # fmt: skip
+    for a, b in cases:
+        assert ks_statistic(list(a), list(b)) == _hand_written_ks(a, b)

@@ -17,6 +17,7 @@ from mlops.repo import Repo
 from mlops.serving import Router, bucket
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template
+from tests.support.repo import tree_snapshot
 
 
 @pytest.fixture
@@ -187,3 +188,30 @@ def test_simulate_traffic_goes_through_the_router(canary):
     assert all(router.role_for(x["request_id"]) == x["role"] for x in logged)
     feedback = (repo / "datasets/production").glob("feedback-*.jsonl")
     assert sum(len(p.read_text().splitlines()) for p in feedback) == 2000
+
+
+def _production_logs(repo: Path) -> dict[str, bytes]:
+    folder = repo / "datasets/production"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*"))} if folder.exists() else {}
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("out.csv", "out.csv: is a directory, not an output file"),  # a directory named like a file
+        ("results", "results: is a directory, not an output file"),
+        ("in.csv/out.csv", "in.csv is a file, not a folder"),
+        ("out.txt", "out.txt: unknown output format"),
+    ],
+)
+def test_predict_refuses_an_output_it_cannot_write_before_logging_anything(canary, output, message):
+    repo, v1, v2 = canary
+    feature_rows(5, seed=4).to_csv(repo / "in.csv", index=False)
+    (repo / "out.csv").mkdir()
+    (repo / "results").mkdir()
+    Router(Repo.at(repo)).predict(feature_rows(3, seed=5), ["a", "b", "c"])  # a log that must stay as it is
+    logs, before = _production_logs(repo), tree_snapshot(repo)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / output))
+    assert r.code == 2 and message in r.err and r.err.strip().count("\n") == 0, r.err
+    assert _production_logs(repo) == logs and tree_snapshot(repo) == before
+    assert not list((repo / "out.csv").iterdir()) and not list((repo / "results").iterdir())
