@@ -86,6 +86,14 @@ def read_state(repo: Repo) -> dict[str, Any] | None:
     return state
 
 
+def require_state(repo: Repo, problem: str, fix: str) -> dict[str, Any]:
+    """The deployment state, or BadInput (one line naming the state file) before the first deployment."""
+    state = read_state(repo)
+    if state is None:
+        raise BadInput(repo.rel(repo.deployment_state), problem, fix)
+    return state
+
+
 def write_state(repo: Repo, state: dict[str, Any] | None) -> None:
     """Write the state atomically; None removes the file (the state before a first deployment)."""
     if state is None:

@@ -87,17 +87,11 @@ class Router:
     """Routes requests across the deployment state's models and logs every prediction."""
 
     def __init__(self, repo: Repo, *, state: dict[str, Any] | None = None, log: bool = True):
-        from mlops.deployment_state import read_state
+        from mlops.deployment_state import require_state
 
         self.repo = repo
         if state is None:
-            state = read_state(repo)
-            if state is None:
-                raise BadInput(
-                    repo.rel(repo.deployment_state),
-                    "no deployment yet",
-                    "deploy a model with `mlops deploy --mode full`",
-                )
+            state = require_state(repo, "no deployment yet", "deploy a model with `mlops deploy --mode full`")
         self.state = state
         self.log = log
         self._lock = threading.Lock()

@@ -16,7 +16,16 @@ from mlops.config import Config
 from mlops.deploy.canary import Analysis, analysis_markdown, decide, tolerances
 from mlops.deploy.gates import Gate, health_check, run_gates, summary_markdown
 from mlops.deploy.transition import Problem, Record, default_actor, record_path, transition
-from mlops.deployment_state import MODES, describe, entry, plan, previous_production, read_state, with_entry
+from mlops.deployment_state import (
+    MODES,
+    describe,
+    entry,
+    plan,
+    previous_production,
+    read_state,
+    require_state,
+    with_entry,
+)
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 
@@ -215,13 +224,7 @@ def _auto_rollback(cfg: Config, who: str, record: Record, before: dict | None, f
 def rollback(cfg: Config, to: str | None = None, *, reason: str | None = None, actor: str | None = None) -> dict:
     """Restore an earlier production version (default: the previous one), integrity-checked; drops canary and shadow."""
     repo = cfg.repo
-    state = read_state(repo)
-    if state is None:
-        raise BadInput(
-            repo.rel(repo.deployment_state),
-            "there is no deployment to roll back",
-            "deploy first with `mlops deploy --mode full`",
-        )
+    state = require_state(repo, "there is no deployment to roll back", "deploy first with `mlops deploy --mode full`")
     current = state["production"]["version"]
     target = to or previous_production(state)
     if target is None:
