@@ -10,13 +10,14 @@ this package). Here, by concern:
   MLflow's champion alias, the alert and the step summary;
 - `actions`: `deploy`, `rollback` and `analyze`, each check -> decide -> transition.
 
+`transition` (the function) is not re-exported here: the name would hide its submodule.
 See docs/deployment.md.
 """
 
 from mlops.deploy.actions import analyze, check_request, deploy, read_errors, rollback
 from mlops.deploy.canary import Analysis, decide
 from mlops.deploy.gates import Gate, check_predictions, health_check, holdout_sample, one_thread, run_gates
-from mlops.deploy.transition import move_champion, transition
+from mlops.deploy.transition import move_champion
 from mlops.deployment_state import (
     MODES,
     describe,
@@ -47,7 +48,6 @@ __all__ = [
     "read_state",
     "rollback",
     "run_gates",
-    "transition",
     "validate_state",
     "write_state",
 ]
