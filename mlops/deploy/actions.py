@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mlops import jsonio, registry
 from mlops.config import Config
@@ -115,9 +115,7 @@ def deploy(
     sha = _sha_of(folder)
     change = entry(
         f"deploy-{mode}",
-        state["production"]["version"]
-        if state and mode == "full"
-        else (state[mode]["version"] if state and state.get(mode) else None),
+        _replaced(state, mode),
         version,
         reason or f"mlops deploy --mode {mode}",
         who,
@@ -145,7 +143,16 @@ def deploy(
     return record.data
 
 
-def _refuse(cfg: Config, who: str, record: Record, gates: list[Gate], state: dict | None) -> None:
+def _replaced(state: dict[str, Any] | None, mode: str) -> str | None:
+    """The version a deployment in `mode` takes the place of: production for full, else that role's."""
+    if state is None:
+        return None
+    if mode == "full":
+        return state["production"]["version"]
+    return state[mode]["version"] if state.get(mode) else None
+
+
+def _refuse(cfg: Config, who: str, record: Record, gates: list[Gate], state: dict | None) -> NoReturn:
     """Record a refused deployment (record, gate_decision event, alert, summary) and raise CheckFailed."""
     data, rel = record.data, cfg.repo.rel(record.path)
     refused = [g for g in gates if g.passed is False]
@@ -176,7 +183,7 @@ def _refuse(cfg: Config, who: str, record: Record, gates: list[Gate], state: dic
     )
 
 
-def _auto_rollback(cfg: Config, who: str, record: Record, before: dict | None, failed: dict) -> None:
+def _auto_rollback(cfg: Config, who: str, record: Record, before: dict | None, failed: dict) -> NoReturn:
     """Restore the state as it was before a deployment that failed its health check, then raise CheckFailed."""
     data, rel = record.data, cfg.repo.rel(record.path)
     health, version = data["health_check"], data["version"]
