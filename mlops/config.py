@@ -385,7 +385,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
 @dataclass(frozen=True)
 class Config:
     repo: Repo
-    raw: dict[str, dict[str, Any]]
+    files: tuple[str, ...]  # the config/<name>.json files found and validated (absent ones take defaults)
     alerts: AlertsConfig
     dataset: DatasetConfig
     deployment: DeploymentConfig
@@ -395,10 +395,6 @@ class Config:
     training: TrainingConfig
     schedule: Schedule
     validation: ValidationConfig
-
-    def section(self, name: str) -> dict[str, Any]:
-        """Raw, schema-validated content of config/<name>.json ({} when that file is absent)."""
-        return self.raw.get(name, {})
 
 
 def _deref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -551,7 +547,7 @@ def load(repo: Repo) -> Config:
             continue
         schema = read_json(repo.schemas_dir / f"{name}.schema.json", "schema")
         sections[attr] = fill(cls, schema, raw.get(name, {}))
-    return Config(repo=repo, raw=raw, **sections)
+    return Config(repo=repo, files=tuple(sorted(raw)), **sections)
 
 
 def resolve(repo: Repo, relative: str) -> Path:

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
-    names = sorted(cfg.raw)
+    names = cfg.files
     print(f"config ok: {', '.join(f'config/{n}.json' for n in names)}")
     gha.add_summary("### Config\n\n" + gha.md_table(["file", "status"], [(f"config/{n}.json", "valid") for n in names]))
     return 0
