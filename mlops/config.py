@@ -24,7 +24,7 @@ from mlops.repo import Repo
 REQUIRED = ("training-schedule", "dataset", "training")
 
 
-def _pointer(path: Any) -> str:
+def json_pointer(path: Any) -> str:
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
     return "/" + "/".join(parts) if parts else "/"
 
@@ -476,13 +476,13 @@ def validate_file(repo: Repo, name: str) -> dict[str, Any]:
             key = sorted(set(err.instance) - set(known))[0]
             close = difflib.get_close_matches(key, known, n=1)
             raise BadInput(
-                f"{rel}: {_pointer([*err.absolute_path, key])}",
+                f"{rel}: {json_pointer([*err.absolute_path, key])}",
                 f"unknown key (known here: {', '.join(known)})",
                 f"rename it to {close[0]!r}" if close else "remove it, or add it to the schema if code reads it",
             )
         expected, found = describe_violation(err)
         raise BadInput(
-            f"{rel}: {_pointer(err.absolute_path)}",
+            f"{rel}: {json_pointer(err.absolute_path)}",
             f"expected {expected}, found {found}",
             f"fix {rel} and run `mlops config check`",
         )

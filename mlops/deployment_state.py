@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops import jsonio
-from mlops.config import _pointer, describe_violation
+from mlops.config import describe_violation, json_pointer
 from mlops.errors import BadInput
 from mlops.repo import Repo
 
@@ -53,7 +53,7 @@ def first_violation(schema: dict[str, Any], data: Any) -> Any:
 def violation_text(err: Any) -> str:
     """'<pointer>: expected ..., found ...' for a jsonschema error."""
     expected, found = describe_violation(err)
-    return f"{_pointer(err.absolute_path)}: expected {expected}, found {found}"
+    return f"{json_pointer(err.absolute_path)}: expected {expected}, found {found}"
 
 
 def validate_state(repo: Repo, state: Any) -> None:
@@ -63,7 +63,7 @@ def validate_state(repo: Repo, state: Any) -> None:
     if err is not None:
         expected, found = describe_violation(err)
         raise BadInput(
-            f"{rel}: {_pointer(err.absolute_path)}",
+            f"{rel}: {json_pointer(err.absolute_path)}",
             f"expected {expected}, found {found}",
             f"fix it to match config/schemas/{STATE_SCHEMA}, or `git revert` the commit that broke it",
         )

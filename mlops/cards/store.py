@@ -52,7 +52,7 @@ def validate(card: Any, repo: Repo, where: str) -> None:
     """BadInput naming the JSON pointer of the first violation of the card schema."""
     import jsonschema
 
-    from mlops.config import _pointer, describe_violation
+    from mlops.config import describe_violation, json_pointer
 
     validator = jsonschema.Draft202012Validator(schema(repo))
     errors = sorted(validator.iter_errors(card), key=lambda e: (list(e.absolute_path), e.validator))
@@ -60,7 +60,7 @@ def validate(card: Any, repo: Repo, where: str) -> None:
         err = errors[0]
         expected, found = describe_violation(err)
         raise BadInput(
-            f"{where}: {_pointer(err.absolute_path)}",
+            f"{where}: {json_pointer(err.absolute_path)}",
             f"expected {expected}, found {found}",
             "regenerate the card with `mlops card build VERSION` instead of editing it",
         )
