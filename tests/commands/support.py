@@ -10,6 +10,8 @@ from pathlib import Path
 from mlops.cli import build_parser
 from tests.support.cli import run
 
+NO_REPO = Path("/nonexistent/mlops-command-tests")
+
 
 def parse(*argv: str) -> argparse.Namespace:
     """The namespace `mlops` would dispatch for argv (no command runs)."""
@@ -33,8 +35,11 @@ def options(*command: str) -> set[str]:
 
 
 def usage_error(repo: Path | None, *argv: str) -> str:
-    """Run argv; assert exit 2 with nothing on stdout and exactly one line on stderr; return that line."""
-    r = run(repo, *argv)
+    """Run argv; assert exit 2 with nothing on stdout and exactly one line on stderr; return that line.
+
+    Without a repo it runs against a folder that does not exist, so a command line the parser wrongly
+    accepts fails on the missing config/ instead of acting on the checkout the tests run from."""
+    r = run(repo or NO_REPO, *argv)
     assert (r.code, r.out) == (2, ""), r
     assert r.err.endswith("\n") and r.err.count("\n") == 1, r.err
     return r.err[:-1]

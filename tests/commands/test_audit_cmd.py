@@ -35,7 +35,12 @@ def test_each_action_dispatches_to_its_own_function():
     assert parse("audit", "repair").func is audit_cmd.run_repair
     assert (parse("audit", "keygen").func, parse("audit", "keygen", "--force").force) == (audit_cmd.run_keygen, True)
     record = parse("audit", "record", "--type", "rollback")
-    assert (record.func, record.event_type, record.payload, record.actor) == (audit_cmd.run_record, "rollback", "{}", None)
+    assert (record.func, record.event_type, record.payload, record.actor) == (
+        audit_cmd.run_record,
+        "rollback",
+        "{}",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,8 +57,7 @@ def test_each_action_dispatches_to_its_own_function():
         ),
         (
             ["audit", "check-proof"],
-            "mlops audit check-proof: the following arguments are required: FILE; "
-            "see 'mlops audit check-proof --help'",
+            "mlops audit check-proof: the following arguments are required: FILE; see 'mlops audit check-proof --help'",
         ),
         (
             ["audit", "record"],
@@ -70,7 +74,7 @@ def test_record_refuses_a_payload_that_is_not_json_and_writes_nothing(repo):
     line = usage_error(repo, "audit", "record", "--type", "rollback", "--payload", "{bad")
     assert line == (
         "error: --payload: is not JSON (Expecting property name enclosed in double quotes); "
-        "pass a JSON object, e.g. '{\"note\": \"x\"}'"
+        'pass a JSON object, e.g. \'{"note": "x"}\''
     )
     assert tree_snapshot(repo) == before
 

@@ -28,7 +28,12 @@ def test_each_command_dispatches_to_its_own_function():
     assert (check.func, check.versions, check.all) == (card_cmd.run_check, ["v1", "v2"], False)
     assert parse("card", "render", "v1").func is card_cmd.run_render
     lineage = parse("lineage", "v1", "--proof-out", "p.json", "--json")
-    assert (lineage.func, lineage.version, lineage.proof_out, lineage.json) == (card_cmd.run_lineage, "v1", "p.json", True)
+    assert (lineage.func, lineage.version, lineage.proof_out, lineage.json) == (
+        card_cmd.run_lineage,
+        "v1",
+        "p.json",
+        True,
+    )
     reproduce = parse("reproduce", "v1", "--keep", "scratch")
     assert (reproduce.func, reproduce.version, reproduce.keep, reproduce.json) == (
         card_cmd.run_reproduce, "v1", "scratch", False,

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from mlops.commands import workflow_cmd
 from mlops.commands.workflow_cmd import parse_inputs
 from mlops.errors import BadInput
+from tests.commands.support import actions, options, parse, usage_error
 from tests.support.cli import run
 from tests.support.fake_github import DEFAULT_TOKEN
 from tests.support.repo import make_repo
@@ -78,3 +80,48 @@ def test_state_outputs_are_empty_before_any_deployment(tmp_path, monkeypatch):
     assert r.code == 0, r.err
     assert out.read_text() == "production=\ncanary=\ncanary_traffic=\nshadow=\n"
     assert "canary: -" in r.out
+
+
+# The module's own wiring: actions, flags, defaults and usage errors (added when the file moved to tests/commands/).
+
+
+def test_help_lists_the_three_actions_and_their_flags():
+    assert actions("workflow") == ["dispatch", "dispatch-deploy", "state"]
+    assert options("workflow", "dispatch") == {"--help", "--workflow", "--input", "--ref"}
+    assert options("workflow", "dispatch-deploy") == {"--help", "--version", "--mode", "--workflow", "--ref"}
+    assert options("workflow", "state") == {"--help"}
+
+
+def test_each_action_dispatches_with_its_defaults():
+    d = parse("workflow", "dispatch", "--workflow", "deploy.yml", "--input", "a=1", "--input", "b=2")
+    assert (d.func, d.workflow, d.input, d.ref) == (workflow_cmd.run_dispatch, "deploy.yml", ["a=1", "b=2"], None)
+    dd = parse("workflow", "dispatch-deploy", "--version", VERSION)
+    assert (dd.func, dd.version, dd.mode, dd.workflow, dd.ref) == (
+        workflow_cmd.run_dispatch_deploy, VERSION, "canary", "deploy.yml", None,
+    )  # fmt: skip
+    assert parse("workflow", "state").func is workflow_cmd.run_state
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["workflow"], "mlops workflow: the following arguments are required: ACTION; see 'mlops workflow --help'"),
+        (
+            ["workflow", "dispatch"],
+            "mlops workflow dispatch: the following arguments are required: --workflow; "
+            "see 'mlops workflow dispatch --help'",
+        ),
+        (
+            ["workflow", "dispatch-deploy", "--version", VERSION, "--mode", "blue"],
+            "mlops workflow dispatch-deploy: argument --mode: invalid choice: 'blue' (choose from 'shadow', "
+            "'canary', 'full'); see 'mlops workflow dispatch-deploy --help'",
+        ),
+    ],
+)
+def test_bad_usage_is_one_line_exit_2(argv, line):
+    assert usage_error(None, *argv) == line
+
+
+def test_dispatch_refuses_a_workflow_that_is_not_a_file_name(tmp_path):
+    line = usage_error(_with_model(tmp_path, True), "workflow", "dispatch", "--workflow", "../deploy.yml")
+    assert line == "error: --workflow: '../deploy.yml' is not a workflow file name; e.g. deploy.yml"
