@@ -16,13 +16,15 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from mlops.commands import args as numbers
+
 MARKER = ".mlops-demo"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole loop on synthetic data in a scratch repo")
     p.add_argument("--workdir", default=".demo", help="scratch folder (recreated; default .demo)")
-    p.add_argument("--rows", type=int, default=24000, help="synthetic rows to train on (default 24000)")
+    p.add_argument("--rows", type=numbers.demo_rows, default=24000, help="synthetic rows to train on (default 24000)")
     p.set_defaults(func=run)
 
 

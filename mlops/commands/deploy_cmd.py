@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.commands import args as numbers
+
 
 def _share(text: str) -> float:
     try:
@@ -26,12 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_rollback)
 
     p = sub.add_parser("canary", help="canary analysis")
-    canary = p.add_subparsers(dest="canary_command", metavar="ACTION", parser_class=type(p))
+    canary = p.add_subparsers(dest="canary_command", metavar="ACTION", parser_class=type(p), required=True)
     a = canary.add_parser("analyze", help="compare canary with production on the logged window")
     a.add_argument("--apply", action="store_true", help="promote the canary to full, or roll it back")
     a.add_argument("--since", help="start of the window (default: when the canary was deployed)")
     a.set_defaults(func=run_analyze)
-    p.set_defaults(func=lambda args, parser=p: _usage(parser))
 
     p = sub.add_parser("predict", help="score a CSV/Parquet file through the router (request_id column honoured)")
     p.add_argument("--input", required=True, help="CSV or Parquet file with the model's features")
@@ -40,13 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="HTTP JSON endpoint: POST /predict, GET /health")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
+    p.add_argument("--port", type=numbers.port, default=8000, help="port (0 picks a free one; default 8000)")
     p.set_defaults(func=run_serve)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _load(args: argparse.Namespace):

@@ -3,65 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from mlops import config, gha
+from mlops.commands import args as numbers
 from mlops.repo import Repo
-
-MAX_SEED = 2**32 - 1  # numpy's seed range
-MAX_HOURS = 8784  # a leap year, as config/schemas/monitoring.schema.json bounds window_hours
-
-
-def _number(text: str, kind: type) -> int | float:
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-
-
-def _rows(text: str) -> int:
-    rows = _number(text, int)
-    if rows < 1:
-        raise argparse.ArgumentTypeError(f"{rows} is not a positive number of rows; pass --rows 1 or more")
-    return rows
-
-
-def _count(text: str) -> int:
-    count = _number(text, int)
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"{count} is not a count; pass 0 or more")
-    return count
-
-
-def _seed(text: str) -> int:
-    seed = _number(text, int)
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{seed} is not a seed in 0..{MAX_SEED}; pass --seed 0, for example")
-    return seed
-
-
-def _shift(text: str) -> float:
-    shift = _number(text, float)
-    if not math.isfinite(shift):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number; pass a number of standard deviations")
-    return shift
-
-
-def _share(text: str) -> float:
-    share = _number(text, float)
-    if not 0 <= share <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability; pass a number in [0, 1]")
-    return share
-
-
-def _hours(text: str) -> float:
-    hours = _number(text, float)
-    if not 0 < hours <= MAX_HOURS:  # NaN and inf fail too
-        raise argparse.ArgumentTypeError(
-            f"{text} is not a number of hours in (0, {MAX_HOURS}]; pass --hours 6, for example"
-        )
-    return hours
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     mon = sub.add_parser(
@@ -80,12 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw rows from the training distribution, shift K numeric features by S reference "
         "standard deviations, score them with the current model, append predictions and feedback.",
     )
-    sim.add_argument("--rows", type=_rows, required=True, help="rows to write")
-    sim.add_argument("--shift", type=_shift, default=0.0, help="shift in reference standard deviations (default 0)")
-    sim.add_argument("--features", type=_count, default=0, help="how many numeric features to shift (default 0)")
-    sim.add_argument("--seed", type=_seed, default=0, help="seed for rows, shifted features and label noise")
-    sim.add_argument("--label-noise", type=_share, default=0.0, help="share of feedback labels flipped (default 0)")
-    sim.add_argument("--hours", type=_hours, help="spread rows over this many hours (default: the monitoring window)")
+    sim.add_argument("--rows", type=numbers.rows, required=True, help="rows to write")
+    sim.add_argument("--shift", type=numbers.finite, default=0.0, help="shift in reference standard deviations (default 0)")
+    sim.add_argument("--features", type=numbers.count, default=0, help="how many numeric features to shift (default 0)")
+    sim.add_argument("--seed", type=numbers.seed, default=0, help="seed for rows, shifted features and label noise")
+    sim.add_argument("--label-noise", type=numbers.probability, default=0.0, help="share of feedback labels flipped (default 0)")
+    sim.add_argument("--hours", type=numbers.hours, help="spread rows over this many hours (default: the monitoring window)")
     sim.add_argument("--until", help="window end, ISO-8601 UTC (default: now)")
     sim.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"], help="log file format")
     sim.add_argument("--no-feedback", action="store_true", help="write predictions only")

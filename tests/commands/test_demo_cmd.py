@@ -20,7 +20,7 @@ def test_help_lists_the_flags_and_the_defaults_are_documented_ones():
 
 def test_rows_that_are_not_an_integer_are_one_line_exit_2():
     assert usage_error(None, "demo", "--rows", "many") == (
-        "mlops demo: argument --rows: invalid int value: 'many'; see 'mlops demo --help'"
+        "mlops demo: argument --rows: 'many' is not an integer; see 'mlops demo --help'"
     )
 
 
@@ -34,13 +34,10 @@ def test_an_existing_folder_that_is_not_a_demo_is_refused_untouched(repo, tmp_pa
     assert [p.name for p in work.iterdir()] == ["notes.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo does not range-check --rows: it builds the scratch git repo, then `config check` refuses "
-    "synthetic.rows < 100 and the demo stops with exit 1 ('demo stopped: `mlops config check` exited 2')",
-)
 def test_rows_below_the_schema_minimum_are_refused_before_the_scratch_repo_is_made(repo, tmp_path):
     work = tmp_path / "scratch"
-    r = run(repo, "demo", "--workdir", str(work), "--rows", "0")
-    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert usage_error(repo, "demo", "--workdir", str(work), "--rows", "0") == (
+        "mlops demo: argument --rows: 0 is too few rows for the synthetic set; pass --rows 100 or more; "
+        "see 'mlops demo --help'"
+    )
     assert not work.exists()
