@@ -517,7 +517,7 @@ def check_cron(expression: str, where: str) -> None:
     parts = expression.split()
     if len(parts) != 5:
         raise BadInput(where, f"{expression!r} has {len(parts)} fields, not 5", "write minute hour day month weekday")
-    for text, (name, low, high, names) in zip(parts, CRON_FIELDS):
+    for text, (name, low, high, names) in zip(parts, CRON_FIELDS, strict=True):
         for item in text.split(","):
             spec, _, step = item.partition("/")
             try:

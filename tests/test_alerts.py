@@ -468,7 +468,12 @@ def test_from_json_naming_a_directory_is_one_line_exit_2(fake_github, root, tmp_
     monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
     folder = tmp_path / "alerts-dir"
     folder.mkdir()
-    _bad(root, ["alerts", "raise", "--from-json", str(folder)], capsys, r"alerts-dir: is a directory, not an alert file; name the file itself")
+    _bad(
+        root,
+        ["alerts", "raise", "--from-json", str(folder)],
+        capsys,
+        r"alerts-dir: is a directory, not an alert file; name the file itself",
+    )
     assert fake_github.requests == [] and _outbox(root) == []
 
 

@@ -4,7 +4,7 @@ from mlops.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_UNEXPECTED, Bad
 
 
 def test_bad_input_is_one_line_where_problem_fix():
-    exc = BadInput("config/x.json: /a", "expected a number, found \"b\"", "fix config/x.json")
+    exc = BadInput("config/x.json: /a", 'expected a number, found "b"', "fix config/x.json")
     assert str(exc) == 'config/x.json: /a: expected a number, found "b"; fix config/x.json'
     assert exc.exit_code == EXIT_BAD_INPUT
 
@@ -22,7 +22,10 @@ def test_exit_codes_follow_the_design():
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (PermissionError(13, "Permission denied"), "f.csv: cannot be read (permission denied); fix the file's permissions"),
+        (
+            PermissionError(13, "Permission denied"),
+            "f.csv: cannot be read (permission denied); fix the file's permissions",
+        ),
         (OSError(5, "Input/output error"), "f.csv: cannot be read (Input/output error); check the disk"),
     ],
 )

@@ -41,7 +41,11 @@ def test_utc_now_honours_mlops_now(monkeypatch):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"{,}", "f.json: malformed JSON at line 1 column 2: Expecting property name enclosed in double quotes; fix the JSON syntax"),
+        (
+            b"{,}",
+            "f.json: malformed JSON at line 1 column 2: Expecting property name enclosed in double quotes; "
+            "fix the JSON syntax",
+        ),
         (b'{"a": NaN}', "f.json: malformed JSON at line 1 column 1: NaN is not valid JSON; fix the JSON syntax"),
         (b"\xff", "f.json: not valid UTF-8 at byte 0; save the file as UTF-8"),
         (b"[" * 100000, "f.json: malformed JSON at line 1 column 1: nested too deeply; fix the JSON syntax"),

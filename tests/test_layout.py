@@ -27,6 +27,8 @@ def test_every_module_has_a_test_file():
 def test_code_shape_limits_hold():
     # No import cycle, no module over 700 code lines, no function over 80, no class over 200,
     # no private CPython module: scripts/code-shape prints the figures and exits 1 past a limit.
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "code-shape"), "--check"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "code-shape"), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout
     assert "import cycles among mlops modules: 0" in out.stdout

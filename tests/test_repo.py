@@ -26,7 +26,12 @@ def test_git_commit_from_env_then_git_then_unknown(tmp_path, monkeypatch):
     assert repo.git_commit() == "unknown"  # not a checkout
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=tmp_path, check=True, env={**env, "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "x"],
+        cwd=tmp_path,
+        check=True,
+        env={**env, "PATH": "/usr/bin:/bin"},
+    )
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     assert repo.git_commit() == head
     monkeypatch.setenv("GITHUB_SHA", "a" * 40)

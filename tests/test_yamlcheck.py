@@ -6,7 +6,9 @@ from mlops.errors import BadInput
 
 def test_duplicate_yaml_key_names_the_line():
     text = "steps:\n  - if: a\n    if: b\n"
-    with pytest.raises(BadInput, match=r"wf.yml: invalid YAML at line 3 column 5: found duplicate key 'if' \(first at line 2\)"):
+    with pytest.raises(
+        BadInput, match=r"wf.yml: invalid YAML at line 3 column 5: found duplicate key 'if' \(first at line 2\)"
+    ):
         yamlcheck.load_yaml(text, "wf.yml")
     assert yamlcheck.load_yaml("a: 1\nb: [1, 2]\n") == {"a": 1, "b": [1, 2]}
 

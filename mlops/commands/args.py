@@ -66,7 +66,9 @@ def probability(text: str) -> float:
 def hours(text: str) -> float:
     value = _number(text, float)
     if not 0 < value <= MAX_HOURS:  # NaN and inf fail too
-        raise argparse.ArgumentTypeError(f"{text} is not a number of hours in (0, {MAX_HOURS}]; pass --hours 6, for example")
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a number of hours in (0, {MAX_HOURS}]; pass --hours 6, for example"
+        )
     return value
 
 

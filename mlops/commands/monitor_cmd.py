@@ -8,6 +8,7 @@ from mlops import config, gha
 from mlops.commands import args as numbers
 from mlops.repo import Repo
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     mon = sub.add_parser(
         "monitor",
@@ -26,11 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "standard deviations, score them with the current model, append predictions and feedback.",
     )
     sim.add_argument("--rows", type=numbers.rows, required=True, help="rows to write")
-    sim.add_argument("--shift", type=numbers.finite, default=0.0, help="shift in reference standard deviations (default 0)")
+    sim.add_argument(
+        "--shift", type=numbers.finite, default=0.0, help="shift in reference standard deviations (default 0)"
+    )
     sim.add_argument("--features", type=numbers.count, default=0, help="how many numeric features to shift (default 0)")
     sim.add_argument("--seed", type=numbers.seed, default=0, help="seed for rows, shifted features and label noise")
-    sim.add_argument("--label-noise", type=numbers.probability, default=0.0, help="share of feedback labels flipped (default 0)")
-    sim.add_argument("--hours", type=numbers.hours, help="spread rows over this many hours (default: the monitoring window)")
+    sim.add_argument(
+        "--label-noise", type=numbers.probability, default=0.0, help="share of feedback labels flipped (default 0)"
+    )
+    sim.add_argument(
+        "--hours", type=numbers.hours, help="spread rows over this many hours (default: the monitoring window)"
+    )
     sim.add_argument("--until", help="window end, ISO-8601 UTC (default: now)")
     sim.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"], help="log file format")
     sim.add_argument("--no-feedback", action="store_true", help="write predictions only")

@@ -4,11 +4,8 @@ The whole loop runs once in tests/test_demo.py; nothing here trains."""
 
 from __future__ import annotations
 
-import pytest
-
 from mlops.commands import demo_cmd
 from tests.commands.support import options, parse, usage_error
-from tests.support.cli import run
 
 
 def test_help_lists_the_flags_and_the_defaults_are_documented_ones():
