@@ -385,7 +385,7 @@ def reproduce(cfg: Config, version: str, *, keep: Path | None = None) -> dict[st
         ds_path = target / "config" / "dataset.json"
         dataset_cfg = json.loads(ds_path.read_text(encoding="utf-8"))
         data = _prepare_data(repo, manifest, target, dataset_cfg)
-        ds_path.write_text(json.dumps(dataset_cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        jsonio.write_json(ds_path, dataset_cfg)
         code_root = src_root if (source["kind"] == "commit" and (src_root / "mlops" / "__init__.py").exists()) else None
         env = _child_env(code_root)
         which = subprocess.run(

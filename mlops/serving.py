@@ -263,7 +263,7 @@ class Router:
         path = self.repo.production_logs / f"serving-errors-{day}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
+            fh.write("".join(jsonio.dumps_line(e) + "\n" for e in errors))
 
     def describe(self) -> dict[str, Any]:
         return {role: {"version": m.version, "sha256": m.sha256} for role, m in self.models.items()} | {

@@ -16,6 +16,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from mlops import jsonio
 from mlops.commands import args as numbers
 
 MARKER = ".mlops-demo"
@@ -56,10 +57,10 @@ def _prepare(source: Path, work: Path, rows: int) -> None:
     for contract in (source / "datasets").glob("*.json"):  # the reviewed schema contracts
         shutil.copy(contract, work / "datasets" / contract.name)
     ds_path = work / "config" / "dataset.json"
-    ds = json.loads(ds_path.read_text())
+    ds = jsonio.read_json(ds_path, "config file")
     ds["source"] = "synthetic"
     ds.setdefault("synthetic", {})["rows"] = rows
-    ds_path.write_text(json.dumps(ds, indent=2, sort_keys=True) + "\n")
+    jsonio.write_json(ds_path, ds)
     for sub in ("models", "metadata"):
         (work / sub).mkdir(exist_ok=True)
     (work / ".gitignore").write_text(".mlflow/\ndatasets/cache/\ndatasets/production/\n")
@@ -76,9 +77,9 @@ def _commit(work: Path, message: str) -> None:
 def _new_week(work: Path) -> None:
     """A week later the export has new rows: the synthetic generator with the next seed."""
     ds_path = work / "config" / "dataset.json"
-    ds = json.loads(ds_path.read_text())
+    ds = jsonio.read_json(ds_path, "config file")
     ds["synthetic"]["seed"] = int(ds["synthetic"].get("seed", 7)) + 1
-    ds_path.write_text(json.dumps(ds, indent=2, sort_keys=True) + "\n")
+    jsonio.write_json(ds_path, ds)
     _commit(work, "demo: week 2 data export")
     print("\n==> a week passes: config/dataset.json now points at a fresh export (synthetic seed + 1)")
 
