@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import shutil
 import sys
@@ -22,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scratch import scratch_repo
+
 # What tests/support/trained.py trains on: 4,000 synthetic rows keep the run short and still validate.
 FAST = {
     "dataset": {"synthetic": {"rows": 4000, "seed": 11}},
@@ -38,27 +38,6 @@ def best(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return min(times)
-
-
-def merge(base: dict, patch: dict) -> None:
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-
-
-def scratch_repo(folder: Path) -> Path:
-    """This checkout's config/ in `folder`, with the FAST settings written over it."""
-    shutil.copytree(ROOT / "config", folder / "config")
-    for sub in ("datasets", "models", "metadata"):
-        (folder / sub).mkdir()
-    for name, patch in FAST.items():
-        path = folder / "config" / f"{name}.json"
-        data = json.loads(path.read_text())
-        merge(data, patch)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return folder
 
 
 def main() -> int:
@@ -81,7 +60,7 @@ def main() -> int:
         del os.environ[key]
     scratch = Path(tempfile.mkdtemp(prefix="bench-cards-"))
     try:
-        repo = scratch_repo(scratch / "repo")
+        repo = scratch_repo(scratch / "repo", FAST)
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             code = cli(["--repo", str(repo), "train", "--no-download", "--no-tracking"])
         if code != 0:

@@ -25,7 +25,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]  # the checkout whose config/ seeds the temporary repository
+from scratch import scratch_repo
+
 # Small data and latency budgets far above any machine's (tests/support/deployed.py uses the same).
 FAST = {
     "dataset": {"synthetic": {"rows": 4000, "seed": 7}},
@@ -38,14 +39,6 @@ FAST = {
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def _merge(base: dict, patch: dict) -> None:
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def mlops(repo: Path, *args: str) -> None:
@@ -65,15 +58,7 @@ def mlops(repo: Path, *args: str) -> None:
 def setup(tmp: Path) -> tuple[Path, list[dict]]:
     from mlops import synthetic
 
-    repo = tmp / "repo"
-    shutil.copytree(ROOT / "config", repo / "config")
-    for sub in ("datasets", "models", "metadata"):
-        (repo / sub).mkdir()
-    for name, patch in FAST.items():
-        path = repo / "config" / f"{name}.json"
-        data = json.loads(path.read_text())
-        _merge(data, patch)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    repo = scratch_repo(tmp / "repo", FAST)
     mlops(repo, "train", "--no-download", "--model-types", "logistic_regression", "--no-tracking")
     mlops(repo, "deploy", "--mode", "full")
     rows = synthetic.generate(2000, 21).drop(columns=[synthetic.LABEL])
