@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import deploy, registry
+from mlops import audit, deploy, registry
 from mlops.config import CanaryAnalysis
 from mlops.deploy.canary import decide, ks_statistic, tolerances
 from mlops.repo import Repo
@@ -347,6 +347,23 @@ def test_previous_production_replays_history_as_a_stack():
     s["history"].append(h("rollback", "a"))
     s["production"]["version"] = "a"
     assert deploy.previous_production(s) is None
+
+
+def test_rollback_during_the_first_canary_drops_it_and_keeps_production(live):
+    repo, v1, v2 = live
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2).code == 0
+    r = run(repo, "rollback", "--reason", "canary looks wrong")
+    assert r.code == 0, r.err
+    s = state(repo)
+    assert s["production"]["version"] == v1 and s["canary"] is None and s["shadow"] is None
+    last = s["history"][-1]
+    assert (last["action"], last["from"], last["to"], last["reason"]) == ("rollback", v1, v1, "canary looks wrong")
+    entries = [json.loads(x) for x in audit.read_dir(repo / "metadata" / "audit").lines]
+    rollback = [e for e in entries if e["type"] == "rollback"][-1]["payload"]
+    assert rollback["dropped"]["canary"] == {"version": v2, "traffic": 0.1} and rollback["to"] == v1
+    # With nothing left to drop, a second rollback has nowhere to go: one line, exit 2.
+    again = run(repo, "rollback")
+    assert again.code == 2 and "history has no production version before" in again.err
 
 
 # ----------------------------------------------------------------------------------- bad input

@@ -234,6 +234,10 @@ def rollback(cfg: Config, to: str | None = None, *, reason: str | None = None, a
     state = require_state(repo, "there is no deployment to roll back", "deploy first with `mlops deploy --mode full`")
     current = state["production"]["version"]
     target = to or previous_production(state)
+    if target is None and (state["canary"] or state["shadow"]):
+        # The first canary (or shadow) misbehaves and nothing served before production: rolling
+        # back means dropping it and keeping production as it is.
+        target = current
     if target is None:
         raise BadInput(
             repo.rel(repo.deployment_state),
