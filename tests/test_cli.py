@@ -38,3 +38,23 @@ def test_no_config_folder_is_bad_input(tmp_path):
         r.err.strip()
         == f"error: {tmp_path}/config: no config/ folder here; run from the repository root or pass --repo"
     )
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    import argparse
+
+    from mlops import cli
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    real = cli.build_parser
+
+    def parser_with_a_slow_command() -> argparse.ArgumentParser:
+        parser = real()
+        parser.set_defaults(func=interrupted)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", parser_with_a_slow_command)
+    assert cli.main([]) == 130  # 128 + SIGINT, as a shell reports Ctrl-C
+    assert capsys.readouterr().err == "error: interrupted\n"
