@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+# What GitHub's receive hooks say when a branch protection rule or ruleset refuses a direct push
+# (GH006 protected branch, GH013 rulesets). Retrying can never succeed, so it is not retried.
+PROTECTED_MARKERS = ("gh006", "gh013", "protected branch", "refusing to allow", "repository rule violations")
 
 
 def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -88,6 +91,11 @@ def push_with_retry(
         if proc.returncode == 0:
             return attempt
         last = f"{proc.stdout}\n{proc.stderr}".strip()  # --porcelain puts the per-ref verdict on stdout
+        if is_protected_rejection(last):
+            raise CheckFailed(
+                f"commit-state: {remote}/{branch} is protected and refuses direct pushes; "
+                "set commit.mode to pull-request in config/gitops.json (commit.mode: pull-request)"
+            )
         why = next((line for line in last.splitlines() if "rejected" in line), last.splitlines()[-1] if last else "")
         gha.info(f"commit-state: push attempt {attempt}/{settings.max_attempts} failed: {why.strip()}")
         if attempt == settings.max_attempts:
@@ -111,6 +119,12 @@ def push_with_retry(
         f"commit-state: could not push to {remote}/{branch} after {settings.max_attempts} attempts ({last[-300:]}); "
         "raise commit.max_attempts in config/gitops.json or re-run the job"
     )
+
+
+def is_protected_rejection(output: str) -> bool:
+    """True when git's push output is a branch protection refusal rather than a moved ref."""
+    lowered = output.lower()
+    return any(marker in lowered for marker in PROTECTED_MARKERS)
 
 
 def open_pull_request(branch: str, base: str, title: str, body: str) -> str | None:

@@ -118,6 +118,41 @@ def test_retries_are_bounded(remote, tmp_path):
     assert len(count.read_text().splitlines()) == 4
 
 
+# What github.com answers a direct push to a protected branch (pre-receive output, then git's verdict).
+GH006 = (
+    "echo 'error: GH006: Protected branch update failed for refs/heads/main.' >&2\n"
+    "echo 'error: Changes must be made through a pull request.' >&2\n"
+)
+
+
+def test_a_protected_branch_is_recognised_at_once_and_names_the_mode(remote, tmp_path):
+    hook = remote / "hooks" / "pre-receive"
+    count = tmp_path / "attempts"
+    hook.write_text(f"#!/bin/sh\necho x >> {count}\n{GH006}exit 1\n")
+    hook.chmod(0o755)
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "models").mkdir(exist_ok=True)
+    (ws / "models" / "deployment.json").write_text("{}\n")
+    with pytest.raises(CheckFailed) as caught:
+        commit_state(Repo.at(ws), "deploy: run 6", FAST)
+    message = str(caught.value)
+    assert "\n" not in message and "origin/main is protected" in message
+    assert "commit.mode to pull-request in config/gitops.json" in message and "max_attempts" not in message
+    assert len(count.read_text().splitlines()) == 1  # no retry: it can never succeed
+    assert remote_log(remote) == ["init"]
+    # Through the script (config/gitops.json's default max_attempts): exit 1 and one line on stderr.
+    (ws / "models" / "deployment.json").write_text('{"next": true}\n')
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "MLOPS_"))}, **GIT_ENV}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "commit-state"), "--message", "deploy: run 7"],
+        cwd=ws, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "commit.mode to pull-request" in errors[0], proc.stderr
+    assert len(count.read_text().splitlines()) == 2  # one push per run
+
+
 def test_backoff_is_full_jitter_under_a_doubling_cap():
     settings = dataclasses.replace(DEFAULTS, backoff_base_seconds=1.0, backoff_max_seconds=5.0)
     rng = random.Random(1)
