@@ -176,19 +176,115 @@ def test_actions_pinned_to_known_shas_with_version_comment():
     assert used >= 19  # checkout, setup-python and upload-artifact across the six workflows
 
 
+# The only lines a run block may have before its one command: building an array of arguments,
+# optionally a flag added when an input is set (so optional flags never need unquoted variables).
+ARRAY_LINES = (
+    re.compile(r'^[a-z_]+=\((?:[^()"$]|"[^"]*")*\)$'),
+    re.compile(r'^if \[ (?:-n "\$[A-Z_]+"|"\$[A-Z_]+" = true) \]; then [a-z_]+\+=\((?:[^()"$]|"[^"]*")*\); fi$'),
+)
+
+
+def _lines(script: str) -> list[str]:
+    return [line.strip() for line in script.strip().splitlines()]
+
+
+def command_of(script: str) -> str:
+    """The one command of a run block: its last line (earlier lines only build argument arrays)."""
+    return (_lines(script) or [""])[-1]
+
+
 def test_no_expression_inside_run_and_every_run_step_is_one_command():
     for wf in all_workflows():
         for job in wf.jobs():
             for step in wf.steps(job):
                 if "run" not in step:
                     continue
-                script = step["run"].strip()
-                assert "${{" not in script, (wf.path.name, step.get("name"))
-                assert "\n" not in script, f"{wf.path.name}: {step.get('name')}: one command per step"
+                where = f"{wf.path.name}: {step.get('name')}"
+                assert "${{" not in step["run"], where
+                *prelude, script = _lines(step["run"])
+                for line in prelude:
+                    assert any(p.match(line) for p in ARRAY_LINES), f"{where}: one command per step, not {line!r}"
                 assert not re.search(r"[|;&`]|\$\(|\bjq\b", script), (wf.path.name, script)
                 assert re.match(
                     r"^(mlops |scripts/commit-state |python -m pytest |pre-commit run |pip install )", script
                 )
+
+
+def _unquoted_expansions(script: str) -> list[str]:
+    """`$NAME` / `${...}` expansions outside double quotes (single-quoted text does not expand)."""
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", script)
+    return re.findall(r"\$\{?[A-Za-z_@*#?0-9][^\s\"']*", outside)
+
+
+def test_inputs_reach_run_blocks_only_through_quoted_environment_variables():
+    """Word splitting turned a crafted `version` input into a second `--mode=full` (shellcheck SC2086)."""
+    assert _unquoted_expansions('mlops deploy $A --x "$B" ${C} "${args[@]}"') == ["$A", "${C}"]
+    assert _unquoted_expansions("""echo '$not' "$ok" """) == []
+    seen = 0
+    for wf in all_workflows():
+        for job in wf.jobs():
+            for step in wf.steps(job):
+                script = step.get("run", "")
+                where = f"{wf.path.name}: {step.get('name')}"
+                assert "${{ inputs." not in script and "${{ github.event.inputs." not in script, where
+                assert _unquoted_expansions(script) == [], where
+                seen += script.count("$")
+    assert seen >= 20
+    # The deploy step's optional inputs become separate, quoted arguments of an array.
+    deploy = next(s for s in Workflow.load("deploy.yml").steps("deploy") if s.get("id") == "deploy")
+    assert deploy["env"]["VERSION"] == "${{ inputs.version }}" and deploy["env"]["TRAFFIC"] == "${{ inputs.traffic }}"
+    assert 'args+=(--version "$VERSION")' in deploy["run"] and 'mlops deploy "${args[@]}"' in deploy["run"]
+
+
+def test_path_filters_cover_the_code_and_its_dependencies():
+    wanted = {"training/**", "datasets/**", "config/**", "mlops/**", "pyproject.toml", "requirements-lock.txt"}
+    training = Workflow.load("ml-training.yml").triggers["push"]
+    assert training["branches"] == ["main"] and set(training["paths"]) >= wanted
+    report = Workflow.load("experiment-report.yml").triggers["pull_request"]
+    assert set(report["paths"]) >= wanted
+
+
+# Commands that may move an MLflow alias (champion, challenger): they need the tracking server and its
+# credentials, or `champion` stops following what is trained and deployed.
+ALIAS_MOVERS = re.compile(r"^mlops (train|deploy|rollback|canary analyze --apply)\b")
+MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def test_every_step_that_may_move_an_mlflow_alias_gets_the_tracking_server_and_credentials():
+    seen = set()
+    for wf in all_workflows():
+        for name, job in wf.jobs().items():
+            for step in wf.steps(name):
+                if not ALIAS_MOVERS.match(command_of(step.get("run", ""))):
+                    continue
+                seen.add(command_of(step["run"]).split()[1])
+                env = {**(wf.doc.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
+                for key in MLFLOW_ENV:
+                    assert env.get(key) == f"${{{{ secrets.{key} }}}}", f"{wf.path.name}/{name}: {step.get('name')}"
+    assert seen == {"train", "deploy", "rollback", "canary"}
+
+
+def test_deploy_commits_its_records_whatever_the_outcome_and_defaults_to_auto():
+    wf = Workflow.load("deploy.yml")
+    steps = {s.get("name"): s for s in wf.steps("deploy")}
+    assert steps["Check out"]["id"] == "checkout"
+    assert steps["Commit deployment state"]["if"] == "${{ !cancelled() && steps.checkout.outcome == 'success' }}"
+    rollback = steps["Commit rollback"]["if"]
+    assert "!cancelled()" in rollback and "'failure'" in rollback and "'success'" in rollback
+    assert steps["Roll back"]["if"] == "failure() && steps.deploy.outcome == 'success'"
+    ctx = {"steps": {"checkout": {"outcome": "success"}, "rollback": {"outcome": "failure"}}}
+    failed = {"failed": True, "cancelled": False}
+    assert step_condition(steps["Commit deployment state"]["if"], ctx, failed) is True
+    assert step_condition(steps["Commit rollback"]["if"], ctx, failed) is True
+    ctx["steps"] = {"checkout": {"outcome": "failure"}, "rollback": {"outcome": "skipped"}}
+    assert step_condition(steps["Commit deployment state"]["if"], ctx, failed) is False
+    assert step_condition(steps["Commit rollback"]["if"], ctx, failed) is False
+    mode = wf.dispatch_inputs()["mode"]
+    assert mode["default"] == "auto" and mode["options"] == ["auto", "canary", "shadow", "full"]
+    deploy = steps["Deploy"]
+    assert deploy["env"]["MODE"] == "${{ inputs.mode == 'auto' && steps.state.outputs.auto_mode || inputs.mode }}"
+    assert steps["Read deployment state"]["run"] == "mlops workflow state"
+    assert list(steps).index("Read deployment state") < list(steps).index("Deploy")
 
 
 def test_least_privilege_permissions():
@@ -221,7 +317,7 @@ def test_every_step_that_appends_to_the_audit_log_gets_the_signing_key():
     for wf in all_workflows():
         for name, job in wf.jobs().items():
             for step in wf.steps(name):
-                if AUDIT_APPENDERS.match(step.get("run", "").strip()):
+                if AUDIT_APPENDERS.match(command_of(step.get("run", ""))):
                     seen += 1
                     env = {**(wf.doc.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
                     assert env.get("MLOPS_AUDIT_SIGNING_KEY") == "${{ secrets.MLOPS_AUDIT_SIGNING_KEY }}", (
@@ -257,7 +353,7 @@ def test_dispatch_inputs_reach_commands_through_env():
     assert train["env"]["MODEL_TYPES"] == "${{ inputs.model_types }}"
     assert "$MODEL_TYPES" in train["run"]
     deploy = Workflow.load("deploy.yml")
-    assert deploy.dispatch_inputs()["mode"]["options"] == ["canary", "shadow", "full"]
+    assert deploy.dispatch_inputs()["mode"]["options"] == ["auto", "canary", "shadow", "full"]
 
 
 # ---- the harness's evaluator --------------------------------------------------------------------------------------

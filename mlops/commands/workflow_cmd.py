@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "promotion.deploy_after_promotion is true (otherwise say so and do nothing)",
     )
     deploy.add_argument("--version", required=True, help="the promoted version id")
-    deploy.add_argument("--mode", default="canary", choices=("shadow", "canary", "full"), help="default canary")
+    deploy.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "shadow", "canary", "full"),
+        help="default auto: deploy.yml deploys full when nothing is in production yet, canary otherwise",
+    )
     deploy.add_argument("--workflow", default="deploy.yml", help="deployment workflow file (default deploy.yml)")
     deploy.add_argument("--ref", help="branch to run on (default: $GITHUB_REF_NAME, else main)")
     deploy.set_defaults(func=run_dispatch_deploy)
@@ -45,7 +50,9 @@ def register_state(inner: argparse._SubParsersAction) -> None:
     state = inner.add_parser(
         "state",
         help="print models/deployment.json's roles and set them as step outputs "
-        "(production, canary, canary_traffic, shadow), so a workflow step can run only when a canary exists",
+        "(production, canary, canary_traffic, shadow, auto_mode), so a workflow step can run only when a "
+        "canary exists; auto_mode is the mode deploy.yml's `auto` means: full before a first deployment, "
+        "else canary",
     )
     state.set_defaults(func=run_state)
 
@@ -64,6 +71,8 @@ def run_state(args: argparse.Namespace) -> int:
         "canary": canary.get("version", ""),
         "canary_traffic": canary.get("traffic", ""),
         "shadow": roles["shadow"] or "",
+        # A canary needs a production to share traffic with, so a first deployment is full.
+        "auto_mode": "canary" if roles["production"] else "full",
     }
     for key, value in outputs.items():
         print(f"{key}: {value if value != '' else '-'}")
