@@ -9,6 +9,7 @@ import time
 import pytest
 
 from mlops import alerts, config
+from mlops.alerts import delivery
 from mlops.cli import main
 from mlops.errors import BadInput
 from mlops.repo import Repo
@@ -63,6 +64,12 @@ def gh(fake_github, monkeypatch):
     for key, value in fake_github.env().items():
         monkeypatch.setenv(key, value)
     return fake_github
+
+
+@pytest.fixture(autouse=True)
+def _new_command(monkeypatch):
+    """Each test starts as a fresh command: no 410/403 fix said yet (the memo is per process)."""
+    monkeypatch.setattr(delivery, "_FIX_SAID", set())
 
 
 def _open_with(fake: FakeGitHub, fp: str = FP) -> list[dict]:
@@ -338,6 +345,100 @@ def test_timeout_on_create_is_rechecked_not_resent(gh, cfg, root):
     assert _outbox(root) == []
 
 
+# ---- 410 (Issues disabled) and 403 (no issues: write): nothing blocks, nothing is lost ---------------------
+
+REFUSALS = {
+    # GitHub's own answers: Issues off on the repository (forks start so), and a token that may only read.
+    "410": (lambda: Fault(status=410, message="Issues are disabled for this repo", name="410"), r"/issues", None),
+    "403": (lambda: Fault(status=403, message="Resource not accessible by integration", name="403"), r".", "POST"),
+}
+FIX_410 = (
+    "GitHub answered 410: Issues are disabled on acme/model; enable them in Settings -> General -> Features -> "
+    "Issues, then the queued alerts are delivered by the next `mlops alerts flush`"
+)
+FIX_403 = (
+    "GitHub answered 403: the token cannot write issues on acme/model; give the job `permissions: issues: write` "
+    "in the workflow (or use a token with Issues: read and write), then the queued alerts are delivered by the "
+    "next `mlops alerts flush`"
+)
+
+
+def _refuse(fake: FakeGitHub, refusal: str) -> None:
+    fault, route, method = REFUSALS[refusal]
+    fake.inject(fault(), route=route, method=method, times=10_000)
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_stages_queue_and_warn_once_on_a_refusal_without_retrying(refusal, gh, cfg, root, monkeypatch, capsys):
+    # What train, monitor, data validate and deploy call: raise_alert and resolve return, never raise.
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    alerts.raise_alert(cfg, _alert("drift:c"))  # open, so that resolving it has to write
+    capsys.readouterr()
+    _refuse(gh, refusal)
+    results = [alerts.raise_alert(cfg, _alert()), alerts.raise_alert(cfg, _alert("drift:b"))]
+    results.append(alerts.resolve(cfg, "drift:c", "clean again"))
+    assert [(r["status"], r["delivered"]) for r in results] == [("outbox", False)] * 3
+    assert all(f"GitHub answered {refusal}" in r["error"] for r in results)
+    err = capsys.readouterr().err
+    fix = FIX_410 if refusal == "410" else FIX_403
+    assert err.count("::warning::") == 1 and f"::warning::{fix}\n" in err  # once, not once per alert
+    assert err.count("NOT delivered") == 3
+    assert len(_outbox(root)) == 3 and [i["state"] for i in gh.issues()] == ["open"]
+    # Not transient: one refused request per call, no retry.
+    refused = [r for r in gh.requests if r.status == int(refusal)]
+    assert len(refused) == 3 and all(r.fault == refusal for r in refused)
+    gh.clear_faults()
+    outcome = alerts.flush(cfg)
+    assert outcome["failed"] == [] and _outbox(root) == []
+    assert sorted(i["state"] for i in gh.issues()) == ["closed", "open", "open"]
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_flush_on_a_refusal_exits_0_warns_once_keeps_the_outbox_then_delivers(
+    refusal, fake_github, root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.url)
+    cfg = config.load(Repo.at(root))
+    for fp in (FP, "drift:b", "drift:c"):
+        alerts.raise_alert(cfg, _alert(fp))  # no token: queued
+    queued = sorted(p.name for p in (root / "metadata" / "alerts" / "outbox").iterdir())
+    assert len(queued) == 3
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
+    for key, value in {"GITHUB_TOKEN": DEFAULT_TOKEN, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+                       "GITHUB_OUTPUT": str(outputs)}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    _refuse(fake_github, refusal)
+    capsys.readouterr()
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    out, err = capsys.readouterr()
+    fix = FIX_410 if refusal == "410" else FIX_403
+    why = {
+        "410": "list ml-ops issues: GitHub answered 410 Issues are disabled for this repo",
+        "403": "create label ml-ops: GitHub answered 403 Resource not accessible by integration",
+    }[refusal]
+    assert [line for line in err.splitlines() if line.startswith("::warning::")] == [
+        f"::warning::{fix}",
+        "::warning::alerts outbox: 3 of 3 alert(s) not delivered; 3 entries stay queued in metadata/alerts/outbox/ "
+        f"for the next `mlops alerts flush`: {why}",
+    ]
+    assert out.count("NOT delivered") == 3 and outputs.read_text() == "delivered=0\nfailed=3\nqueued=3\n"
+    text = summary.read_text()
+    assert "### Alerts cannot reach GitHub" in text and fix in text
+    assert "### Alerts outbox: 3 entries stay queued" in text and "Nothing is lost" in text
+    assert sorted(p.name for p in (root / "metadata" / "alerts" / "outbox").iterdir()) == queued  # byte for byte kept
+    assert len([r for r in fake_github.requests if r.status == int(refusal)]) == 1  # the other two not even tried
+    assert fake_github.issues() == []
+
+    monkeypatch.setattr(delivery, "_FIX_SAID", set())  # a new command
+    assert main(["--repo", str(root), "alerts", "flush", "--strict"]) == 1  # the old behaviour, asked for
+    assert len(_outbox(root)) == 3
+
+    fake_github.clear_faults()  # Issues enabled / permission granted
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0
+    assert len(fake_github.issues(state="open")) == 3 and _outbox(root) == []
+
+
 # ---- outbox, dry run, token hygiene --------------------------------------------------------------------------
 
 
@@ -382,13 +483,24 @@ def test_flush_latest_action_wins_per_fingerprint(fake_github, cfg, root, monkey
     assert _outbox(root) == []
 
 
-def test_failed_delivery_cli_says_outbox_and_exits_1_then_flush_delivers(gh, root, tmp_path, capsys):
+def test_failed_delivery_cli_says_outbox_and_exits_0_or_1_when_strict_then_flush_delivers(gh, root, tmp_path, capsys):
     alert_file = tmp_path / "alert.json"
     alert_file.write_text(json.dumps(_alert().to_dict()))
     gh.inject(Fault.primary_rate_limit(reset_in=3600), at=0)
-    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 1
+    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 0
     out, err = capsys.readouterr()
     assert "NOT delivered" in out and "queued in metadata/alerts/outbox/" in out and "flush" in err
+    gh.inject(Fault.primary_rate_limit(reset_in=3600), at=0)
+    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file), "--strict"]) == 1
+    assert len(_outbox(root)) == 2
+    gh.inject(Fault.primary_rate_limit(reset_in=3600), at=0)
+    assert (
+        main(["--repo", str(root), "alerts", "resolve", "--fingerprint", "drift:other", "--reason", "ok", "--strict"])
+        == 1
+    )
+    gh.inject(Fault.primary_rate_limit(reset_in=3600), at=0)
+    assert main(["--repo", str(root), "alerts", "flush", "--strict"]) == 1 and len(_outbox(root)) == 3
+    capsys.readouterr()
     assert main(["--repo", str(root), "alerts", "flush"]) == 0
     assert len(_open_with(gh)) == 1 and _outbox(root) == []
 
@@ -400,9 +512,9 @@ def test_token_never_appears_in_output_outbox_or_summary(gh, root, tmp_path, mon
     gh.inject(echo, route=".", times=1000)
     alert_file = tmp_path / "alert.json"
     alert_file.write_text(json.dumps(_alert().to_dict()))
-    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 1
-    assert main(["--repo", str(root), "alerts", "flush"]) == 1
-    assert main(["--repo", str(root), "alerts", "dispatch-retrain", "--reason", "drift"]) == 1
+    assert main(["--repo", str(root), "alerts", "raise", "--from-json", str(alert_file)]) == 0  # queued
+    assert main(["--repo", str(root), "alerts", "flush"]) == 0  # still queued: a warning, not a failure
+    assert main(["--repo", str(root), "alerts", "dispatch-retrain", "--reason", "drift"]) == 1  # not queued
     out, err = capsys.readouterr()
     assert "upstream said" in out + err  # the server's words did reach us ...
     stored = "".join(p.read_text() for p in (root / "metadata").rglob("*.json")) + summary.read_text()

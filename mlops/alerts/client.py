@@ -75,7 +75,15 @@ def scrub(text: str, token: str | None = None) -> str:
 
 
 class Undeliverable(Exception):
-    """Delivery gave up; the message (already scrubbed) says why."""
+    """Delivery gave up; the message (already scrubbed) says why.
+
+    `refusal` is 410 (Issues disabled) or 403 (the token may not write) when GitHub refused for a reason
+    that retrying cannot fix and a person must change a setting; None otherwise.
+    """
+
+    def __init__(self, message: str, *, refusal: int | None = None):
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class Channel:
@@ -90,7 +98,9 @@ class Channel:
         self.target = target
         self.waited = 0.0
         self.answered = 0  # successful calls so far: a 401 before any is a bad token, after one a lost token
-        self.blocked: str | None = None
+        # Set when retrying in this command is pointless (wait cap passed, or a 410/403 refusal):
+        # every later call fails at once with the same reason, without a request.
+        self.blocked: Undeliverable | None = None
         # Transport retries are off on purpose: urllib3 (and PyGithub's GithubRetry) would resend POSTs
         # blindly and sleep any Retry-After uncapped. Every failure comes back to call(), which re-checks
         # POSTs by fingerprint, honours Retry-After within max_wait_seconds and counts attempts.
@@ -140,8 +150,8 @@ class Channel:
 
         attempt = 0
         while True:
-            if self.blocked:
-                raise Undeliverable(self.blocked)
+            if self.blocked is not None:
+                raise Undeliverable(str(self.blocked), refusal=self.blocked.refusal)
             attempt += 1
             try:
                 value = fn()
@@ -164,11 +174,11 @@ class Channel:
                 wait = min(self.delivery.backoff_max_seconds, step) * (0.5 + random.random() / 2)
             left = self.delivery.max_wait_seconds - self.waited
             if wait > left:
-                self.blocked = (
+                self.blocked = Undeliverable(
                     f"{reason}; waiting {wait:.0f}s would pass the {self.delivery.max_wait_seconds:g}s cap "
                     "(config/alerts.json delivery.max_wait_seconds)"
                 )
-                raise Undeliverable(self.blocked)
+                raise Undeliverable(str(self.blocked))
             if wait > 0:
                 time.sleep(wait)
                 self.waited += wait
@@ -221,7 +231,13 @@ class Channel:
             return None, False, reason
         if status >= 500:
             return None, True, reason
-        # 403 without a rate limit (missing permission), 422 and the rest: retrying cannot help.
+        if status == 410 or (status == 403 and "locked" not in lowered):
+            # 410: Issues are disabled on the repository (forks start so); 403 without a rate limit: the
+            # token lacks the permission ("Resource not accessible by integration"), unless it is one
+            # locked issue refusing comments. Not transient: no retry, nor any other call in this command.
+            self.blocked = Undeliverable(reason, refusal=status)
+            raise Undeliverable(reason, refusal=status)
+        # 422 and the rest: retrying cannot help.
         raise Undeliverable(reason)
 
 

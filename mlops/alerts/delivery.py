@@ -23,7 +23,7 @@ from mlops.alerts.model import (
     run_marker,
     safe_text,
 )
-from mlops.alerts.outbox import drop_queued, queue, raise_entry, read_outbox
+from mlops.alerts.outbox import drop_queued, outbox_dir, queue, raise_entry, read_outbox
 from mlops.errors import BadInput
 
 RUN_COMMENT_WINDOW_HOURS = 12  # longer than any Actions run (jobs stop at 6 h); re-runs get a new attempt key
@@ -34,6 +34,9 @@ AUDIT_EVENTS = {
     "reopened": "alert_reopened",
     "closed": "alert_closed",
 }
+# (API URL, repository, status) whose fix was already printed: a 410/403 names its fix once per process
+# (one command), however many alerts it refuses. Process memory only: nothing is written.
+_FIX_SAID: set[tuple[str, str, int]] = set()
 
 
 # ---- the issue operations ------------------------------------------------------------------------------
@@ -197,6 +200,33 @@ def _summary_for_outbox(alert: Alert, body: str, path: str, why: str) -> None:
     )
 
 
+def refusal_fix(target: Target, status: int) -> str:
+    """What a person must enable when GitHub refuses alerts with a 410 (Issues off) or 403 (no permission)."""
+    then = "then the queued alerts are delivered by the next `mlops alerts flush`"
+    if status == 410:
+        return (
+            f"GitHub answered 410: Issues are disabled on {target.repository}; enable them in "
+            f"Settings -> General -> Features -> Issues, {then}"
+        )
+    return (
+        f"GitHub answered 403: the token cannot write issues on {target.repository}; give the job "
+        f"`permissions: issues: write` in the workflow (or use a token with Issues: read and write), {then}"
+    )
+
+
+def _note_refusal(target: Target, exc: Undeliverable) -> bool:
+    """Say the fix for a 410/403 once per command (warning + step summary); True when exc is such a refusal."""
+    if exc.refusal is None:
+        return False
+    key = (target.api_url, target.repository, exc.refusal)
+    if key not in _FIX_SAID:
+        _FIX_SAID.add(key)
+        fix = refusal_fix(target, exc.refusal)
+        gha.warn(fix)
+        gha.add_summary(f"### Alerts cannot reach GitHub\n\n{safe_text(fix)}")
+    return True
+
+
 def raise_alert(cfg: Any, alert: Alert) -> dict:
     """Open, update or reopen the issue for alert.fingerprint; on failure or without a token, queue it in the outbox."""
     alert.validate()
@@ -222,7 +252,8 @@ def _raise_with(
         result = _deliver_raise(ch, alert, commit, note=note)
     except Undeliverable as exc:
         why = scrub(str(exc), target.token)
-        return _raise_undelivered(repo, target, alert, commit, why, queued_ns=queued_ns, note=note)
+        refused = _note_refusal(target, exc)
+        return _raise_undelivered(repo, target, alert, commit, why, queued_ns=queued_ns, note=note, quiet=refused)
     finally:
         if own:
             ch.close()
@@ -268,15 +299,16 @@ def _raise_dry_run(
 
 
 def _raise_undelivered(
-    repo: Any, target: Target, alert: Alert, commit: str, why: str, *, queued_ns: int | None, note: str
+    repo: Any, target: Target, alert: Alert, commit: str, why: str, *, queued_ns: int | None, note: str, quiet: bool
 ) -> dict[str, Any]:
-    """GitHub gave up: queue the alert (a flushed entry stays where it is) and say so."""
+    """GitHub gave up: queue the alert (a flushed entry stays where it is) and say so; `quiet` when the
+    warning that names the fix was already given (a 410/403), so the alert itself is a plain line."""
     result = {"status": "outbox", "dry_run": False, "delivered": False, "fingerprint": alert.fingerprint}
     if queued_ns is not None:
         return {**result, "error": why}
     body = render_body(alert, target, commit, note=note)
     path = queue(repo, raise_entry(alert, body, why), target)
-    gha.warn(
+    (gha.info if quiet else gha.warn)(
         f"alert {alert.fingerprint} NOT delivered ({why}); queued in {repo.rel(path)}, "
         "`mlops alerts flush` will send it"
     )
@@ -327,11 +359,12 @@ def _resolve_with(
         result = _deliver_resolve(ch, fingerprint, reason)
     except Undeliverable as exc:
         why = scrub(str(exc), target.token)
+        refused = _note_refusal(target, exc)
         failed = {"status": "outbox", "dry_run": False, "delivered": False, "fingerprint": fingerprint}
         if queued_ns is not None:
             return {**failed, "error": why}
         path = queue(repo, {**entry, "error": why}, target)
-        gha.warn(f"resolve {fingerprint} NOT delivered ({why}); queued in {repo.rel(path)}")
+        (gha.info if refused else gha.warn)(f"resolve {fingerprint} NOT delivered ({why}); queued in {repo.rel(path)}")
         gha.add_summary(f"### Alert resolve queued, not sent: `{fingerprint}`\n\n{safe_text(why)}")
         return {**failed, "outbox": repo.rel(path), "error": why}
     finally:
@@ -352,7 +385,10 @@ def _resolve_with(
 
 
 def flush(cfg: Any) -> dict[str, Any]:
-    """Send the outbox: per fingerprint, the newest queued action wins and supersedes the older ones."""
+    """Send the outbox: per fingerprint, the newest queued action wins and supersedes the older ones.
+
+    What is not delivered stays queued; that is reported (one warning, one summary line), not raised:
+    the caller decides whether it is a failure (`mlops alerts flush --strict`)."""
     repo = cfg.repo
     entries = read_outbox(repo)
     target = target_from_env()
@@ -376,22 +412,46 @@ def flush(cfg: Any) -> dict[str, Any]:
     ch = Channel(cfg.alerts.delivery, target)
     try:
         for fp, (path, data, count) in latest.items():
-            queued_ns = int(data.get("queued_ns", 0))
-            if data["action"] == "raise":
-                alert = Alert.from_dict(data["alert"], f"{repo.rel(path)}: /alert")
-                note = f"queued at {data.get('queued_at')}"
-                if count > 1:
-                    note += f"; {count - 1} earlier occurrence(s) were queued and are summarised by this one"
-                result = _raise_with(cfg, target, alert, queued_ns=queued_ns, note=note, channel=ch)
-            else:
-                result = _resolve_with(cfg, target, fp, data["reason"], queued_ns=queued_ns, channel=ch)
+            result = _flush_one(cfg, target, ch, path, data, count)
             if result.get("delivered"):
                 outcome["delivered"].append(
                     {"fingerprint": fp, "status": result["status"], "issue": result.get("issue")}
                 )
             else:
                 outcome["failed"].append({"fingerprint": fp, "error": result.get("error", "")})
-                gha.warn(f"outbox {fp}: still not delivered ({result.get('error', '')}); kept in {repo.rel(path)}")
+                gha.info(f"outbox {fp}: still not delivered ({result.get('error', '')}); kept in {repo.rel(path)}")
     finally:
         ch.close()
+    if outcome["failed"]:
+        outcome["kept"] = _report_kept(repo, outcome["failed"], len(latest))
     return outcome
+
+
+def _flush_one(cfg: Any, target: Target, ch: Channel, path: Path, data: dict[str, Any], count: int) -> dict[str, Any]:
+    """Deliver the newest queued action of one fingerprint (`count` queued in all); the entry stays until then."""
+    queued_ns = int(data.get("queued_ns", 0))
+    if data["action"] == "resolve":
+        return _resolve_with(cfg, target, data["fingerprint"], data["reason"], queued_ns=queued_ns, channel=ch)
+    alert = Alert.from_dict(data["alert"], f"{cfg.repo.rel(path)}: /alert")
+    note = f"queued at {data.get('queued_at')}"
+    if count > 1:
+        note += f"; {count - 1} earlier occurrence(s) were queued and are summarised by this one"
+    return _raise_with(cfg, target, alert, queued_ns=queued_ns, note=note, channel=ch)
+
+
+def _report_kept(repo: Any, failed: list[dict[str, Any]], alerts_flushed: int) -> int:
+    """One warning and one summary line: how many entries stay queued, and why. Returns that number."""
+    folder = outbox_dir(repo)
+    kept = len(list(folder.glob("*.json"))) if folder.is_dir() else 0
+    errors = list(dict.fromkeys(f["error"] for f in failed))
+    why = errors[0] + (f" (and {len(errors) - 1} other error(s), listed above)" if len(errors) > 1 else "")
+    entries = f"{kept} entr{'y' if kept == 1 else 'ies'}"
+    gha.warn(
+        f"alerts outbox: {len(failed)} of {alerts_flushed} alert(s) not delivered; {entries} stay queued in "
+        f"{repo.rel(folder)}/ for the next `mlops alerts flush`: {why}"
+    )
+    gha.add_summary(
+        f"### Alerts outbox: {entries} stay queued\n\n{len(failed)} of {alerts_flushed} alert(s) not delivered: "
+        f"{safe_text(why)}. Nothing is lost: the next `mlops alerts flush` sends them."
+    )
+    return kept

@@ -9,23 +9,30 @@ from mlops import config, gha
 from mlops.errors import BadInput
 from mlops.repo import Repo
 
+# Nothing blocks on an alert: an action GitHub did not take stays queued in the outbox (nothing is lost),
+# is reported with a warning, and the command exits 0 so the workflow goes on and commits the outbox.
+STRICT_HELP = "exit 1 when an alert stays queued because GitHub did not take it (default: warn, exit 0)"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("alerts", help="send, resolve and flush GitHub-issue alerts; dispatch retraining")
     inner = parser.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
 
     flush = inner.add_parser("flush", help="send the queued alerts in metadata/alerts/outbox/ (run first by workflows)")
+    flush.add_argument("--strict", action="store_true", help=STRICT_HELP)
     flush.set_defaults(func=run_flush)
 
     raise_ = inner.add_parser("raise", help="raise an alert from a gate record or an alert JSON file")
     source = raise_.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-gate", metavar="FILE", help="gate record (metadata/gates/<version>.json)")
     source.add_argument("--from-json", metavar="FILE", help="alert as JSON: kind, title, summary, fingerprint, ...")
+    raise_.add_argument("--strict", action="store_true", help=STRICT_HELP)
     raise_.set_defaults(func=run_raise)
 
     resolve = inner.add_parser("resolve", help="close the open issue for a fingerprint, saying why")
     resolve.add_argument("--fingerprint", required=True, help="the alert's fingerprint")
     resolve.add_argument("--reason", required=True, help="why the problem is gone")
+    resolve.add_argument("--strict", action="store_true", help=STRICT_HELP)
     resolve.set_defaults(func=run_resolve)
 
     retrain = inner.add_parser("dispatch-retrain", help="dispatch the training workflow, honouring the cool-down")
@@ -38,9 +45,10 @@ def _cfg(args: argparse.Namespace) -> config.Config:
     return config.load(Repo.at(args.repo))
 
 
-def _exit_for(result: dict) -> int:
-    # Dry runs and deliveries succeed; a real delivery failure that went to the outbox is exit 1.
-    return 1 if result.get("status") == "outbox" and not result.get("dry_run") else 0
+def _exit_for(result: dict, strict: bool) -> int:
+    # Dry runs and deliveries succeed; a delivery failure that went to the outbox is a warning (already
+    # printed), and exit 1 only under --strict.
+    return 1 if strict and result.get("status") == "outbox" and not result.get("dry_run") else 0
 
 
 def run_flush(args: argparse.Namespace) -> int:
@@ -58,7 +66,7 @@ def run_flush(args: argparse.Namespace) -> int:
     elif not outcome["queued"]:
         print("outbox: empty")
     gha.set_outputs(delivered=len(sent), failed=len(failed), queued=outcome["queued"])
-    return 1 if failed else 0
+    return 1 if failed and args.strict else 0
 
 
 def run_raise(args: argparse.Namespace) -> int:
@@ -77,7 +85,7 @@ def run_raise(args: argparse.Namespace) -> int:
     result = alerts.raise_alert(cfg, alert)
     _print_result("alert", result)
     gha.set_outputs(alert_status=result["status"], alert_issue=result.get("issue") or "")
-    return _exit_for(result)
+    return _exit_for(result, args.strict)
 
 
 def run_resolve(args: argparse.Namespace) -> int:
@@ -87,7 +95,7 @@ def run_resolve(args: argparse.Namespace) -> int:
     result = alerts.resolve(cfg, args.fingerprint, args.reason)
     _print_result("resolve", result)
     gha.set_outputs(alert_status=result["status"])
-    return _exit_for(result)
+    return _exit_for(result, args.strict)
 
 
 def run_dispatch_retrain(args: argparse.Namespace) -> int:

@@ -14,9 +14,9 @@ from tests.support.repo import tree_snapshot
 
 def test_help_lists_the_four_actions_and_their_flags():
     assert actions("alerts") == ["flush", "raise", "resolve", "dispatch-retrain"]
-    assert options("alerts", "flush") == {"--help"}
-    assert options("alerts", "raise") == {"--help", "--from-gate", "--from-json"}
-    assert options("alerts", "resolve") == {"--help", "--fingerprint", "--reason"}
+    assert options("alerts", "flush") == {"--help", "--strict"}
+    assert options("alerts", "raise") == {"--help", "--from-gate", "--from-json", "--strict"}
+    assert options("alerts", "resolve") == {"--help", "--fingerprint", "--reason", "--strict"}
     assert options("alerts", "dispatch-retrain") == {"--help", "--reason", "--force"}
 
 
