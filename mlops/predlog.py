@@ -17,6 +17,13 @@ A line that is not a JSON object with the required fields is malformed: by defau
 refuses with the file and line number (exit 2); with `on_malformed: "skip"` in
 config/monitoring.json it is skipped and reported. A last line without a newline is a write in
 progress and is ignored.
+
+Every append (predictions, feedback, the router's serving errors) goes through `append_lines`, under
+one file lock per folder (`.append.lock`, fcntl.flock through filelock: threads of `mlops serve` and
+separate processes such as `mlops predict` alike). Under that lock no other writer is mid-line, so a
+last line without a newline is what a killed writer left: the append moves it into `<log>.torn`
+(a JSON line with the time it was found) and truncates the log back to its last newline before
+writing. The log keeps only whole lines; readers skip `*.torn` files.
 """
 
 from __future__ import annotations
@@ -106,13 +113,78 @@ def _append(folder: Path, prefix: str, records: list[dict], check: Any) -> list[
     written = []
     for day, lines in sorted(by_day.items()):
         path = folder / f"{prefix}-{day}.jsonl"
-        # One write per call in append mode: concurrent writers interleave whole batches of lines.
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_lines(path, lines)
         written.append(path)
     return written
+
+
+APPEND_LOCK = ".append.lock"  # one per log folder; a dot file, so no glob of the reader lists it
+TORN_SUFFIX = ".torn"  # <log>.torn keeps the fragments a killed writer left; readers skip it
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines (no newline inside) to a JSON Lines log durably, under the folder's file lock.
+
+    A torn last line (a writer killed mid-append) is first moved to `<log>.torn` and cut off, so the
+    new lines never glue onto it. One write per call: the batch lands whole, or torn only at the end.
+    """
+    from filelock import FileLock
+
+    if not lines:
+        return
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / APPEND_LOCK)):
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            _cut_torn_tail(fd, path)
+            _write_all(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            jsonio.fsync_dir(path.parent)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _cut_torn_tail(fd: int, path: Path) -> None:
+    """Move an unterminated last line into `<log>.torn` (fsynced first), then truncate the log to its last newline.
+
+    A crash between the two leaves the fragment in both places; the next append moves it again, so the
+    sidecar may hold it twice but nothing is lost. Called only under the append lock.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    keep, step = size, 1 << 16
+    while keep > 0:  # search backwards for the last newline, one chunk at a time
+        start = max(0, keep - step)
+        found = os.pread(fd, keep - start, start).rfind(b"\n")
+        if found >= 0:
+            keep = start + found + 1
+            break
+        keep = start
+    fragment = os.pread(fd, size - keep, keep)
+    note: dict[str, Any] = {"found": jsonio.format_utc(jsonio.utc_now()), "log": path.name, "offset": keep}
+    try:
+        note["fragment"] = fragment.decode("utf-8")
+    except UnicodeDecodeError:  # cut inside a character: keep the exact bytes
+        note["fragment_hex"] = fragment.hex()
+    torn = path.with_name(path.name + TORN_SUFFIX)
+    side = os.open(torn, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _write_all(side, (jsonio.dumps_line(note) + "\n").encode("utf-8"))
+        os.fsync(side)
+    finally:
+        os.close(side)
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
 
 
 def append_predictions(repo_or_dir: Repo | str | os.PathLike[str], records: list[dict]) -> list[Path]:
@@ -158,12 +230,18 @@ def list_files(repo: Repo, pattern: str) -> list[str]:
         infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
         scheme = pattern.split("://", 1)[0]
         return sorted(
-            f"{scheme}://{i.path}" for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, name)
+            f"{scheme}://{i.path}"
+            for i in infos
+            if i.type == pafs.FileType.File and fnmatch.fnmatch(i.base_name, name) and not i.path.endswith(TORN_SUFFIX)
         )
     path = Path(pattern)
     root = path.anchor if path.is_absolute() else repo.root
     rel = str(path.relative_to(path.anchor)) if path.is_absolute() else pattern
-    return sorted(str(p) for p in Path(root).glob(rel) if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        str(p)
+        for p in Path(root).glob(rel)
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(TORN_SUFFIX)
+    )
 
 
 def _open_bytes(location: str, shown: str) -> bytes:

@@ -259,11 +259,13 @@ class Router:
     def _log_errors(self, errors: list[dict[str, Any]]) -> None:
         if not self.log:
             return
+        from mlops import predlog
+
         day = errors[0]["time"][:10].replace("-", "")
         path = self.repo.production_logs / f"serving-errors-{day}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(jsonio.dumps_line(e) + "\n" for e in errors))
+        # The same locked append as the prediction log, so a torn line here is cut off too.
+        with self._lock:
+            predlog.append_lines(path, [jsonio.dumps_line(e) for e in errors])
 
     def describe(self) -> dict[str, Any]:
         return {role: {"version": m.version, "sha256": m.sha256} for role, m in self.models.items()} | {

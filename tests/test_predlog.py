@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pytest
 
@@ -70,3 +71,124 @@ def test_an_unreadable_log_file_is_bad_input_naming_it(repo, monkeypatch):
         "datasets/production/predictions-20261122.jsonl: cannot be read (permission denied); "
         "fix the log file's permissions"
     )
+
+
+# ---------------------------------------------------------------------------- torn tails (a writer killed mid-append)
+
+
+def test_an_append_moves_a_torn_last_line_to_the_sidecar_and_the_log_stays_whole_lines(repo):
+    day = "2026-11-22T10:00:00Z"
+    predlog.append_predictions(repo, [record(1, day), record(2, day)])
+    path = repo.production_logs / "predictions-20261122.jsonl"
+    whole = path.read_bytes()
+    half = jsonio.dumps_line(record(3, day))[:40]
+    with open(path, "a") as fh:
+        fh.write(half)  # what a writer killed mid-append leaves
+    predlog.append_predictions(repo, [record(4, day)])
+    # The whole lines keep their bytes; the fragment is gone from the log, the new record follows.
+    assert path.read_bytes() == whole + (jsonio.dumps_line(record(4, day)) + "\n").encode()
+    got = predlog.read(repo, "datasets/production/predictions-*", "predictions", on_malformed="refuse")
+    assert [r["request_id"] for r in got.records] == ["r1", "r2", "r4"] and got.skipped == []
+    assert got.files == [str(path)]  # the sidecar matches the glob but is not read
+    (note,) = [json.loads(line) for line in path.with_name(path.name + ".torn").read_text().splitlines()]
+    assert note["fragment"] == half and note["offset"] == len(whole) and note["log"] == path.name
+    jsonio.parse_utc(note["found"])
+
+
+def test_a_log_that_is_only_a_fragment_and_a_fragment_cut_inside_a_character_are_kept_exactly(repo):
+    path = repo.production_logs / "feedback-20261122.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"label": "caf\xc3')  # no newline at all, cut inside a UTF-8 character
+    predlog.append_feedback(repo, [{"request_id": "r1", "label": 1, "time": "2026-11-22T10:00:00Z"}])
+    assert path.read_bytes() == b'{"label": 1, "request_id": "r1", "time": "2026-11-22T10:00:00Z"}\n'
+    (note,) = [json.loads(line) for line in path.with_name(path.name + ".torn").read_text().splitlines()]
+    assert bytes.fromhex(note["fragment_hex"]) == b'{"label": "caf\xc3' and note["offset"] == 0
+
+
+def test_whole_lines_are_never_touched_and_nothing_is_written_to_a_sidecar(repo):
+    day = "2026-11-22T10:00:00Z"
+    for i in range(3):
+        predlog.append_predictions(repo, [record(i, day)])
+    path = repo.production_logs / "predictions-20261122.jsonl"
+    assert path.read_text() == "".join(jsonio.dumps_line(record(i, day)) + "\n" for i in range(3))
+    assert not path.with_name(path.name + ".torn").exists()
+
+
+# A writer that appends batches through the real function and prints each request id once the append returned
+# (acknowledged). With a cut fraction it kills itself (SIGKILL) in its third batch after writing only that share of
+# it: a kill from outside lands inside a write() only now and then (encoding and fsync take most of the time).
+WRITER = """
+import os, signal, sys, time
+from mlops import predlog
+folder, start, cut, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+if cut:
+    write_all, calls = predlog._write_all, []
+    def torn_write(fd, payload):
+        calls.append(1)
+        if len(calls) == 3:
+            n = int(len(payload) * cut)
+            while payload[n - 1 : n] == b"\\n":
+                n -= 1
+            os.write(fd, payload[:n])
+            os.kill(os.getpid(), signal.SIGKILL)
+        write_all(fd, payload)
+    predlog._write_all = torn_write
+pad = "x" * 400
+for b in range(start, start + 10_000):
+    recs = [{"request_id": f"b{b}-{i}", "time": "2026-11-22T10:00:00Z", "model_version": "v1", "role": "production",
+             "features": {"x": float(i), "pad": pad}, "score": 0.5, "prediction": 1} for i in range(500)]
+    predlog.append_predictions(folder, recs)
+    print(f"b{b}", flush=True)
+    time.sleep(pause)
+"""
+
+
+def test_kill_9_mid_append_then_append_again_leaves_every_acknowledged_record_and_no_malformed_line(repo):
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    rng = random.Random(15)
+    folder = repo.production_logs
+    rounds = 8
+    # A second writer appends the whole time (as `mlops serve` beside `mlops predict`): the repair happens under
+    # the same lock, so it never cuts a line this writer is writing.
+    beside = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(folder), "900000", "0", "0.05"],
+        stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert beside.stdout is not None
+    beside.stdout.readline()
+    acked: set[str] = {"b900000"}
+    for round_no in range(rounds):
+        cut = rng.uniform(0.05, 0.95) if round_no % 2 else 0.0  # odd rounds: killed inside a write
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(folder), str(round_no * 10_000), str(cut), "0"],
+            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        assert proc.stdout is not None
+        if not cut:
+            proc.stdout.readline()  # it is writing: the first batch was acknowledged
+            time.sleep(rng.uniform(0.0, 0.3))
+            os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        acked.update(line for line in out.decode().splitlines())
+    os.kill(beside.pid, signal.SIGKILL)
+    out, _ = beside.communicate(timeout=30)
+    acked.update(line for line in out.decode().splitlines())
+    predlog.append_predictions(folder, [record(1, "2026-11-22T11:00:00Z")])
+    path = folder / "predictions-20261122.jsonl"
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    for line in data.split(b"\n")[:-1]:
+        json.loads(line)  # every line is whole
+    got = predlog.read(repo, "datasets/production/predictions-*", "predictions", on_malformed="refuse")
+    assert got.skipped == [] and len(acked) >= rounds
+    for b in acked:  # an acknowledged batch is all there
+        assert sum(r["request_id"].startswith(b + "-") for r in got.records) == 500
+    torn = path.with_name(path.name + ".torn").read_text().splitlines()
+    assert len(torn) >= rounds // 2  # each write cut by a kill left one fragment, moved by the next append

@@ -215,3 +215,41 @@ def test_predict_refuses_an_output_it_cannot_write_before_logging_anything(canar
     assert r.code == 2 and message in r.err and r.err.strip().count("\n") == 0, r.err
     assert _production_logs(repo) == logs and tree_snapshot(repo) == before
     assert not list((repo / "out.csv").iterdir()) and not list((repo / "results").iterdir())
+
+
+def test_predict_after_a_killed_writer_cuts_the_torn_line_so_monitoring_reads_every_record(canary):
+    """A writer killed mid-append left half a line: the next `mlops predict` moves it to the sidecar first."""
+    from mlops import predlog
+
+    repo, v1, v2 = canary
+    Router(Repo.at(repo)).predict(feature_rows(3, seed=5), ["a", "b", "c"])
+    (path,) = (repo / "datasets/production").glob("predictions-*.jsonl")
+    whole = path.read_bytes()
+    with open(path, "ab") as fh:
+        fh.write(whole.split(b"\n")[0][:57])  # the first 57 bytes of a record, no newline
+    rows = feature_rows(4, seed=6)
+    rows.insert(0, "request_id", ["d", "e", "f", "g"])
+    rows.to_csv(repo / "in.csv", index=False)
+    r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
+    assert r.code == 0, r.err
+    assert path.read_bytes().startswith(whole) and path.read_bytes().count(b"\n") == len(log_records(repo))
+    assert [x["request_id"] for x in log_records(repo)] == list("abcdefg")
+    got = predlog.read(Repo.at(repo), "datasets/production/predictions-*", "predictions", on_malformed="refuse")
+    assert len(got.records) == 7 and got.skipped == []
+    (note,) = [json.loads(x) for x in path.with_name(path.name + ".torn").read_text().splitlines()]
+    assert note["fragment"].encode() == whole[:57] and note["offset"] == len(whole)
+    r = run(repo, "monitor")
+    assert r.code == 0 and "malformed" not in r.err, r.err
+
+
+def test_the_serving_errors_log_goes_through_the_same_append(canary):
+    repo, v1, v2 = canary
+    router = Router(Repo.at(repo))
+    path = router.repo.production_logs / "serving-errors-20261122.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b'{"request_id": "x", "ti')  # torn by a killed server
+    error = {"request_id": "r1", "time": "2026-11-22T10:00:00Z", "role": "canary", "model_version": v2, "error": "E"}
+    errors = [error, {**error, "request_id": "r2"}]
+    router._log_errors(errors)
+    assert path.read_text() == "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors)
+    assert json.loads(path.with_name(path.name + ".torn").read_text())["fragment"] == '{"request_id": "x", "ti'
