@@ -19,8 +19,8 @@ config/monitoring.json it is skipped and reported. A last line without a newline
 progress and is ignored.
 
 Every append (predictions, feedback, the router's serving errors) goes through `append_lines`, under
-one file lock per folder (`.append.lock`, fcntl.flock through filelock: threads of `mlops serve` and
-separate processes such as `mlops predict` alike). Under that lock no other writer is mid-line, so a
+one file lock per folder (`.append.lock`, fcntl.flock: threads of `mlops serve` and separate
+processes such as `mlops predict` alike). Under that lock no other writer is mid-line, so a
 last line without a newline is what a killed writer left: the append moves it into `<log>.torn`
 (a JSON line with the time it was found) and truncates the log back to its last newline before
 writing. The log keeps only whole lines; readers skip `*.torn` files.
@@ -128,13 +128,17 @@ def append_lines(path: Path, lines: list[str]) -> None:
     A torn last line (a writer killed mid-append) is first moved to `<log>.torn` and cut off, so the
     new lines never glue onto it. One write per call: the batch lands whole, or torn only at the end.
     """
-    from filelock import FileLock
+    import fcntl
 
     if not lines:
         return
     payload = ("\n".join(lines) + "\n").encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path.parent / APPEND_LOCK)):
+    # fcntl.flock itself, not filelock as the audit log does: this runs on every request `mlops serve` answers,
+    # and filelock costs ~0.9 ms per acquire against ~0.04 ms. The kernel releases it when its holder dies.
+    lock = os.open(path.parent / APPEND_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -145,6 +149,8 @@ def append_lines(path: Path, lines: list[str]) -> None:
             os.close(fd)
         if created:
             jsonio.fsync_dir(path.parent)
+    finally:
+        os.close(lock)  # closing the last descriptor releases the lock
 
 
 def _write_all(fd: int, payload: bytes) -> None:
