@@ -172,7 +172,7 @@ def test_training_promotes_and_pushes_card_and_audit_while_another_push_lands(fa
     assert '"promotion"' in entries and version in entries
     # deploy_after_promotion: deploy.yml was dispatched for the promoted version.
     assert fake.repo().dispatches == [{"workflow": "deploy.yml", "ref": "main",
-                                       "inputs": {"mode": "canary", "version": version}}]  # fmt: skip
+                                       "inputs": {"mode": "auto", "version": version}}]  # fmt: skip
     assert "### State commit" in result.summary
     assert (tmp_path / "artifacts" / "training-301" / ".mlflow").is_dir()  # hidden folder uploaded on purpose
 
@@ -307,14 +307,79 @@ def test_deploy_commits_the_new_state_and_rolls_back_when_the_commit_fails(two_v
     assert remote_log(remote)[0] == "rollback: deploy run 801 failed"
 
     # With the remote accepting pushes, the same dispatch deploys and commits, and nothing rolls back.
+    # The default mode, auto, is a canary now that something is in production.
     ws2 = clone(remote, tmp_path / "ws2")
-    ok = _runner(ws2, fake, 802).run(Workflow.load("deploy.yml"), inputs={"mode": "canary", "traffic": "0.2"})
+    ok = _runner(ws2, fake, 802).run(Workflow.load("deploy.yml"), inputs={"traffic": "0.2"})
     _ok(ok)
+    assert ok.step("state").outputs["auto_mode"] == "canary"
     assert ok.step("Roll back").outcome == "skipped"
     state = _deployment(clone(remote, tmp_path / "after2"))
     assert state["production"]["version"] == first and state["canary"]["traffic"] == 0.2
     assert state["canary"]["version"] != first
     assert remote_log(remote)[0] == "deploy: canary run 802"
+
+
+def _version_of_current(root: Path) -> str:
+    return json.loads((root / "models" / "current" / "manifest.json").read_text())["version"]
+
+
+def test_a_refused_deployment_commits_its_gate_record_audit_entry_and_alert(two_versions_remote, fake, tmp_path):
+    remote = _copy_remote(two_versions_remote, tmp_path)
+    # Someone's push flipped one byte of the candidate's model file: the integrity gate refuses it.
+    setup = clone(remote, tmp_path / "setup")
+    candidate = _version_of_current(setup)
+    model = setup / "models" / "current" / "model.skops"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "commit", "-qam", "tamper"], cwd=setup, check=True, env=env)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=setup, check=True, env=env)
+    before = _deployment(setup)
+
+    ws = clone(remote, tmp_path / "ws")
+    result = _runner(ws, fake, 851).run(Workflow.load("deploy.yml"), inputs={"mode": "canary"})
+    deploy = result.step("deploy")
+    assert deploy.outcome == "failure" and "deployment refused by gate integrity" in deploy.stderr, result.log()
+    assert result.step("commit").outcome == "success", result.log()
+    assert result.step("Roll back").outcome == "skipped"  # nothing changed, so nothing to undo
+    assert remote_log(remote)[:2] == ["deploy: canary run 851 (failure)", "tamper"]
+    after = clone(remote, tmp_path / "after")
+    assert _deployment(after) == before
+    records = sorted((after / "metadata" / "deployments").glob(f"*-canary-{candidate}.json"))
+    assert records and json.loads(records[-1].read_text())["decision"] == "refused"
+    entries = "".join(p.read_text() for p in (after / "metadata" / "audit").glob("entries-*.jsonl"))
+    assert '"gate_decision"' in entries and candidate in entries
+    assert "audit log ok" in _mlops(after, "audit", "verify").stdout
+    assert any("Deployment refused" in i["title"] for i in fake.issues()), [i["title"] for i in fake.issues()]
+
+
+def test_a_crafted_version_input_stays_one_argument(two_versions_remote, fake, tmp_path):
+    """`x --mode=full` once split into a second --mode; now it is one (unknown) version and nothing deploys."""
+    remote = _copy_remote(two_versions_remote, tmp_path)
+    ws = clone(remote, tmp_path / "ws")
+    candidate = _version_of_current(ws)
+    before = _deployment(ws)
+    crafted = f"{candidate} --mode=full"
+    result = _runner(ws, fake, 861).run(Workflow.load("deploy.yml"), inputs={"mode": "canary", "version": crafted})
+    deploy = result.step("deploy")
+    assert deploy.outcome == "failure" and deploy.code == 2, result.log()
+    assert f"version {crafted}: is not a model version id" in deploy.stderr, deploy.stderr
+    assert result.step("Roll back").outcome == "skipped"
+    assert _deployment(clone(remote, tmp_path / "after")) == before  # production untouched, no canary
+    assert remote_log(remote)[0] == "seed"
+
+
+def test_a_first_deployment_with_the_default_mode_is_full(champion_remote, fake, tmp_path):
+    remote = _copy_remote(champion_remote, tmp_path)
+    ws = clone(remote, tmp_path / "ws")
+    assert not (ws / "models" / "deployment.json").exists()
+    result = _runner(ws, fake, 871).run(Workflow.load("deploy.yml"))  # mode: auto, the default
+    _ok(result)
+    assert result.step("state").outputs["auto_mode"] == "full"
+    state = _deployment(clone(remote, tmp_path / "after"))
+    assert state["production"]["version"] == _version_of_current(ws) and state["canary"] is None
+    assert remote_log(remote)[0] == "deploy: full run 871"
 
 
 def test_ci_audit_job_accepts_appends_and_refuses_a_rewritten_log(champion_remote, fake, tmp_path):
