@@ -40,7 +40,7 @@ def test_dispatch_deploy_follows_the_config_switch(tmp_path, fake, monkeypatch):
     on = run(_with_model(tmp_path / "on", True), "workflow", "dispatch-deploy", "--version", VERSION)
     assert on.code == 0, on.err
     assert fake.repo().dispatches == [{"workflow": "deploy.yml", "ref": "main",
-                                       "inputs": {"mode": "canary", "version": VERSION}}]  # fmt: skip
+                                       "inputs": {"mode": "auto", "version": VERSION}}]  # fmt: skip
 
 
 def test_dispatch_deploy_refuses_an_unknown_version(tmp_path, fake, monkeypatch):
@@ -78,7 +78,7 @@ def test_state_outputs_are_empty_before_any_deployment(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_OUTPUT", str(out))
     r = run(_with_model(tmp_path, False), "workflow", "state")
     assert r.code == 0, r.err
-    assert out.read_text() == "production=\ncanary=\ncanary_traffic=\nshadow=\n"
+    assert out.read_text() == "production=\ncanary=\ncanary_traffic=\nshadow=\nauto_mode=full\n"
     assert "canary: -" in r.out
 
 
@@ -97,7 +97,7 @@ def test_each_action_dispatches_with_its_defaults():
     assert (d.func, d.workflow, d.input, d.ref) == (workflow_cmd.run_dispatch, "deploy.yml", ["a=1", "b=2"], None)
     dd = parse("workflow", "dispatch-deploy", "--version", VERSION)
     assert (dd.func, dd.version, dd.mode, dd.workflow, dd.ref) == (
-        workflow_cmd.run_dispatch_deploy, VERSION, "canary", "deploy.yml", None,
+        workflow_cmd.run_dispatch_deploy, VERSION, "auto", "deploy.yml", None,
     )  # fmt: skip
     assert parse("workflow", "state").func is workflow_cmd.run_state
 
@@ -113,8 +113,8 @@ def test_each_action_dispatches_with_its_defaults():
         ),
         (
             ["workflow", "dispatch-deploy", "--version", VERSION, "--mode", "blue"],
-            "mlops workflow dispatch-deploy: argument --mode: invalid choice: 'blue' (choose from 'shadow', "
-            "'canary', 'full'); see 'mlops workflow dispatch-deploy --help'",
+            "mlops workflow dispatch-deploy: argument --mode: invalid choice: 'blue' (choose from 'auto', "
+            "'shadow', 'canary', 'full'); see 'mlops workflow dispatch-deploy --help'",
         ),
     ],
 )
