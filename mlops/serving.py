@@ -399,15 +399,31 @@ class _Serving:
         self.router, self.error, self.stamp = router, None, stamp
 
 
-def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
-    """A ThreadingHTTPServer answering POST /predict and GET /health (not started)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class _RequestError(Exception):
+    """A request the server answers with 400 and this message."""
 
-    from threadpoolctl import threadpool_limits
 
-    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
-    threadpool_limits(limits=1)
-    serving = _Serving(repo)
+def parse_predict_body(raw: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """(instances, whether the body was a single instance) of a POST /predict body, or _RequestError."""
+    try:
+        payload = jsonio.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _RequestError(f'request body: not JSON ({exc}); send {{"features": {{...}}}}') from None
+    single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
+    if single:
+        items = [payload]
+    elif isinstance(payload, dict) and isinstance(payload.get("instances"), list):
+        items = payload["instances"]
+    else:
+        raise _RequestError('request body: expected {"request_id": ..., "features": {...}} or {"instances": [...]}')
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("features"), dict) for i in items):
+        raise _RequestError("request body: every instance needs a 'features' object")
+    return items, single
+
+
+def _handler_class() -> type:
+    """The request handler (http.server is imported here, not when the module is)."""
+    from http.server import BaseHTTPRequestHandler
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: one connection serves many requests
@@ -421,7 +437,7 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the prediction log is the record
             return
 
-        def _send(self, code: int, body: dict[str, Any]) -> None:
+        def _send(self, code: int, body: Any) -> None:
             data = json.dumps(body, sort_keys=True).encode("utf-8")
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -429,12 +445,16 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
             self.end_headers()
             self.wfile.write(data)
 
+        def _router(self) -> tuple[Any, str | None]:
+            serving = self.server.serving  # type: ignore[attr-defined]
+            with serving.lock:
+                serving.refresh()
+                return serving.router, serving.error
+
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/health":
                 return self._send(404, {"error": f"no route {self.path}; use GET /health or POST /predict"})
-            with serving.lock:
-                serving.refresh()
-                router, error = serving.router, serving.error
+            router, error = self._router()
             if router is None:
                 return self._send(503, {"status": "unavailable", "error": error})
             body = {"status": "ok" if error is None else "degraded", "models": router.describe()}
@@ -452,27 +472,13 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
             if length < 0:
                 return self._send(400, {"error": "Content-Length: not a byte count"})
             try:
-                payload = jsonio.loads(self.rfile.read(length) or b"null")
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                return self._send(400, {"error": f'request body: not JSON ({exc}); send {{"features": {{...}}}}'})
-            single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
-            if single:
-                items = [payload]
-            elif isinstance(payload, dict) and isinstance(payload.get("instances"), list):
-                items = payload["instances"]
-            else:
-                return self._send(
-                    400,
-                    {"error": 'request body: expected {"request_id": ..., "features": {...}} or {"instances": [...]}'},
-                )
-            if not items or not all(isinstance(i, dict) and isinstance(i.get("features"), dict) for i in items):
-                return self._send(400, {"error": "request body: every instance needs a 'features' object"})
+                items, single = parse_predict_body(self.rfile.read(length))
+            except _RequestError as exc:
+                return self._send(400, {"error": str(exc)})
             ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
-            with serving.lock:
-                serving.refresh()
-                router = serving.router
+            router, error = self._router()
             if router is None:
-                return self._send(503, {"error": serving.error})
+                return self._send(503, {"error": error})
             try:
                 answer = router.predict([i["features"] for i in items], ids)
             except BadInput as exc:
@@ -485,7 +491,19 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
             ]
             return self._send(200, out[0] if single else {"predictions": out})
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    return Handler
+
+
+def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
+    """A ThreadingHTTPServer answering POST /predict and GET /health (not started)."""
+    from http.server import ThreadingHTTPServer
+
+    from threadpoolctl import threadpool_limits
+
+    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
+    threadpool_limits(limits=1)
+    serving = _Serving(repo)  # loads the deployed models before the port is taken
+    server = ThreadingHTTPServer((host, port), _handler_class())
     server.daemon_threads = True
     server.serving = serving  # type: ignore[attr-defined]
     return server

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from mlops import jsonio
@@ -50,6 +51,26 @@ def _torn_message(path: str, line_no: int, nbytes: int, what: str) -> str:
         f"{path} line {line_no}: the final {what} is incomplete ({nbytes} bytes without a newline: an append was "
         f"interrupted); run `{REPAIR_COMMAND}` to remove only that incomplete line, then retry"
     )
+
+
+def read_peak_cache(folder: Path, size: int, root: bytes) -> list[bytes] | None:
+    """The cached peaks of the tree of `size` entries, trusted only when they reproduce `root`."""
+    try:
+        state = json.loads((folder / STATE_CACHE).read_bytes())
+        peaks = [bytes.fromhex(p) for p in state["peaks"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # Other peaks with this root would be a SHA-256 collision.
+    if state.get("size") != size or size.bit_count() != len(peaks) or root_from_peaks(peaks) != root:
+        return None
+    return peaks
+
+
+def write_peak_cache(folder: Path, size: int, peaks: list[bytes]) -> None:
+    # A cache, not a record: replaced atomically but not fsynced; a stale one fails read_peak_cache's check.
+    tmp = folder / (STATE_CACHE + ".tmp")
+    tmp.write_bytes(jsonio.canonical({"size": size, "peaks": [p.hex() for p in peaks]}))
+    os.replace(tmp, folder / STATE_CACHE)
 
 
 class AuditWriter:
@@ -125,7 +146,7 @@ class AuditWriter:
                 f"{self.where}: holds {on_disk} entries but the latest checkpoint covers {ck_size}; entries were "
                 "removed. Run `mlops audit verify` to see where"
             )
-        peaks = self._cached_peaks(ck_size, ck_root)
+        peaks = read_peak_cache(self.dir, ck_size, ck_root)
         if peaks is None:
             tree = MerkleTree()
             tree.extend(read_dir(self.dir, self.where).lines[:ck_size])
@@ -158,23 +179,6 @@ class AuditWriter:
             raise CheckFailed(_torn_message(f"{self.where}/{name}", len(lines) + 1, torn, "entry"))
         self.seg_first, self.seg_name, self.seg_bytes = first, name, len(data)
         return first + len(lines)
-
-    def _cached_peaks(self, size: int, root: bytes) -> list[bytes] | None:
-        try:
-            state = json.loads((self.dir / STATE_CACHE).read_bytes())
-            peaks = [bytes.fromhex(p) for p in state["peaks"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        # Trusted only when it reproduces the checkpoint: other peaks with this root would be a SHA-256 collision.
-        if state.get("size") != size or size.bit_count() != len(peaks) or root_from_peaks(peaks) != root:
-            return None
-        return peaks
-
-    def _save_cache(self) -> None:
-        # A cache, not a record: replaced atomically but not fsynced; a stale one fails the check above.
-        tmp = self.dir / (STATE_CACHE + ".tmp")
-        tmp.write_bytes(jsonio.canonical({"size": self.size, "peaks": [p.hex() for p in self.peaks]}))
-        os.replace(tmp, self.dir / STATE_CACHE)
 
     # -- appending
 
@@ -247,7 +251,7 @@ class AuditWriter:
         finally:
             os.close(fd)
         self.last_checkpoint = ck
-        self._save_cache()
+        write_peak_cache(self.dir, self.size, self.peaks)
         return ck
 
     def append_batch(self, events: Iterable[tuple[str, dict]], *, checkpoint: bool = True) -> range:
