@@ -59,6 +59,22 @@ def describe_violation(error: Any) -> tuple[str, str]:
     return expected(), _short(got)
 
 
+def first_violation(schema: dict[str, Any], data: Any) -> Any:
+    """The first jsonschema error of `data` (by JSON path), or None when it is valid."""
+    import jsonschema
+
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator)
+    )
+    if not errors:
+        return None
+    err = errors[0]
+    # "null or an object" fails as a whole; the useful line is the deepest failure inside the object branch.
+    while err.validator in ("oneOf", "anyOf") and err.context:
+        err = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
+    return err
+
+
 # ------------------------------------------------------------------------------ typed sections
 # One frozen dataclass per config file (and per nested object), field names = the JSON keys.
 # No field has a default here: `_fill` takes every absent value from the schema's `default`, so
@@ -453,10 +469,8 @@ def fill(cls: type, schema: dict[str, Any], data: dict[str, Any], root: dict[str
     return cls(**values)
 
 
-def validate_file(repo: Repo, name: str) -> dict[str, Any]:
-    """Validate config/<name>.json against its schema; return its data."""
-    import jsonschema
-
+def validate_file(repo: Repo, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate config/<name>.json against its schema; return its data and the schema."""
     path = repo.config_dir / f"{name}.json"
     rel = repo.rel(path)
     schema_path = repo.schemas_dir / f"{name}.schema.json"
@@ -464,10 +478,8 @@ def validate_file(repo: Repo, name: str) -> dict[str, Any]:
     if not schema_path.exists():
         raise BadInput(repo.rel(schema_path), f"no JSON Schema for {rel}", f"add config/schemas/{name}.schema.json")
     schema = read_json(schema_path, "schema")
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator))
-    if errors:
-        err = errors[0]
+    err = first_violation(schema, data)
+    if err is not None:
         if err.validator == "additionalProperties":
             # A misspelt key would otherwise leave its setting at the default without a word.
             import difflib
@@ -486,7 +498,7 @@ def validate_file(repo: Repo, name: str) -> dict[str, Any]:
             f"expected {expected}, found {found}",
             f"fix {rel} and run `mlops config check`",
         )
-    return data
+    return data, schema
 
 
 def config_names(repo: Repo) -> list[str]:
@@ -535,17 +547,18 @@ def check_cron(expression: str, where: str) -> None:
 def load(repo: Repo) -> Config:
     """Load and validate every config file once; nothing else reads config/ directly."""
     raw: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, dict[str, Any]] = {}
     if not repo.config_dir.is_dir():
         raise BadInput(str(repo.config_dir), "no config/ folder here", "run from the repository root or pass --repo")
     for name in config_names(repo):
-        raw[name] = validate_file(repo, name)
+        raw[name], schemas[name] = validate_file(repo, name)
     check_cron(raw["training-schedule"]["default_schedule"], "config/training-schedule.json: /default_schedule")
     sections = {}
     for name, (attr, cls) in SECTIONS.items():
         if name == "model-card" and name not in raw:
             sections[attr] = None  # no team text: cards are written without those sections
             continue
-        schema = read_json(repo.schemas_dir / f"{name}.schema.json", "schema")
+        schema = schemas.get(name) or read_json(repo.schemas_dir / f"{name}.schema.json", "schema")
         sections[attr] = fill(cls, schema, raw.get(name, {}))
     return Config(repo=repo, files=tuple(sorted(raw)), **sections)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops import jsonio
-from mlops.config import describe_violation, json_pointer
+from mlops.config import describe_violation, first_violation, json_pointer
 from mlops.errors import BadInput
 from mlops.repo import Repo
 
@@ -32,22 +32,6 @@ def schema(repo: Repo, name: str) -> dict[str, Any]:
     if not path.exists():
         raise BadInput(repo.rel(path), "the JSON Schema is missing", "restore it from git")
     return jsonio.read_json(path, "schema")
-
-
-def first_violation(schema: dict[str, Any], data: Any) -> Any:
-    """The first jsonschema error of `data` (by JSON path), or None when it is valid."""
-    import jsonschema
-
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator)
-    )
-    if not errors:
-        return None
-    err = errors[0]
-    # "null or an object" fails as a whole; the useful line is the deepest failure inside the object branch.
-    while err.validator in ("oneOf", "anyOf") and err.context:
-        err = max(err.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
-    return err
 
 
 def violation_text(err: Any) -> str:

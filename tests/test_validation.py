@@ -227,6 +227,17 @@ def test_broken_contract_is_bad_input(repo):
     assert not (repo / "metadata/reports").exists()
 
 
+def test_a_fork_without_the_contract_schema_uses_the_packages_own(repo):
+    write(repo, columns())
+    assert run(repo, "data", "infer-schema").code == 0
+    (repo / "config/schemas/dataset-contract.schema.json").unlink()
+    r = run(repo, "data", "validate")
+    assert r.code == 0, r.err
+    (repo / "datasets/customer-churn.schema.json").write_text(json.dumps({"format": 1, "dataset": "x"}))
+    r = run(repo, "data", "validate")
+    assert r.code == 2 and "datasets/customer-churn.schema.json: /: expected the key" in r.err
+
+
 def test_infer_schema_refuses_to_overwrite_without_force(repo):
     write(repo, columns())
     assert run(repo, "data", "infer-schema").code == 0

@@ -50,14 +50,10 @@ def schema(repo: Repo) -> dict[str, Any]:
 
 def validate(card: Any, repo: Repo, where: str) -> None:
     """BadInput naming the JSON pointer of the first violation of the card schema."""
-    import jsonschema
+    from mlops.config import describe_violation, first_violation, json_pointer
 
-    from mlops.config import describe_violation, json_pointer
-
-    validator = jsonschema.Draft202012Validator(schema(repo))
-    errors = sorted(validator.iter_errors(card), key=lambda e: (list(e.absolute_path), e.validator))
-    if errors:
-        err = errors[0]
+    err = first_violation(schema(repo), card)
+    if err is not None:
         expected, found = describe_violation(err)
         raise BadInput(
             f"{where}: {json_pointer(err.absolute_path)}",

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops import gha, jsonio, registry
-from mlops.config import Config
-from mlops.deployment_state import first_violation, schema, violation_text
+from mlops.config import Config, first_violation
+from mlops.deployment_state import schema, violation_text
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
 

@@ -18,24 +18,19 @@ CONTRACT_FORMAT = 1
 
 def load_contract(cfg: Config, path: Path) -> dict[str, Any]:
     """Read a contract file and check it against config/schemas/dataset-contract.schema.json."""
-    import jsonschema
-
-    from mlops.config import describe_violation
+    from mlops.config import describe_violation, first_violation, json_pointer
 
     rel = cfg.repo.rel(path)
     data = jsonio.read_json(path, "schema contract")
-    schema_file = Path(__file__).resolve().parent.parent / "config" / "schemas" / "dataset-contract.schema.json"
+    # Forks without the file fall back to the schema of the package's own checkout.
+    schema_file = Path(__file__).resolve().parents[2] / "config" / "schemas" / "dataset-contract.schema.json"
     local = cfg.repo.schemas_dir / "dataset-contract.schema.json"
     schema = jsonio.read_json(local if local.exists() else schema_file, "schema")
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: (list(e.absolute_path), e.validator)
-    )
-    if errors:
-        err = errors[0]
+    err = first_violation(schema, data)
+    if err is not None:
         expected, found = describe_violation(err)
-        pointer = "/" + "/".join(str(p) for p in err.absolute_path)
         raise BadInput(
-            f"{rel}: {pointer}",
+            f"{rel}: {json_pointer(err.absolute_path)}",
             f"expected {expected}, found {found}",
             "fix the contract, or rewrite it with `mlops data infer-schema --force`",
         )
