@@ -105,6 +105,13 @@ def _umask() -> int:
     return mask
 
 
+def write_all(fd: int, payload: bytes) -> None:
+    """os.write until every byte is written (a write may take only part of a large payload)."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def fsync_dir(folder: Path) -> None:
     try:
         dfd = os.open(folder, os.O_RDONLY)

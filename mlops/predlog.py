@@ -143,7 +143,7 @@ def append_lines(path: Path, lines: list[str]) -> None:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             _cut_torn_tail(fd, path)
-            _write_all(fd, payload)
+            jsonio.write_all(fd, payload)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -151,12 +151,6 @@ def append_lines(path: Path, lines: list[str]) -> None:
             jsonio.fsync_dir(path.parent)
     finally:
         os.close(lock)  # closing the last descriptor releases the lock
-
-
-def _write_all(fd: int, payload: bytes) -> None:
-    view = memoryview(payload)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _cut_torn_tail(fd: int, path: Path) -> None:
@@ -185,7 +179,7 @@ def _cut_torn_tail(fd: int, path: Path) -> None:
     torn = path.with_name(path.name + TORN_SUFFIX)
     side = os.open(torn, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        _write_all(side, (jsonio.dumps_line(note) + "\n").encode("utf-8"))
+        jsonio.write_all(side, (jsonio.dumps_line(note) + "\n").encode("utf-8"))
         os.fsync(side)
     finally:
         os.close(side)

@@ -119,10 +119,10 @@ def test_whole_lines_are_never_touched_and_nothing_is_written_to_a_sidecar(repo)
 # it: a kill from outside lands inside a write() only now and then (encoding and fsync take most of the time).
 WRITER = """
 import os, signal, sys, time
-from mlops import predlog
+from mlops import jsonio, predlog
 folder, start, cut, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 if cut:
-    write_all, calls = predlog._write_all, []
+    write_all, calls = jsonio.write_all, []
     def torn_write(fd, payload):
         calls.append(1)
         if len(calls) == 3:
@@ -132,7 +132,7 @@ if cut:
             os.write(fd, payload[:n])
             os.kill(os.getpid(), signal.SIGKILL)
         write_all(fd, payload)
-    predlog._write_all = torn_write
+    jsonio.write_all = torn_write
 pad = "x" * 400
 for b in range(start, start + 10_000):
     recs = [{"request_id": f"b{b}-{i}", "time": "2026-11-22T10:00:00Z", "model_version": "v1", "role": "production",

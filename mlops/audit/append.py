@@ -39,13 +39,6 @@ from mlops.repo import Repo
 SEGMENT_BYTES = 1 << 20
 
 
-def _write_all(fd: int, payload: bytes) -> None:
-    view = memoryview(payload)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _torn_message(path: str, line_no: int, nbytes: int, what: str) -> str:
     return (
         f"{path} line {line_no}: the final {what} is incomplete ({nbytes} bytes without a newline: an append was "
@@ -230,7 +223,7 @@ class AuditWriter:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if created:
                 jsonio.fsync_dir(self.dir)
-        _write_all(self._fd, payload)
+        jsonio.write_all(self._fd, payload)
         self.seg_bytes += len(payload)
 
     def checkpoint(self, *, force: bool = False) -> dict:
@@ -246,7 +239,7 @@ class AuditWriter:
         ck = next_checkpoint(prev, self.size, root_from_peaks(self.peaks), self.signing_key)
         fd = os.open(self.dir / CHECKPOINTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            _write_all(fd, jsonio.canonical(ck) + b"\n")
+            jsonio.write_all(fd, jsonio.canonical(ck) + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)
