@@ -75,6 +75,14 @@ def first_violation(schema: dict[str, Any], data: Any) -> Any:
     return err
 
 
+def require_valid(schema: dict[str, Any], data: Any, where: str, fix: str) -> None:
+    """BadInput '<where>: <pointer>: expected ..., found ...; <fix>' for the first violation, if any."""
+    err = first_violation(schema, data)
+    if err is not None:
+        expected, found = describe_violation(err)
+        raise BadInput(f"{where}: {json_pointer(err.absolute_path)}", f"expected {expected}, found {found}", fix)
+
+
 # ------------------------------------------------------------------------------ typed sections
 # One frozen dataclass per config file (and per nested object), field names = the JSON keys.
 # No field has a default here: `_fill` takes every absent value from the schema's `default`, so

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops import jsonio
-from mlops.config import describe_violation, first_violation, json_pointer
+from mlops.config import describe_violation, json_pointer, require_valid
 from mlops.errors import BadInput
 from mlops.repo import Repo
 
@@ -43,14 +43,8 @@ def violation_text(err: Any) -> str:
 def validate_state(repo: Repo, state: Any) -> None:
     """Raise BadInput naming the first place where a state breaks its schema or its own rules."""
     rel = repo.rel(repo.deployment_state)
-    err = first_violation(schema(repo, STATE_SCHEMA), state)
-    if err is not None:
-        expected, found = describe_violation(err)
-        raise BadInput(
-            f"{rel}: {json_pointer(err.absolute_path)}",
-            f"expected {expected}, found {found}",
-            f"fix it to match config/schemas/{STATE_SCHEMA}, or `git revert` the commit that broke it",
-        )
+    fix = f"fix it to match config/schemas/{STATE_SCHEMA}, or `git revert` the commit that broke it"
+    require_valid(schema(repo, STATE_SCHEMA), state, rel, fix)
     prod = state["production"]["version"]
     for role in ("canary", "shadow"):
         if state[role] and state[role]["version"] == prod:

@@ -50,16 +50,11 @@ def schema(repo: Repo) -> dict[str, Any]:
 
 def validate(card: Any, repo: Repo, where: str) -> None:
     """BadInput naming the JSON pointer of the first violation of the card schema."""
-    from mlops.config import describe_violation, first_violation, json_pointer
+    from mlops.config import require_valid
 
-    err = first_violation(schema(repo), card)
-    if err is not None:
-        expected, found = describe_violation(err)
-        raise BadInput(
-            f"{where}: {json_pointer(err.absolute_path)}",
-            f"expected {expected}, found {found}",
-            "regenerate the card with `mlops card build VERSION` instead of editing it",
-        )
+    require_valid(
+        schema(repo), card, where, "regenerate the card with `mlops card build VERSION` instead of editing it"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -18,7 +18,7 @@ CONTRACT_FORMAT = 1
 
 def load_contract(cfg: Config, path: Path) -> dict[str, Any]:
     """Read a contract file and check it against config/schemas/dataset-contract.schema.json."""
-    from mlops.config import describe_violation, first_violation, json_pointer
+    from mlops.config import require_valid
 
     rel = cfg.repo.rel(path)
     data = jsonio.read_json(path, "schema contract")
@@ -26,14 +26,7 @@ def load_contract(cfg: Config, path: Path) -> dict[str, Any]:
     schema_file = Path(__file__).resolve().parents[2] / "config" / "schemas" / "dataset-contract.schema.json"
     local = cfg.repo.schemas_dir / "dataset-contract.schema.json"
     schema = jsonio.read_json(local if local.exists() else schema_file, "schema")
-    err = first_violation(schema, data)
-    if err is not None:
-        expected, found = describe_violation(err)
-        raise BadInput(
-            f"{rel}: {json_pointer(err.absolute_path)}",
-            f"expected {expected}, found {found}",
-            "fix the contract, or rewrite it with `mlops data infer-schema --force`",
-        )
+    require_valid(schema, data, rel, "fix the contract, or rewrite it with `mlops data infer-schema --force`")
     return data
 
 
