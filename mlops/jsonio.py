@@ -14,8 +14,17 @@ from mlops.errors import BadInput
 
 
 def utc_now() -> _dt.datetime:
-    """The current time, UTC, truncated to the second (honours MLOPS_NOW for reproducible tests)."""
+    """The current time, UTC, truncated to the second.
+
+    MLOPS_NOW pins it (reproducible runs); `MLOPS_NOW=@FILE` reads the time from FILE at every call, a clock
+    that a drill or simulation advances under a long-running process such as `mlops serve`.
+    """
     fixed = os.environ.get("MLOPS_NOW")
+    if fixed and fixed.startswith("@"):
+        try:
+            fixed = Path(fixed[1:]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(f"MLOPS_NOW={fixed}", f"cannot read the clock file ({exc.strerror})", "create it") from None
     if fixed:
         return parse_utc(fixed, "MLOPS_NOW")
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0)

@@ -81,3 +81,15 @@ def test_check_output_file_refuses_a_directory_or_a_file_as_folder(tmp_path):
     with pytest.raises(BadInput, match=r"is a file, so .* cannot be created; name a path inside a folder$"):
         jsonio.check_output_file(blocker / "out.json", "-o")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_utc_now_reads_a_clock_file_at_every_call(monkeypatch, tmp_path):
+    clock = tmp_path / "clock"
+    clock.write_text("2026-11-22T06:00:00Z\n")
+    monkeypatch.setenv("MLOPS_NOW", f"@{clock}")
+    assert jsonio.format_utc(jsonio.utc_now()) == "2026-11-22T06:00:00Z"
+    clock.write_text("2026-11-29T12:00:00Z\n")
+    assert jsonio.format_utc(jsonio.utc_now()) == "2026-11-29T12:00:00Z"
+    clock.unlink()
+    with pytest.raises(BadInput, match="cannot read the clock file"):
+        jsonio.utc_now()
