@@ -368,6 +368,17 @@ def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, A
 # -------------------------------------------------------------------------------------- HTTP
 
 
+def head_commit(root: Path) -> str | None:
+    """The checked-out commit of `root`, or None when it is no git checkout (or git is missing)."""
+    from mlops import git
+
+    try:
+        out = git.run(root, "rev-parse", "--verify", "--quiet", "HEAD", timeout=10)
+    except BadInput:  # git is not installed
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
 class _Serving:
     """The live router, rebuilt when the state file changes (a `git pull` or revert takes effect)."""
 
@@ -397,6 +408,23 @@ class _Serving:
             self.error, self.stamp = str(exc), stamp
             return
         self.router, self.error, self.stamp = router, None, stamp
+
+    def status(self) -> dict[str, Any]:
+        """What this source serves: the checkout's commit, the state's versions, the traffic split, the error."""
+        router = self.router
+        state = router.state if router is not None else {}
+        versions = {role: (state.get(role) or {}).get("version") for role in ("production", "canary", "shadow")}
+        traffic: dict[str, float] = {}
+        if router is not None:
+            traffic = {"production": 1.0 - router.traffic}
+            if "canary" in router.models:
+                traffic["canary"] = router.traffic
+        return {
+            "commit": head_commit(self.repo.root),
+            "state": versions,
+            "traffic": traffic,
+            "error": self.error,
+        }
 
 
 class _RequestError(Exception):
@@ -452,8 +480,11 @@ def _handler_class() -> type:
                 return serving.router, serving.error
 
         def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/health":
-                return self._send(404, {"error": f"no route {self.path}; use GET /health or POST /predict"})
+            route = self.path.split("?")[0]
+            if route == "/status":
+                return self._send(200, server_status(self.server))
+            if route != "/health":
+                return self._send(404, {"error": f"no route {self.path}; use GET /health, /status or POST /predict"})
             router, error = self._router()
             if router is None:
                 return self._send(503, {"status": "unavailable", "error": error})
@@ -494,15 +525,30 @@ def _handler_class() -> type:
     return Handler
 
 
-def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000) -> Any:
-    """A ThreadingHTTPServer answering POST /predict and GET /health (not started)."""
+def server_status(server: Any) -> dict[str, Any]:
+    """GET /status: the serving source's status, and the store backlog under "store"."""
+    serving = server.serving
+    with serving.lock:
+        serving.refresh()
+        body = dict(serving.status())
+    shipper = getattr(server, "shipper", None)
+    body["store"] = shipper.status() if shipper is not None else None
+    return body
+
+
+def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, serving: Any = None) -> Any:
+    """A ThreadingHTTPServer answering POST /predict, GET /health and GET /status (not started).
+
+    `serving` is the source of the router: any object with `.lock`, `.router`, `.error`, `.refresh()`
+    and `.status() -> dict`; None serves the repository's deployment state (`_Serving`)."""
     from http.server import ThreadingHTTPServer
 
     from threadpoolctl import threadpool_limits
 
     # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
     threadpool_limits(limits=1)
-    serving = _Serving(repo)  # loads the deployed models before the port is taken
+    if serving is None:
+        serving = _Serving(repo)  # loads the deployed models before the port is taken
     server = ThreadingHTTPServer((host, port), _handler_class())
     server.daemon_threads = True
     server.serving = serving  # type: ignore[attr-defined]

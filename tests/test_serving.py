@@ -253,3 +253,74 @@ def test_the_serving_errors_log_goes_through_the_same_append(canary):
     router._log_errors(errors)
     assert path.read_text() == "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors)
     assert json.loads(path.with_name(path.name + ".torn").read_text())["fragment"] == '{"request_id": "x", "ti'
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _serve_in_thread(server):
+    import threading
+
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}", thread
+
+
+def test_status_of_the_local_source_names_versions_traffic_and_no_commit_outside_git(canary):
+    from mlops.serving import make_server
+
+    repo, v1, v2 = canary
+    server = make_server(Repo.at(repo), port=0)
+    base, thread = _serve_in_thread(server)
+    try:
+        code, body = _get(f"{base}/status")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 200
+    assert body["state"] == {"production": v1, "canary": v2, "shadow": None}
+    assert body["traffic"] == pytest.approx({"production": 0.8, "canary": 0.2})
+    assert body["error"] is None and "store" in body
+    assert body["commit"] is None or len(body["commit"]) == 40
+
+
+def test_make_server_serves_any_source_given_as_serving(canary):
+    import threading
+
+    from mlops.serving import make_server
+
+    repo, v1, _v2 = canary
+    router = Router(Repo.at(repo), log=False)
+
+    class Source:
+        lock = threading.Lock()
+        error = None
+        refreshed = 0
+
+        def __init__(self):
+            self.router = router
+
+        def refresh(self):
+            Source.refreshed += 1
+
+        def status(self):
+            return {"commit": "c" * 40, "state": {"production": v1}, "traffic": {"production": 1.0}, "error": None}
+
+    server = make_server(Repo.at(repo), port=0, serving=Source())
+    base, _thread = _serve_in_thread(server)
+    try:
+        feats = feature_rows(1, seed=3).to_dict("records")[0]
+        code, answer = _post(f"{base}/predict", {"request_id": "src-1", "features": feats})
+        status_code, status = _get(f"{base}/status")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 200 and answer["request_id"] == "src-1"
+    assert status_code == 200 and status["commit"] == "c" * 40 and status["state"] == {"production": v1}
+    assert Source.refreshed >= 2
