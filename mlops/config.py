@@ -252,6 +252,17 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    uri: str
+    part_max_rows: int
+    part_max_age_seconds: float
+    buffer_max_rows: int
+    group_commit_ms: float
+    wal_dir: str
+    feedback_lookback_days: float
+
+
+@dataclass(frozen=True)
 class ModelRetention:
     candidates: str
     production: str
@@ -400,6 +411,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "gitops": ("gitops", GitopsConfig),
     "model-card": ("model_card", ModelCardConfig),
     "monitoring": ("monitoring", MonitoringConfig),
+    "store": ("store", StoreConfig),
     "training": ("training", TrainingConfig),
     "training-schedule": ("schedule", Schedule),
     "validation": ("validation", ValidationConfig),
@@ -416,6 +428,7 @@ class Config:
     gitops: GitopsConfig
     model_card: ModelCardConfig | None
     monitoring: MonitoringConfig
+    store: StoreConfig
     training: TrainingConfig
     schedule: Schedule
     validation: ValidationConfig

@@ -101,6 +101,11 @@ def _check_time(value: Any) -> str | None:
     return None
 
 
+# The record checks, public for the log store (mlops.logstore), which writes and reads the same shapes.
+check_prediction = _check_prediction
+check_feedback = _check_feedback
+
+
 def _append(folder: Path, prefix: str, records: list[dict], check: Any) -> list[Path]:
     by_day: dict[str, list[str]] = {}
     for i, rec in enumerate(records):
