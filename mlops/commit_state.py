@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops import gha, git
 from mlops.errors import BadInput, CheckFailed, MlopsError
@@ -127,23 +127,84 @@ def is_protected_rejection(output: str) -> bool:
     return any(marker in lowered for marker in PROTECTED_MARKERS)
 
 
-def open_pull_request(branch: str, base: str, title: str, body: str) -> str | None:
-    """Open a pull request with PyGithub at GITHUB_API_URL; None when there is no token (dry run)."""
+def open_pull_request(branch: str, base: str, title: str, body: str) -> dict | None:
+    """Open the pull request from `branch` into `base` (or update the open one), with auto-merge where allowed.
+
+    Uses PyGithub at GITHUB_API_URL; None when there is no token (dry run). Returns the pull request's
+    url and number, whether it was opened or updated, and what became of auto-merge.
+    """
     token = os.environ.get("GITHUB_TOKEN")
     repository = os.environ.get("GITHUB_REPOSITORY", "")
     if not token:
         return None
     if "/" not in repository:
         raise BadInput("GITHUB_REPOSITORY", f"{repository!r} is not owner/name", "Actions sets it; set it by hand")
-    from github import Auth, Github
+    from github import Auth, Github, GithubException
 
     api = (os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
     gh = Github(auth=Auth.Token(token), base_url=api, timeout=30, retry=None)
     try:
-        pull = gh.get_repo(repository, lazy=True).create_pull(base=base, head=branch, title=title, body=body)
-        return pull.html_url
+        repo = gh.get_repo(repository)
+        owner = repository.split("/")[0]
+        # A second commit-state call of the same run (deploy, then its rollback) pushes to the same branch.
+        pull = next(iter(repo.get_pulls(state="open", head=f"{owner}:{branch}", base=base)), None)
+        if pull is None:
+            pull, action = repo.create_pull(base=base, head=branch, title=title, body=body), "opened"
+        else:
+            pull.edit(title=title, body=body)
+            action = "updated"
+        return {"url": pull.html_url, "number": pull.number, "action": action, "auto_merge": _auto_merge(repo, pull)}
+    except GithubException as exc:
+        raise CheckFailed(_pull_request_failure(branch, exc)) from None
     finally:
         gh.close()
+
+
+def _github_message(exc: Exception) -> str:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        errors = [e.get("message") for e in data.get("errors") or [] if isinstance(e, dict) and e.get("message")]
+        return "; ".join([str(data.get("message") or ""), *errors]).strip("; ")
+    return str(exc)
+
+
+def _pull_request_failure(branch: str, exc: Exception) -> str:
+    message = _github_message(exc)
+    if "not permitted to create or approve pull requests" in message:
+        fix = "allow it in Settings > Actions > General > 'Allow GitHub Actions to create and approve pull requests'"
+    elif getattr(exc, "status", None) in (401, 403, 404):
+        fix = "give the job `pull-requests: write` (and `contents: write`) in its workflow"
+    else:
+        fix = "open it by hand from that branch, or re-run the job"
+    return (
+        f"commit-state: pushed {branch} but could not open its pull request "
+        f"(HTTP {getattr(exc, 'status', '?')}: {message[:200]}); {fix}"
+    )
+
+
+def _auto_merge(repo: Any, pull: Any) -> str:
+    """Enable auto-merge (GraphQL enablePullRequestAutoMerge) when the repository allows it; say what happened.
+
+    Never fatal: the pull request holds the state either way, and a person can merge it.
+    """
+    from github import GithubException
+
+    if pull.raw_data.get("auto_merge"):
+        return "enabled"
+    if repo.allow_auto_merge is False:
+        return "off (the repository does not allow auto-merge: Settings > General > Allow auto-merge)"
+    if not hasattr(pull, "enable_automerge"):  # an older PyGithub
+        return "not available in the installed PyGithub"
+    # The first merge method the repository allows; unknown (None) counts as allowed.
+    allowed = (("MERGE", repo.allow_merge_commit), ("SQUASH", repo.allow_squash_merge))
+    method = next((name for name, ok in allowed if ok is not False), "REBASE")
+    try:
+        pull.enable_automerge(merge_method=method)
+    except GithubException as exc:
+        why = _github_message(exc)[:200]
+        gha.warn(f"commit-state: auto-merge not enabled on {pull.html_url}: {why}")
+        return f"not enabled ({why})"
+    return "enabled"
 
 
 def commit_state(repo: Repo, message: str, settings: CommitConfig, *, rng: random.Random | None = None) -> dict:
@@ -173,7 +234,9 @@ def commit_state(repo: Repo, message: str, settings: CommitConfig, *, rng: rando
             f"{', '.join(p + '/' for p in settings.paths)}.\n\n"
             "Opened with GITHUB_TOKEN, so its checks wait until a person approves them (docs/workflows.md)."
         )
-        result.update(branch=head, base=branch, pull_request=open_pull_request(head, branch, message, body))
+        pull = open_pull_request(head, branch, message, body) or {}
+        result.update(branch=head, base=branch, pull_request=pull.get("url"))
+        result.update(pull_request_action=pull.get("action"), auto_merge=pull.get("auto_merge"))
     result["sha"] = _git(root, "rev-parse", "HEAD").stdout.strip()
     _report(result)
     return result
@@ -183,12 +246,19 @@ def _report(result: dict) -> None:
     if result["mode"] == "push":
         where = f"pushed to {result['branch']} in {result['attempts']} attempt(s)"
     elif result["pull_request"]:
-        where = f"pull request {result['pull_request']} from {result['branch']}"
+        where = (
+            f"pull request {result['pull_request']} {result['pull_request_action']} from {result['branch']}; "
+            f"auto-merge {result['auto_merge']}"
+        )
     else:
         where = f"pushed branch {result['branch']}; no GITHUB_TOKEN, so no pull request was opened"
     print(f"commit-state: {len(result['files'])} file(s) committed as {result['sha'][:12]}, {where}")
     gha.set_outputs(
-        committed=True, sha=result["sha"], branch=result["branch"], pull_request=result.get("pull_request") or ""
+        committed=True,
+        sha=result["sha"],
+        branch=result["branch"],
+        pull_request=result.get("pull_request") or "",
+        auto_merge=result.get("auto_merge") or "",
     )
     shown = result["files"][:20]
     more = f"\n\n… and {len(result['files']) - 20} more" if len(result["files"]) > 20 else ""

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from mlops import config
 from mlops.commit_state import backoff, commit_state
 from mlops.errors import BadInput, CheckFailed
 from mlops.repo import Repo
-from tests.support.fake_github import DEFAULT_TOKEN, FakeGitHub, _HTTPError
+from tests.support.fake_github import FakeGitHub
 from tests.support.repo import make_repo
 from tests.support.workflow_harness import GIT_ENV, ROOT, clone, remote_files, remote_log
 
@@ -182,47 +181,73 @@ def test_script_exit_codes(remote, tmp_path):
     assert re.match(r"error: config/gitops.json: /commit/mode: expected one of \"push\", \"pull-request\"", bad.stderr)
 
 
-class _PullsFake(FakeGitHub):
-    """The shared fake plus POST /pulls, which only this test needs."""
-
-    def __init__(self, *a: Any, **kw: Any):
-        super().__init__(*a, **kw)
-        self.pulls: list[dict[str, Any]] = []
-
-    def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, dict, Any]:
-        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/pulls", path)
-        if method == "POST" and m:
-            state = self.repos[f"{m.group(1)}/{m.group(2)}".lower()]
-            if not all(isinstance(body.get(k), str) and body[k] for k in ("title", "head", "base")):
-                raise _HTTPError(422, "Validation Failed")
-            issue = self._new_issue(state, {"title": body["title"], "body": body.get("body", "")})
-            issue["pull_request"] = {"url": f"{self._base(state)}/pulls/{issue['number']}"}
-            self.pulls.append({**body, "number": issue["number"]})
-            out = self._issue_json(state, issue)
-            out["html_url"] = f"{self.url}/{state.full_name}/pull/{issue['number']}"
-            out["head"] = {"ref": body["head"]}
-            out["base"] = {"ref": body["base"]}
-            return 201, {}, out
-        return super()._route(method, path, query, body)
+def _pr_env(monkeypatch, fake: FakeGitHub, run: str) -> None:
+    for key, value in {**fake.env(), "GITHUB_RUN_ID": run}.items():
+        monkeypatch.setenv(key, value)
 
 
-def test_pull_request_mode_pushes_a_branch_and_opens_one_pull_request(remote, tmp_path, monkeypatch):
-    fake = _PullsFake().start()
-    try:
-        monkeypatch.setenv("GITHUB_TOKEN", DEFAULT_TOKEN)
-        monkeypatch.setenv("GITHUB_REPOSITORY", "acme/model")
-        monkeypatch.setenv("GITHUB_API_URL", fake.url)
-        monkeypatch.setenv("GITHUB_RUN_ID", "77")
-        ws = clone(remote, tmp_path / "ws")
-        (ws / "metadata").mkdir(exist_ok=True)
-        (ws / "metadata" / "r.md").write_text("x\n")
-        settings = dataclasses.replace(DEFAULTS, mode="pull-request", pr_branch_prefix="mlops-state/")
-        result = commit_state(Repo.at(ws), "training: run 77", settings)
-    finally:
-        fake.stop()
-    assert result["branch"] == "mlops-state/77-1" and result["pull_request"].endswith("/acme/model/pull/1")
-    (pull,) = fake.pulls
-    assert (pull["head"], pull["base"], pull["title"]) == ("mlops-state/77-1", "main", "training: run 77")
-    assert "checks wait until a person approves them" in pull["body"]
+PR_MODE = dataclasses.replace(DEFAULTS, mode="pull-request", pr_branch_prefix="mlops-state/")
+
+
+def test_pull_request_mode_opens_one_pull_request_with_auto_merge_and_updates_it(
+    remote, tmp_path, monkeypatch, capsys, fake
+):
+    fake.repo().allow_auto_merge = True
+    _pr_env(monkeypatch, fake, "77")
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "metadata").mkdir(exist_ok=True)
+    (ws / "metadata" / "r.md").write_text("x\n")
+    result = commit_state(Repo.at(ws), "deploy: full run 77", PR_MODE)
+    # The same run commits again (deploy.yml's rollback): same branch, the same pull request, updated.
+    (ws / "metadata" / "r.md").write_text("y\n")
+    again = commit_state(Repo.at(ws), "rollback: deploy run 77 failed", PR_MODE)
+    assert result["branch"] == again["branch"] == "mlops-state/77-1"
+    assert result["pull_request"].endswith("/acme/model/pull/1") and again["pull_request"] == result["pull_request"]
+    assert (result["pull_request_action"], again["pull_request_action"]) == ("opened", "updated")
+    assert result["auto_merge"] == again["auto_merge"] == "enabled"
+    (pull,) = fake.pulls()
+    assert (pull["head"]["ref"], pull["base"]["ref"], pull["state"]) == ("mlops-state/77-1", "main", "open")
+    assert pull["title"] == "rollback: deploy run 77 failed" and "checks wait until a person approves" in pull["body"]
+    assert pull["auto_merge"]["merge_method"] == "merge"
+    assert fake.count("POST", r"/graphql$") == 1  # already enabled on the update: not asked twice
     assert remote_log(remote) == ["init"]  # main untouched
-    assert remote_log(remote, "mlops-state/77-1")[0] == "training: run 77"
+    assert remote_log(remote, "mlops-state/77-1")[:2] == ["rollback: deploy run 77 failed", "deploy: full run 77"]
+    out = capsys.readouterr().out
+    assert "pull request" in out and "opened from mlops-state/77-1; auto-merge enabled" in out
+
+
+def test_pull_request_mode_without_auto_merge_leaves_the_pull_request_for_a_person(remote, tmp_path, monkeypatch, fake):
+    # allow_auto_merge is off, GitHub's default
+    _pr_env(monkeypatch, fake, "78")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "models").mkdir(exist_ok=True)
+    (ws / "models" / "deployment.json").write_text("{}\n")
+    result = commit_state(Repo.at(ws), "monitoring: run 78", PR_MODE)
+    assert result["auto_merge"].startswith("off (the repository does not allow auto-merge")
+    (pull,) = fake.pulls(state="open")
+    assert pull["auto_merge"] is None and fake.count("POST", r"/graphql$") == 0
+    outputs = (tmp_path / "out").read_text()
+    assert "pull_request=" + result["pull_request"] in outputs and "auto_merge=off" in outputs
+    assert remote_log(remote) == ["init"]
+
+
+def test_pull_request_mode_when_actions_may_not_open_pull_requests(remote, tmp_path, monkeypatch, fake):
+    from tests.support.fake_github import Fault
+
+    fake.inject(
+        Fault(status=403, message="GitHub Actions is not permitted to create or approve pull requests."),
+        route=r"/pulls$",
+        method="POST",
+    )
+    _pr_env(monkeypatch, fake, "79")
+    ws = clone(remote, tmp_path / "ws")
+    (ws / "metadata").mkdir(exist_ok=True)
+    (ws / "metadata" / "r.md").write_text("x\n")
+    with pytest.raises(CheckFailed) as caught:
+        commit_state(Repo.at(ws), "training: run 79", PR_MODE)
+    message = str(caught.value)
+    assert "\n" not in message and "pushed mlops-state/79-1 but could not open its pull request (HTTP 403" in message
+    assert "Allow GitHub Actions to create and approve pull requests" in message
+    assert remote_log(remote, "mlops-state/79-1")[0] == "training: run 79"  # the state is safe on the branch
+    assert remote_log(remote) == ["init"]

@@ -116,6 +116,7 @@ class RepoState:
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> workflow
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     next_number: int = 1
+    allow_auto_merge: bool = False  # the repository setting "Allow auto-merge" (GitHub's default: off)
 
     @property
     def full_name(self) -> str:
@@ -288,6 +289,8 @@ class FakeGitHub:
 
     # ---- the REST surface --------------------------------------------------------------------
     def _route(self, method: str, path: str, query: dict, body: Any) -> tuple[int, dict, Any]:
+        if path == "/graphql" and method == "POST":
+            return self._graphql(body if isinstance(body, dict) else {})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
         if not m:
             raise _HTTPError(404, "Not Found")
@@ -312,7 +315,10 @@ class FakeGitHub:
             ("GET", r"/labels", self._list_labels),
             ("POST", r"/labels", self._create_label),
             ("GET", r"/labels/([^/]+)", self._get_label),
+            ("GET", r"/pulls", self._list_pulls),
+            ("POST", r"/pulls", self._create_pull),
             ("GET", r"/pulls/(\d+)", self._get_pull),
+            ("PATCH", r"/pulls/(\d+)", self._edit_pull),
             ("GET", r"/pulls/(\d+)/comments", self._list_review_comments),
             ("POST", r"/pulls/(\d+)/comments", self._create_review_comment),
             ("GET", r"/actions/workflows/([^/]+)", self._get_workflow),
@@ -413,6 +419,10 @@ class FakeGitHub:
                 "owner": {"login": state.owner},
                 "private": False,
                 "default_branch": "main",
+                "allow_auto_merge": state.allow_auto_merge,
+                "allow_merge_commit": True,
+                "allow_squash_merge": True,
+                "allow_rebase_merge": True,
                 "url": self._base(state),
                 "html_url": f"{self.url}/{state.full_name}",
                 "has_issues": True,
@@ -547,11 +557,88 @@ class FakeGitHub:
         issue = self._issue(state, number)
         if "pull_request" not in issue:
             raise _HTTPError(404, "Not Found")
+        return 200, {}, self._pull_json(state, issue)
+
+    def _pull_json(self, state: RepoState, issue: dict[str, Any]) -> dict[str, Any]:
         out = self._issue_json(state, issue)
         out["url"] = issue["pull_request"]["url"]
         out["html_url"] = f"{self.url}/{state.full_name}/pull/{issue['number']}"
         out["issue_url"] = issue["url"]
-        return 200, {}, out
+        out["node_id"] = f"PR_{state.full_name}#{issue['number']}"
+        head = issue.get("_head") or "experiment"
+        out["head"] = {"ref": head, "label": f"{state.owner}:{head}", "repo": {"full_name": state.full_name}}
+        out["base"] = {"ref": issue.get("_base") or "main", "repo": {"full_name": state.full_name}}
+        out["auto_merge"] = issue.get("_auto_merge")
+        out["merged"] = False
+        return out
+
+    def pulls(self, full: str = "acme/model", *, state: str | None = None) -> list[dict[str, Any]]:
+        """Pull requests as the REST API shows them (head, base, auto_merge), oldest first."""
+        with self.lock:
+            repo = self.repo(full)
+            out = [self._pull_json(repo, i) for i in repo.issues.values() if "pull_request" in i]
+            return [p for p in out if state is None or p["state"] == state]
+
+    def _list_pulls(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        want_state = query.get("state", ["open"])[0]
+        head = query.get("head", [""])[0]
+        base = query.get("base", [""])[0]
+        items = []
+        for issue in state.issues.values():
+            if "pull_request" not in issue or (want_state != "all" and issue["state"] != want_state):
+                continue
+            label = f"{state.owner}:{issue.get('_head') or 'experiment'}"
+            if (head and head != label) or (base and base != (issue.get("_base") or "main")):
+                continue
+            items.append(issue)
+        status, headers, chunk = self._page(items, query, f"/repos/{state.full_name}/pulls")
+        return status, headers, [self._pull_json(state, i) for i in chunk]
+
+    def _create_pull(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        if not all(isinstance(body.get(k), str) and body[k] for k in ("title", "head", "base")):
+            raise _HTTPError(422, "Validation Failed", {"errors": [{"resource": "PullRequest", "code": "missing"}]})
+        head = body["head"].split(":", 1)[-1]
+        for issue in state.issues.values():
+            if issue.get("_head") == head and issue["state"] == "open":
+                message = f"A pull request already exists for {state.owner}:{head}."
+                errors = [{"resource": "PullRequest", "code": "custom", "message": message}]
+                raise _HTTPError(422, "Validation Failed", {"errors": errors})
+        issue = self._new_issue(state, {"title": body["title"], "body": body.get("body") or ""})
+        issue["pull_request"] = {"url": f"{self._base(state)}/pulls/{issue['number']}"}
+        issue["_head"], issue["_base"], issue["_auto_merge"] = head, body["base"], None
+        return 201, {}, self._pull_json(state, issue)
+
+    def _edit_pull(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        self._get_pull(state, number, query=query, body=body)
+        self._edit_issue(state, number, query=query, body={k: body[k] for k in ("title", "body", "state") if k in body})
+        return 200, {}, self._pull_json(state, self._issue(state, number))
+
+    def _graphql(self, body: dict[str, Any]) -> tuple[int, dict, Any]:
+        """Only the mutation enablePullRequestAutoMerge; GraphQL reports errors with HTTP 200."""
+        query = str(body.get("query") or "")
+        if "enablePullRequestAutoMerge" not in query:
+            return 200, {}, {"errors": [{"message": "the fake serves only enablePullRequestAutoMerge"}]}
+        given = (body.get("variables") or {}).get("input") or {}
+        for state in self.repos.values():
+            for issue in state.issues.values():
+                if "pull_request" in issue and f"PR_{state.full_name}#{issue['number']}" == given.get("pullRequestId"):
+                    if not state.allow_auto_merge:
+                        message = "Pull request Auto merge is not allowed for this repository"
+                        return 200, {}, {"data": {"enablePullRequestAutoMerge": None},
+                                         "errors": [{"type": "UNPROCESSABLE", "message": message}]}  # fmt: skip
+                    method = given.get("mergeMethod", "MERGE")
+                    issue["_auto_merge"] = {
+                        "merge_method": method.lower(),
+                        "enabled_by": {"login": "github-actions[bot]"},
+                    }
+                    return 200, {}, {"data": {"enablePullRequestAutoMerge": {"clientMutationId": None,
+                                     "actor": {"login": "github-actions[bot]"}}}}  # fmt: skip
+        message = f"Could not resolve to a node with the global id of '{given.get('pullRequestId')}'"
+        return (
+            200,
+            {},
+            {"data": {"enablePullRequestAutoMerge": None}, "errors": [{"type": "NOT_FOUND", "message": message}]},
+        )
 
     def _list_review_comments(self, state: RepoState, number: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
         self._get_pull(state, number, query=query, body=body)
