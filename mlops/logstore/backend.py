@@ -56,6 +56,8 @@ class Backend:
         from pyarrow import fs as pafs
 
         infos = self._call(lambda: self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True)))
+        if not infos and not self.local:
+            self._require_bucket()  # an object store lists a missing bucket as empty: refuse it instead
         dirs = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
         files = sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
         return dirs, files
@@ -106,12 +108,17 @@ class Backend:
                 raise BadInput(self.where, f"the log store {self.uri} is a file, not a folder",
                                "point /uri at a folder (it is created on the first write)")  # fmt: skip
             return
+        self._require_bucket()
+        self.listdir("")
+
+    def _require_bucket(self) -> None:
+        from pyarrow import fs as pafs
+
         bucket = self.base.split("/", 1)[0]
         info = self._call(lambda: self.fs.get_file_info(bucket))
         if info.type == pafs.FileType.NotFound:
             raise BadInput(self.where, f"the log store {self.uri} cannot be reached (bucket {bucket!r} does not exist)",
                            f"create the bucket, or fix the URI or the credentials ({CREDENTIALS})")  # fmt: skip
-        self.listdir("")
 
     def _call(self, fn: Any, rel: str | None = None) -> Any:
         try:
