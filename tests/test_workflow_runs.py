@@ -224,6 +224,37 @@ def test_dataset_validation_on_a_stale_dataset_opens_a_data_quality_issue(fake, 
     assert remote_log(remote)[0] == "dataset validation: run 401"
 
 
+def test_a_protected_main_in_pull_request_mode_ends_with_an_open_pull_request(fake, tmp_path):
+    """commit.mode pull-request: the state goes to a branch and one pull request with auto-merge; main is untouched."""
+    config = {**FAST, "gitops": {"commit": {"mode": "pull-request", "backoff_base_seconds": 0.05}}}
+    remote = seed_remote(tmp_path / "bare", config=config)
+    hook = remote / "hooks" / "pre-receive"  # what github.com answers a direct push to a protected branch
+    hook.write_text(
+        "#!/bin/sh\n"
+        "while read old new ref; do\n"
+        '  if [ "$ref" = refs/heads/main ]; then\n'
+        "    echo 'error: GH006: Protected branch update failed for refs/heads/main.' >&2; exit 1\n"
+        "  fi\n"
+        "done\n"
+    )
+    hook.chmod(0o755)
+    fake.repo().allow_auto_merge = True
+    ws = clone(remote, tmp_path / "ws")
+    result = _runner(ws, fake, 1101).run(Workflow.load("dataset-validation.yml"), event="schedule")
+    _ok(result)
+    commit = result.step("Commit state")
+    (pull,) = fake.pulls(state="open")
+    assert (pull["head"]["ref"], pull["base"]["ref"]) == ("mlops-state/1101-1", "main")
+    assert pull["title"] == "dataset validation: run 1101"
+    assert pull["auto_merge"] == {"merge_method": "merge", "enabled_by": {"login": "github-actions[bot]"}}
+    assert commit.outputs["pull_request"] == pull["html_url"] and commit.outputs["auto_merge"] == "enabled"
+    assert remote_log(remote) == ["seed"]  # nothing reached the protected main
+    assert remote_log(remote, "mlops-state/1101-1") == ["dataset validation: run 1101", "seed"]
+    state = [f for f in remote_files(remote, "mlops-state/1101-1") if f not in set(remote_files(remote))]
+    assert state and all(f.startswith("metadata/") for f in state), state
+    assert "### State commit" in result.summary
+
+
 # ---- experiment report on pull requests ---------------------------------------------------------------------------
 
 

@@ -303,6 +303,42 @@ def test_least_privilege_permissions():
                 assert perms.get("actions") == "write", (wf.path.name, name)
             if perms.get("actions") == "write":
                 assert "dispatch" in runs or "mlops monitor" in runs, f"{wf.path.name}/{name}: actions: write unused"
+            # commit.mode pull-request: commit-state opens the state pull request; the report writes its comment.
+            opens_pulls = writes_state or "mlops report pr" in runs
+            assert (perms.get("pull-requests") == "write") == opens_pulls, (wf.path.name, name, perms)
+
+
+def test_every_state_commit_gets_the_token_for_pull_request_mode():
+    seen = 0
+    for wf in all_workflows():
+        for name in wf.jobs():
+            for step in wf.steps(name):
+                if command_of(step.get("run", "")).startswith("scripts/commit-state "):
+                    seen += 1
+                    assert step["env"].get("GITHUB_TOKEN") == "${{ github.token }}", (wf.path.name, step.get("name"))
+    assert seen == 5  # training, monitoring, validation, deploy and its rollback
+
+
+# Commands that read or write the log store (config/store.json): monitoring's window, canary analysis, and the
+# data steps (config/dataset.json's source production trains on labelled production data from the store).
+STORE_READERS = re.compile(r"^mlops (monitor|canary analyze|train|data validate)\b")
+STORE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")
+
+
+def test_every_step_that_reads_the_log_store_gets_its_credentials_from_secrets():
+    seen = set()
+    for wf in all_workflows():
+        for name in wf.jobs():
+            for step in wf.steps(name):
+                command = command_of(step.get("run", ""))
+                env = step.get("env") or {}
+                if STORE_READERS.match(command):
+                    seen.add(command.split()[1])
+                    for key in STORE_ENV:
+                        assert env.get(key) == f"${{{{ secrets.{key} }}}}", f"{wf.path.name}/{name}: {step.get('name')}"
+                else:  # and only there: no other step (checkout, uploads, the PR report) sees them
+                    assert not set(env) & set(STORE_ENV), f"{wf.path.name}/{name}: {step.get('name')}"
+    assert seen == {"monitor", "canary", "train", "data"}
 
 
 # Commands that append to the audit log (directly or for each alert they deliver); once checkpoint-key.pub is
