@@ -493,17 +493,27 @@ def _handler_class() -> type:
                 body["error"] = error
             return self._send(200, body)
 
-        def do_POST(self) -> None:
-            if self.path.split("?")[0] != "/predict":
-                return self._send(404, {"error": f"no route {self.path}; use POST /predict"})
+        def _body(self) -> bytes | None:
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
                 length = -1
             if length < 0:
-                return self._send(400, {"error": "Content-Length: not a byte count"})
+                self._send(400, {"error": "Content-Length: not a byte count"})
+                return None
+            return self.rfile.read(length)
+
+        def do_POST(self) -> None:
+            route = self.path.split("?")[0]
+            if route not in ("/predict", "/feedback"):
+                return self._send(404, {"error": f"no route {self.path}; use POST /predict or POST /feedback"})
+            raw = self._body()
+            if raw is None:
+                return None
+            if route == "/feedback":
+                return self._send(*answer_feedback(self.server, self._router()[0], raw))
             try:
-                items, single = parse_predict_body(self.rfile.read(length))
+                items, single = parse_predict_body(raw)
             except _RequestError as exc:
                 return self._send(400, {"error": str(exc)})
             ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
@@ -511,11 +521,16 @@ def _handler_class() -> type:
             if router is None:
                 return self._send(503, {"error": error})
             try:
-                answer = router.predict([i["features"] for i in items], ids)
+                answer, records, errors = router.route([i["features"] for i in items], ids)
             except BadInput as exc:
                 return self._send(400, {"error": str(exc)})
             except Exception as exc:  # noqa: BLE001 - a failed production prediction is a 500, not a crash
                 return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+            if errors:
+                router._log_errors(errors)
+            refused = durable(self.server.log.log_predictions, records)  # type: ignore[attr-defined]
+            if refused:
+                return self._send(503, {"error": refused})
             out = [
                 {"request_id": r, "score": float(s), "prediction": int(p), "model_version": v, "role": role}
                 for r, s, p, v, role in answer.itertuples(index=False, name=None)
@@ -525,22 +540,80 @@ def _handler_class() -> type:
     return Handler
 
 
+def durable(write: Any, records: list[dict[str, Any]]) -> str | None:
+    """Run a WAL write; None once the rows are durable, else the reason nothing is acknowledged (a 503)."""
+    from mlops.wal import BufferFull, WalBroken
+
+    try:
+        write(records)
+    except BufferFull as exc:
+        return f"prediction log buffer full: {exc}; the store is not taking rows, see GET /status"
+    except WalBroken as exc:
+        return str(exc)
+    return None
+
+
+def parse_feedback_body(raw: bytes) -> list[Any]:
+    """The items of a POST /feedback body ({"request_id", "label"} or {"feedback": [...]}), or _RequestError."""
+    try:
+        payload = jsonio.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _RequestError(f'request body: not JSON ({exc}); send {{"request_id": ..., "label": ...}}') from None
+    if isinstance(payload, dict) and isinstance(payload.get("feedback"), list) and payload["feedback"]:
+        return payload["feedback"]
+    if isinstance(payload, dict) and "request_id" in payload and "label" in payload:
+        return [payload]
+    raise _RequestError('request body: expected {"request_id": ..., "label": ...} or {"feedback": [...]}')
+
+
+def answer_feedback(server: Any, router: Router | None, raw: bytes) -> tuple[int, dict[str, Any]]:
+    """POST /feedback: (status, body). Every item is checked before any is written."""
+    from mlops.shipping import FeedbackRefused
+
+    log = server.log
+    try:
+        items = parse_feedback_body(raw)
+        records = log.feedback_records(items, lambda version: _classes_of(server.repo, router, version))
+    except (_RequestError, FeedbackRefused) as exc:
+        return 400, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the store could not be asked about an older request id
+        return 503, {"error": f"cannot check request ids against the store ({type(exc).__name__}: {exc}); retry"}
+    refused = durable(log.log_feedback, records)
+    if refused:
+        return 503, {"error": refused}
+    return 200, {"accepted": len(records)}
+
+
+def _classes_of(repo: Repo, router: Router | None, version: str) -> list[Any]:
+    """The label classes of a model version: from the loaded model, else from its manifest in the registry."""
+    for model in router.models.values() if router is not None else []:
+        if model.version == version:
+            return list(model.manifest.get("label", {}).get("classes", []))
+    try:
+        manifest = jsonio.loads((registry.find_version(repo, version) / "manifest.json").read_bytes())
+    except (BadInput, OSError, json.JSONDecodeError):
+        return []
+    return list(manifest.get("label", {}).get("classes", []))
+
+
 def server_status(server: Any) -> dict[str, Any]:
     """GET /status: the serving source's status, and the store backlog under "store"."""
     serving = server.serving
     with serving.lock:
         serving.refresh()
         body = dict(serving.status())
-    shipper = getattr(server, "shipper", None)
-    body["store"] = shipper.status() if shipper is not None else None
+    body["store"] = server.log.status()
     return body
 
 
-def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, serving: Any = None) -> Any:
-    """A ThreadingHTTPServer answering POST /predict, GET /health and GET /status (not started).
+def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, serving: Any = None, log: Any = None) -> Any:
+    """A ThreadingHTTPServer answering POST /predict, POST /feedback, GET /health and GET /status.
 
     `serving` is the source of the router: any object with `.lock`, `.router`, `.error`, `.refresh()`
-    and `.status() -> dict`; None serves the repository's deployment state (`_Serving`)."""
+    and `.status() -> dict`; None serves the repository's deployment state (`_Serving`). `log` is
+    the mlops.shipping.ServingLog rows go to; None opens config/store.json's WAL and store. The
+    shipper starts here (rows an earlier run left are shipped at once); `server_close()` stops it
+    and ships what is left."""
     from http.server import ThreadingHTTPServer
 
     from threadpoolctl import threadpool_limits
@@ -549,7 +622,25 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, servin
     threadpool_limits(limits=1)
     if serving is None:
         serving = _Serving(repo)  # loads the deployed models before the port is taken
-    server = ThreadingHTTPServer((host, port), _handler_class())
+    if log is None:
+        from mlops import config
+        from mlops.shipping import ServingLog
+
+        log = ServingLog.open(repo, config.load(repo))
+
+    class Server(ThreadingHTTPServer):
+        def server_close(self) -> None:
+            super().server_close()
+            self.log.close()  # type: ignore[attr-defined]
+
+    try:
+        server = Server((host, port), _handler_class())
+    except OSError:
+        log.close()
+        raise
     server.daemon_threads = True
+    server.repo = repo  # type: ignore[attr-defined]
     server.serving = serving  # type: ignore[attr-defined]
+    server.log = log  # type: ignore[attr-defined]
+    log.start()
     return server

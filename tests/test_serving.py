@@ -37,6 +37,13 @@ def log_records(repo: Path) -> list[dict]:
     return out
 
 
+def store_records(repo: Path) -> list[dict]:
+    from mlops import config
+    from mlops.logstore import open_store
+
+    return open_store(config.load(Repo.at(repo))).read("predictions")
+
+
 def test_bucket_is_uniform_deterministic_and_monotone():
     ids = [f"id-{i}" for i in range(100_000)]
     buckets = [bucket(i) for i in ids]
@@ -170,8 +177,11 @@ def test_serve_answers_a_real_http_client(canary):
         proc.wait(timeout=10)
         proc.stdout.close()
         proc.stderr.close()
-    logged = [x["request_id"] for x in log_records(repo)]
-    assert logged == [f"http-{i}" for i in range(30)] + ["b-1"]
+    assert proc.returncode == 0
+    # SIGTERM is a clean shutdown: the WAL was shipped to the store and nothing went to the JSONL log
+    assert not log_records(repo) and not list((repo / "datasets/production/wal").glob("segment-*.jsonl"))
+    logged = [x["request_id"] for x in store_records(repo) if x["role"] != "shadow"]
+    assert sorted(logged) == sorted([f"http-{i}" for i in range(30)] + ["b-1"])
 
 
 def test_simulate_traffic_goes_through_the_router(canary):

@@ -122,12 +122,19 @@ def run_serve(args: argparse.Namespace) -> int:
     config.load(repo)
     server = make_server(repo, args.host, args.port)
     host, port = server.server_address[:2]
-    print(f"serving on http://{host}:{port} (POST /predict, GET /health)", flush=True)
+    print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
     sys.stdout.flush()
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM is a clean shutdown too: the WAL's rows are shipped on the way out
+
+    import signal
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.server_close()  # stops the shipper after one last ship (rows the store refuses stay in the WAL)
     return 0
