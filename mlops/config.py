@@ -134,6 +134,14 @@ class SyntheticSource:
 
 
 @dataclass(frozen=True)
+class ProductionSource:
+    window_hours: float
+    min_labelled_rows: int
+    mix_base: bool
+    base_source: str
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     name: str
     source: str
@@ -146,6 +154,7 @@ class DatasetConfig:
     local: LocalSource | None
     kaggle: KaggleSource | None
     synthetic: SyntheticSource
+    production: ProductionSource
 
 
 @dataclass(frozen=True)
