@@ -117,6 +117,15 @@ class RepoState:
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     next_number: int = 1
     allow_auto_merge: bool = False  # the repository setting "Allow auto-merge" (GitHub's default: off)
+    # Settings `mlops doctor` reads (defaults: a repository GitHub just created; see fresh_fork/ready_repository).
+    has_issues: bool = True
+    actions_enabled: bool = True
+    allowed_actions: str = "all"
+    default_workflow_permissions: str = "read"
+    can_approve_pull_request_reviews: bool = False
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)  # branch -> GET .../protection answer
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # branch -> GET /rules/branches/{b}
+    secrets: dict[str, str] = field(default_factory=dict)  # repository secret name -> updated_at
 
     @property
     def full_name(self) -> str:
@@ -229,6 +238,69 @@ class FakeGitHub:
         with self.lock:
             return sum(1 for r in self.requests if r.method == method and rx.search(r.path))
 
+    # ---- repository settings (what `mlops doctor` reads) -------------------------------------
+    def fresh_fork(self, full: str = "acme/model", *, workflows: tuple[str, ...] | list[str] = ()) -> RepoState:
+        """The repository as a fork starts: Actions off, workflows disabled (GitHub's ``disabled_fork``),
+        Issues off, no labels, no secrets, read-only workflow token that may not open pull requests, and
+        ``main`` protected by a rule that requires pull requests (the upstream's protection does not carry
+        over to a fork, but a fork owner adding it is the case to catch). `workflows`: file names to serve
+        instead of the constructor's."""
+        with self.lock:
+            state = self.repo(full)
+            if workflows:
+                self._set_workflows(state, workflows)
+            for wf in state.workflows.values():
+                wf["state"] = "disabled_fork"
+            state.actions_enabled, state.allowed_actions = False, "all"
+            state.has_issues = False
+            state.labels.clear()
+            state.secrets.clear()
+            state.default_workflow_permissions, state.can_approve_pull_request_reviews = "read", False
+            state.protection = {"main": self.protection_requiring_reviews()}
+            state.rules.clear()
+            return state
+
+    def ready_repository(
+        self,
+        full: str = "acme/model",
+        *,
+        workflows: tuple[str, ...] | list[str] = (),
+        labels: tuple[str, ...] | list[str] = (),
+        secrets: tuple[str, ...] | list[str] = (),
+    ) -> RepoState:
+        """The repository once every onboarding step is done: Actions on, workflows active, Issues on,
+        `labels` and `secrets` present, write token allowed to open pull requests, ``main`` unprotected."""
+        with self.lock:
+            state = self.repo(full)
+            if workflows:
+                self._set_workflows(state, workflows)
+            for wf in state.workflows.values():
+                wf["state"] = "active"
+            state.actions_enabled, state.allowed_actions = True, "all"
+            state.has_issues = True
+            for name in labels:
+                self._ensure_label(state, name)
+            state.secrets = {name: _now() for name in secrets}
+            state.default_workflow_permissions, state.can_approve_pull_request_reviews = "write", True
+            state.protection.clear()
+            state.rules.clear()
+            return state
+
+    @staticmethod
+    def protection_requiring_reviews() -> dict[str, Any]:
+        """A GET .../branches/{b}/protection answer for "Require a pull request before merging"."""
+        return {
+            "required_pull_request_reviews": {"required_approving_review_count": 1, "dismiss_stale_reviews": False},
+            "enforce_admins": {"enabled": False},
+            "allow_force_pushes": {"enabled": False},
+            "allow_deletions": {"enabled": False},
+        }
+
+    def _set_workflows(self, state: RepoState, workflows: tuple[str, ...] | list[str]) -> None:
+        state.workflows = {
+            name: {"id": next(self._ids), "name": name.rsplit(".", 1)[0], "path": name} for name in workflows
+        }
+
     # ---- request handling (server threads) ---------------------------------------------------
     def _take_fault(self, index: int, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -321,9 +393,19 @@ class FakeGitHub:
             ("PATCH", r"/pulls/(\d+)", self._edit_pull),
             ("GET", r"/pulls/(\d+)/comments", self._list_review_comments),
             ("POST", r"/pulls/(\d+)/comments", self._create_review_comment),
+            ("GET", r"/actions/workflows", self._list_workflows),
             ("GET", r"/actions/workflows/([^/]+)", self._get_workflow),
+            ("GET", r"/actions/permissions", self._actions_permissions),
+            ("GET", r"/actions/permissions/workflow", self._workflow_permissions),
+            ("GET", r"/actions/secrets", self._list_secrets),
+            ("GET", r"/actions/organization-secrets", self._list_org_secrets),
+            ("GET", r"/branches/([^/]+)", self._get_branch),
+            ("GET", r"/branches/([^/]+)/protection", self._get_protection),
+            ("GET", r"/rules/branches/([^/]+)", self._branch_rules),
             ("POST", r"/actions/workflows/([^/]+)/dispatches", self._dispatch),
         ]
+        if not state.has_issues and re.fullmatch(r"/issues", rest):
+            raise _HTTPError(410, "Issues are disabled for this repo")
         for verb, pattern, func in routes:
             hit = re.fullmatch(pattern, rest)
             if hit and verb == method:
@@ -425,7 +507,7 @@ class FakeGitHub:
                 "allow_rebase_merge": True,
                 "url": self._base(state),
                 "html_url": f"{self.url}/{state.full_name}",
-                "has_issues": True,
+                "has_issues": state.has_issues,
             },
         )
 
@@ -674,7 +756,7 @@ class FakeGitHub:
             if key in (file_name, str(wf["id"])):
                 return {
                     **wf,
-                    "state": "active",
+                    "state": wf.get("state", "active"),
                     "url": f"{self._base(state)}/actions/workflows/{wf['id']}",
                     "html_url": f"{self.url}/{state.full_name}/blob/main/.github/workflows/{file_name}",
                     "path": f".github/workflows/{file_name}",
@@ -693,6 +775,68 @@ class FakeGitHub:
             raise _HTTPError(422, "Invalid request.\n\nFor 'properties/inputs', expected an object of at most 10.")
         state.dispatches.append({"workflow": wf["path"].rsplit("/", 1)[-1], "ref": body["ref"], "inputs": inputs})
         return 204, {}, None
+
+    # -- repository settings
+    def _wrapped_page(self, items: list[Any], query: dict, path: str, key: str) -> tuple[int, dict, Any]:
+        status, headers, chunk = self._page(items, query, path)
+        return status, headers, {"total_count": len(items), key: chunk}
+
+    def _list_workflows(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        items = [self._workflow(state, name) for name in state.workflows]
+        return self._wrapped_page(items, query, f"/repos/{state.full_name}/actions/workflows", "workflows")
+
+    def _actions_permissions(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        out: dict[str, Any] = {"enabled": state.actions_enabled}
+        if state.actions_enabled:
+            out["allowed_actions"] = state.allowed_actions
+        return 200, {}, out
+
+    def _workflow_permissions(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return (
+            200,
+            {},
+            {
+                "default_workflow_permissions": state.default_workflow_permissions,
+                "can_approve_pull_request_reviews": state.can_approve_pull_request_reviews,
+            },
+        )
+
+    def _list_secrets(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        items = [{"name": n, "created_at": t, "updated_at": t} for n, t in sorted(state.secrets.items())]
+        return self._wrapped_page(items, query, f"/repos/{state.full_name}/actions/secrets", "secrets")
+
+    def _list_org_secrets(self, state: RepoState, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        return self._wrapped_page([], query, f"/repos/{state.full_name}/actions/organization-secrets", "secrets")
+
+    def _get_branch(self, state: RepoState, branch: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        branch = urllib.parse.unquote(branch)
+        if branch != "main":
+            raise _HTTPError(404, "Branch not found")
+        protected = branch in state.protection
+        return (
+            200,
+            {},
+            {
+                "name": branch,
+                "commit": {"sha": "0" * 40, "url": f"{self._base(state)}/commits/{'0' * 40}"},
+                "protected": protected,
+                "protection": {
+                    "enabled": protected,
+                    "required_status_checks": {"enforcement_level": "off", "contexts": []},
+                },
+                "protection_url": f"{self._base(state)}/branches/{branch}/protection",
+            },
+        )
+
+    def _get_protection(self, state: RepoState, branch: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        protection = state.protection.get(urllib.parse.unquote(branch))
+        if protection is None:
+            raise _HTTPError(404, "Branch not protected")
+        return 200, {}, {"url": f"{self._base(state)}/branches/{branch}/protection", **protection}
+
+    def _branch_rules(self, state: RepoState, branch: str, *, query: dict, body: dict) -> tuple[int, dict, Any]:
+        items = state.rules.get(urllib.parse.unquote(branch), [])
+        return self._page(items, query, f"/repos/{state.full_name}/rules/branches/{branch}")
 
 
 class _Handler(BaseHTTPRequestHandler):
