@@ -3,19 +3,38 @@
 The comment carries a hidden marker; a later push finds it and edits it instead of adding
 another (the CML complaint this avoids). A fork's pull request runs with a read-only token,
 so its report goes to the job summary only. Uses PyGithub at GITHUB_API_URL.
+
+A pull request's run is an experiment: it never appends to the shared audit log (metadata/audit/),
+so it needs no signing key (a fork has none) and cannot put events of an unmerged change into the
+log. Training's events go to a throw-away log in a temporary folder instead (docs/audit.md).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from mlops import gha
 from mlops.errors import BadInput
+from mlops.repo import Repo
 
 MARKER = "<!-- mlops-experiment-report -->"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentRepo(Repo):
+    """The checkout as it is, except that the audit log lives in a throw-away folder."""
+
+    scratch_audit: Path
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.scratch_audit
 
 
 def _env_links() -> dict[str, str]:
@@ -122,13 +141,22 @@ def post(body: str, pr_number: int) -> dict[str, Any]:
 
 
 def run(cfg: Any, pr_number: int, opts: Any) -> dict[str, Any]:
-    """Train with `opts` (mlops.train.TrainOptions), build the report and post it; return what happened."""
+    """Train with `opts` (mlops.train.TrainOptions), build the report and post it; return what happened.
+
+    Training records its audit events in a throw-away log (ExperimentRepo), never in metadata/audit/.
+    """
+    if pr_number < 1:
+        raise BadInput("--pr", f"{pr_number} is not a pull request number", "pass the number, e.g. --pr 42")
+    with tempfile.TemporaryDirectory(prefix="mlops-pr-audit-") as scratch:
+        experiment = dataclasses.replace(cfg, repo=ExperimentRepo(cfg.repo.root, Path(scratch) / "audit"))
+        return _train_and_post(experiment, pr_number, opts)
+
+
+def _train_and_post(cfg: Any, pr_number: int, opts: Any) -> dict[str, Any]:
     from mlops import registry
     from mlops.errors import MlopsError
     from mlops.train import run as train
 
-    if pr_number < 1:
-        raise BadInput("--pr", f"{pr_number} is not a pull request number", "pass the number, e.g. --pr 42")
     repo = cfg.repo
     # The champion as the base branch has it: training may promote in this throw-away workspace.
     champion = copy.deepcopy(registry.current_manifest(repo))

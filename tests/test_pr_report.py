@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from mlops import pr_report
 from tests.support.cli import run
@@ -80,3 +81,30 @@ def test_markdown_compares_with_the_champion_and_links_both_cards(monkeypatch):
     )
     assert "[run's artifacts](https://github.com/acme/model/actions/runs/9)" in body
     assert "0.82" in body and "0.80" in body  # both values; the delta column comes from mlops.cards
+
+
+def test_signing_configured_and_no_key_reports_and_leaves_the_shared_audit_log_alone(tmp_path, fake, monkeypatch):
+    """checkpoint-key.pub is committed (signing on) but a pull request's run has no MLOPS_AUDIT_SIGNING_KEY."""
+    from tests.support.repo import tree_snapshot
+    from tests.support.trained import FAST
+
+    number = fake.add_pull("experiment under signing")
+    summary = _env(monkeypatch, fake, tmp_path, head_repo="someone/model")  # a fork: no secrets at all
+    repo = make_repo(tmp_path / "repo", **FAST)
+    keygen = run(repo, "audit", "keygen")
+    assert keygen.code == 0 and (repo / "metadata" / "audit" / "checkpoint-key.pub").exists()
+    assert "MLOPS_AUDIT_SIGNING_KEY" not in os.environ
+    refused = run(repo, "audit", "record", "--type", "training_run")  # what training would hit in metadata/audit/
+    assert refused.code == 2 and "MLOPS_AUDIT_SIGNING_KEY: is not set" in refused.err
+    audit_before = {k: v for k, v in tree_snapshot(repo).items() if k.startswith("metadata/audit/")}
+
+    result = run(repo, "report", "pr", "--pr", str(number), "--no-download", "--model-types", "logistic_regression")
+
+    assert result.code == 0, result.out + result.err
+    assert "experiment report for #1: summary" in result.out
+    text = summary.read_text()
+    assert "Gate decision" in text and "Training failed" not in text
+    audit_after = {k: v for k, v in tree_snapshot(repo).items() if k.startswith("metadata/audit/")}
+    assert audit_after == audit_before  # not one event appended to the shared log
+    assert run(repo, "audit", "verify").code == 0
+    assert fake.requests == []  # the fork's read-only token writes nothing

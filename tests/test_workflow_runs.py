@@ -299,6 +299,29 @@ def test_a_forks_pull_request_gets_the_report_in_the_job_summary(champion_remote
     assert "Experiment report" in result.summary and "Gate decision" in result.summary
 
 
+def test_a_forks_pull_request_under_audit_signing_reports_without_the_key(champion_remote, fake, tmp_path):
+    """checkpoint-key.pub is on main; the fork's run has no secrets and appends nothing to the shared log."""
+    remote = _copy_remote(champion_remote, tmp_path)
+    setup = clone(remote, tmp_path / "setup")
+    _mlops(setup, "audit", "keygen")  # the private key is printed once and not kept: no run below has it
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "add", "metadata/audit"], cwd=setup, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "audit: sign checkpoints"], cwd=setup, check=True, env=env)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=setup, check=True, env=env)
+    number = fake.add_pull("From a fork, with signing on")
+    ws = clone(remote, tmp_path / "ws")
+    result = _runner(ws, fake, 602).run(
+        Workflow.load("experiment-report.yml"), event="pull_request", payload=_pr_payload(number, "d" * 40, "fork/m")
+    )
+    _ok(result)
+    assert "Gate decision" in result.summary and "Training failed" not in result.summary
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "metadata/audit"], cwd=ws, capture_output=True, text=True, check=True
+    ).stdout
+    assert changed == ""  # the experiment's events went to a throw-away log
+    assert fake.comments_on(number) == []
+
+
 def _two_versions(seed: Path) -> None:
     """Champion A deployed to production, then a better B promoted to models/current (A archived)."""
     _train_champion(seed)

@@ -341,6 +341,14 @@ def test_every_step_that_reads_the_log_store_gets_its_credentials_from_secrets()
     assert seen == {"monitor", "canary", "train", "data"}
 
 
+def test_the_experiment_report_uses_no_secret():
+    """A fork's pull request has none, and a pull request's run must not need one (docs/audit.md)."""
+    text = (WORKFLOWS / "experiment-report.yml").read_text()
+    assert "secrets." not in text
+    (step,) = [s for s in Workflow.load("experiment-report.yml").steps("report") if "mlops report" in s.get("run", "")]
+    assert set(step["env"]) == {"GITHUB_TOKEN", "PR_NUMBER"}
+
+
 # Commands that append to the audit log (directly or for each alert they deliver); once checkpoint-key.pub is
 # committed each append must be signed, so their steps need the secret.
 AUDIT_APPENDERS = re.compile(
