@@ -7,13 +7,16 @@ parsed only after the latest checkpoint or to name the one a failed check points
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from mlops import jsonio
 from mlops.audit.checkpoint import check_signature, load_public_key, parse_checkpoint, public_raw
-from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, REPAIR_COMMAND, SEGMENT_RE, check_entry_line
+from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, REPAIR_COMMAND, SEGMENT_RE, check_entry_line, parse_line
 from mlops.audit.log import LogData, read_dir, read_log
 from mlops.errors import BadInput, CheckFailed
 from mlops.merkle import EMPTY_ROOT, MerkleTree, ProofError, leaf_hash, verify_consistency
@@ -170,8 +173,86 @@ def verify_data(data: LogData) -> VerifyResult:
 
 
 def verify(repo: Repo) -> VerifyResult:
-    """Verify the log in the work tree; raises CheckFailed naming the first bad entry or checkpoint."""
-    return verify_data(read_dir(repo.audit_dir, repo.rel(repo.audit_dir)))
+    """Verify the log in the work tree, and that models/deployment.json is the state its newest deployment
+    event recorded; raises CheckFailed naming the first bad entry or checkpoint, or the state file."""
+    data = read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
+    result = verify_data(data)
+    result.warnings += check_deployment_state(repo, data.lines)
+    return result
+
+
+# ------------------------------------------------------------------------------------- deployment state
+
+DEPLOYMENT_EVENTS = ("deployment_change", "rollback")
+_DEPLOYMENT_MARKS = tuple(f'"type":"{t}"'.encode() for t in DEPLOYMENT_EVENTS)
+
+
+def state_sha256(state: dict[str, Any] | None) -> str | None:
+    """What a deployment event records of the state it wrote: sha256 of its canonical JSON (None: no state)."""
+    return None if state is None else hashlib.sha256(jsonio.canonical(state)).hexdigest()
+
+
+def _deployment_events(lines: list[bytes]) -> Any:
+    """(seq, entry) of the deployment events, newest first; lines are filtered on their bytes before parsing."""
+    for seq in range(len(lines) - 1, -1, -1):
+        line = lines[seq]
+        if any(mark in line for mark in _DEPLOYMENT_MARKS):
+            entry = parse_line(line)
+            if entry.get("type") in DEPLOYMENT_EVENTS and isinstance(entry.get("payload"), dict):
+                yield seq, entry
+
+
+def recorded_state(lines: list[bytes]) -> tuple[int, dict[str, Any]] | None:
+    """(seq, entry) of the newest deployment event, or None when the log has none.
+
+    CheckFailed when that event has no state_sha256 although an older one has (a downgrade: once the log
+    records the state it must keep doing so). An event from before state_sha256 existed is returned as is.
+    """
+    events = _deployment_events(lines)
+    newest = next(events, None)
+    if newest is None or "state_sha256" in newest[1]["payload"]:
+        return newest
+    for seq, entry in events:
+        if "state_sha256" in entry["payload"]:
+            raise CheckFailed(
+                f"audit entry seq {newest[0]} ({newest[1]['type']}) records no state_sha256 but entry seq {seq} "
+                "before it does: a deployment event was written by hand or by an old mlops; change the state with "
+                "`mlops deploy` or `mlops rollback`, which record it"
+            )
+    return newest
+
+
+def check_deployment_state(repo: Repo, lines: list[bytes]) -> list[str]:
+    """CheckFailed (one line naming models/deployment.json) unless the file is the state the newest deployment
+    event recorded; returns a warning when the log predates state_sha256 and so cannot tell."""
+    rel = repo.rel(repo.deployment_state)
+    exists = repo.deployment_state.exists()
+    newest = recorded_state(lines)
+    if newest is None or "state_sha256" not in newest[1]["payload"]:
+        if not exists:
+            return []
+        what = "no deployment event" if newest is None else f"its newest deployment event (seq {newest[0]})"
+        return [
+            f"{rel} not checked against the audit log: {what} records a state_sha256 (written before it "
+            "existed); the next `mlops deploy` or `mlops rollback` records one"
+        ]
+    seq, entry = newest
+    want = entry["payload"]["state_sha256"]
+    have = state_sha256(jsonio.read_json(repo.deployment_state, "deployment state", rel)) if exists else None
+    if have == want:
+        return []
+    event = f"the newest deployment event (audit entry seq {seq}, {entry['type']} at {entry['time']})"
+    if want is None:
+        found = f"{event} removed the state, but the file exists"
+    elif have is None:
+        found = f"the file is missing, but {event} wrote a state (state_sha256 {want[:12]}…)"
+    else:
+        found = f"hashes to {have[:12]}…, not the {want[:12]}… recorded by {event}"
+    raise CheckFailed(
+        f"{rel}: is not the state the audit log recorded: {found}; it was edited by hand (or a deployment stopped "
+        f"before its audit event): restore it (`git checkout -- {rel}`) and change the deployment only with "
+        "`mlops deploy` or `mlops rollback`"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- against git
@@ -272,6 +353,7 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
             f"extension of {ref} ({exc}); history was rewritten"
         ) from None
     _check_key_and_checkpoints_kept(old, data, ref)
+    new.warnings += check_deployment_state(repo, data.lines)
     return AgainstResult(ref, m, old_root.hex(), new, len(proof))
 
 

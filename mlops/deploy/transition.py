@@ -90,8 +90,14 @@ def transition(
         write_state(cfg.repo, state)
     if event is not None:
         from mlops import audit
+        from mlops.audit.verify import state_sha256
 
-        audit.record(cfg.repo, event[0], event[1], actor=who)
+        payload = event[1]
+        if state is not KEEP:
+            # The state this event wrote (null: removed), so `mlops audit verify` and a follower
+            # (mlops.reconcile) can tell it from a hand edit of the file.
+            payload = {**payload, "state_sha256": state_sha256(state)}
+        audit.record(cfg.repo, event[0], payload, actor=who)
     if champion is not None and record is not None:
         record.data["mlflow_champion"] = move_champion(cfg, champion)
         record.write()
