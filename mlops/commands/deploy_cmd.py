@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from mlops.commands import args as numbers
 
@@ -12,6 +13,16 @@ def _share(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a share like 0.1") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds; pass --interval 30, e.g.")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="HTTP JSON endpoint: POST /predict, GET /health")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=numbers.port, default=8000, help="port (0 picks a free one; default 8000)")
+    p.add_argument(
+        "--follow", metavar="REMOTE", help="serve the checked desired state of this git remote (URL or path)"
+    )
+    p.add_argument("--branch", help="with --follow: the branch to follow (default: main)")
+    p.add_argument("--interval", type=_seconds, help="with --follow: seconds between fetches (default: 30)")
+    p.add_argument("--workdir", help="with --follow: where the clone and trust.json live (default: ~/.cache/mlops)")
+    p.add_argument("--trust-root", metavar="SIZE:ROOT", help="with --follow: pin the audit log's first trusted head")
     p.set_defaults(func=run_serve)
 
 
@@ -115,12 +133,17 @@ def run_serve(args: argparse.Namespace) -> int:
     import sys
 
     from mlops import config
+    from mlops.reconcile import follow
     from mlops.repo import Repo
     from mlops.serving import make_server
 
     repo = Repo.at(args.repo)
-    config.load(repo)
-    server = make_server(repo, args.host, args.port)
+    follower = follow(args)  # None without --follow; else cloned, first commit reconciled, fetching every --interval
+    if follower is None:
+        config.load(repo)
+    else:
+        repo = Repo.at(follower.checkout)
+    server = make_server(repo, args.host, args.port, serving=follower)
     host, port = server.server_address[:2]
     print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
     sys.stdout.flush()
