@@ -1,4 +1,4 @@
-"""Data sources (local file, Kaggle, seeded synthetic) and turning a table into X, y.
+"""Data sources (local file, Kaggle, seeded synthetic, production logs) and turning a table into X, y.
 
 Every source ends as a file on disk with a sidecar record of where it came from, so its
 sha256 and provenance travel with every model trained on it.
@@ -23,14 +23,19 @@ SIDECAR = ".source.json"
 class DatasetFile:
     path: Path
     sha256: str
-    source: str  # local | kaggle | synthetic
+    source: str  # local | kaggle | synthetic | production
     fetched_at: str | None = None  # when this copy was made (download or generation)
     updated_at: str | None = None  # the source's own last-updated time, when it has one
     detail: str = ""  # slug/file, path, or generator parameters
     fallback_reason: str | None = None  # why synthetic data stands in for the configured source
+    # production only: the file's own sha256 (`sha256` is derived from the parts read) and the lineage
+    file_sha256: str | None = None
+    production: dict[str, Any] | None = None
 
     def record(self, repo_root: Path) -> dict[str, Any]:
         out = asdict(self)
+        if self.source != "production":  # the records of the other sources stay as they were
+            del out["file_sha256"], out["production"]
         try:
             out["path"] = self.path.resolve().relative_to(repo_root).as_posix()
         except ValueError:
@@ -60,10 +65,18 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return {}
 
 
-def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
-    """Resolve the configured source to a file on disk; never silent about falling back."""
+def acquire(cfg: Config, *, no_download: bool, since: str | None = None, until: str | None = None) -> DatasetFile:
+    """Resolve the configured source to a file on disk; never silent about falling back.
+
+    `since`/`until` (UTC ISO-8601) are the production source's window; the other sources ignore them.
+    """
     ds = cfg.dataset
     repo = cfg.repo
+    if ds.source == "production":
+        from mlops import production_data
+
+        win = production_data.window(cfg, since, until)
+        return _production(cfg, win, _base(cfg, no_download) if ds.production.mix_base else None)
     if ds.source == "local":
         path = resolve(repo, ds.local.path)
         if path.is_dir():
@@ -98,6 +111,23 @@ def acquire(cfg: Config, *, no_download: bool) -> DatasetFile:
             return _synthetic(cfg, fallback_reason=reason)
         return _download_kaggle(cfg, cached)
     return _synthetic(cfg)
+
+
+def _base(cfg: Config, no_download: bool) -> tuple[dict[str, Any], Any]:
+    """(record, table) of the production source's base data set: /production/base_source as configured."""
+    from dataclasses import replace
+
+    base = acquire(replace(cfg, dataset=replace(cfg.dataset, source=cfg.dataset.production.base_source)),
+                   no_download=no_download)  # fmt: skip
+    return base.record(cfg.repo.root), read_table(base.path, cfg.repo.rel(base.path))
+
+
+def _production(cfg: Config, win: Any, base: tuple[dict[str, Any], Any] | None) -> DatasetFile:
+    from mlops import production_data
+
+    built = production_data.build(cfg, win, base)
+    return DatasetFile(built.path, built.sha256, "production", built.fetched_at, built.updated_at, built.detail,
+                       file_sha256=built.file_sha256, production=built.lineage)  # fmt: skip
 
 
 def _synthetic(cfg: Config, fallback_reason: str | None = None) -> DatasetFile:
@@ -184,6 +214,8 @@ def locate(cfg: Config, record: dict[str, Any]) -> DatasetFile | None:
     """
     want = record.get("sha256")
     path = resolve(cfg.repo, str(record.get("path", "")))
+    if record.get("source") == "production":
+        return _locate_production(cfg, record, path)
     if record.get("path") and path.is_file() and sha256_file(path) == want:
         side = _sidecar(path)
         return DatasetFile(path, want, str(record.get("source")), side.get("fetched_at"), side.get("updated_at"),
@@ -196,6 +228,33 @@ def locate(cfg: Config, record: dict[str, Any]) -> DatasetFile | None:
         found = _synthetic(replace(cfg, dataset=ds))
         return found if found.sha256 == want else None
     return None
+
+
+def _locate_production(cfg: Config, record: dict[str, Any], path: Path) -> DatasetFile | None:
+    """The recorded file when its bytes match, else the data set built again from the recorded window
+    (and base) when the store still holds exactly the recorded parts; None otherwise."""
+    from mlops import production_data
+
+    want, lineage = record.get("sha256"), record.get("production") or {}
+    if record.get("path") and path.is_file() and sha256_file(path) == record.get("file_sha256"):
+        side = _sidecar(path)
+        return DatasetFile(path, str(want), "production", side.get("fetched_at"), side.get("updated_at"),
+                           str(record.get("detail", "")), file_sha256=record.get("file_sha256"),
+                           production=lineage)  # fmt: skip
+    win = production_data.window_of(record)
+    if win is None:
+        return None
+    base = None
+    if lineage.get("base"):
+        found = locate(cfg, lineage["base"])
+        if found is None:
+            return None
+        base = (found.record(cfg.repo.root), read_table(found.path, cfg.repo.rel(found.path)))
+    try:
+        built = _production(cfg, win, base)
+    except (BadInput, production_data.WaitingForLabels):
+        return None
+    return built if built.sha256 == want else None
 
 
 def read_table(path: Path, where: str | None = None) -> Any:
