@@ -23,12 +23,14 @@ COMMAND_MODULES = [
     "mlops.commands.alerts_cmd",
     "mlops.commands.data_cmd",
     "mlops.commands.monitor_cmd",
+    "mlops.commands.feedback_cmd",
     "mlops.commands.deploy_cmd",
     "mlops.commands.card_cmd",
     "mlops.commands.retention_cmd",
     "mlops.commands.report_cmd",
     "mlops.commands.workflow_cmd",
     "mlops.commands.demo_cmd",
+    "mlops.commands.doctor_cmd",
 ]
 
 
