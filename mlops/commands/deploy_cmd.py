@@ -27,7 +27,12 @@ def _seconds(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deploy", help="gate a model and change the deployment state (shadow, canary or full)")
-    p.add_argument("--mode", required=True, choices=["shadow", "canary", "full"], help="how the version serves")
+    p.add_argument(
+        "--mode",
+        required=True,
+        choices=["auto", "shadow", "canary", "full"],
+        help="how the version serves; auto: full while nothing is in production, canary after",
+    )
     p.add_argument("--version", help="model version (default: models/current)")
     p.add_argument("--traffic", type=_share, help="canary share in (0, 1) (default: config/deployment.json)")
     p.add_argument("--reason", help="why, recorded in the state's history and the audit log")
@@ -72,8 +77,13 @@ def _load(args: argparse.Namespace):
 
 def run_deploy(args: argparse.Namespace) -> int:
     from mlops import deploy, gha
+    from mlops.deploy.actions import resolve_mode
 
     cfg = _load(args)
+    if args.mode == "auto":
+        mode = resolve_mode(cfg.repo, args.mode)
+        why = "nothing is in production yet" if mode == "full" else "a version is in production"
+        print(f"--mode auto: {mode} ({why})")
     record = deploy.deploy(cfg, args.mode, args.version, args.traffic, reason=args.reason)
     after = record["state_after"]
     gha.set_outputs(

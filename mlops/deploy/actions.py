@@ -36,8 +36,26 @@ def _sha_of(folder: Path) -> str:
     return str(jsonio.read_json(folder / registry.MANIFEST, "model manifest")["model_sha256"])
 
 
+def resolve_mode(repo: Repo, mode: str) -> str:
+    """`auto`: full while nothing is in production (a canary needs a production to share traffic with), else canary.
+
+    The same rule as `mlops workflow state`'s auto_mode, which deploy.yml uses; other modes are returned as given.
+    """
+    if mode != "auto":
+        return mode
+    return "full" if read_state(repo) is None else "canary"
+
+
 def check_request(repo: Repo, mode: str, version: str | None, traffic: float | None) -> tuple[dict | None, str]:
-    """Every bad-input refusal of `mlops deploy`, before anything is read twice or written."""
+    """Every bad-input refusal of `mlops deploy`, before anything is read twice or written (mode auto resolved)."""
+    chosen = resolve_mode(repo, mode)
+    if mode == "auto" and traffic is not None and chosen != "canary":
+        raise BadInput(
+            "--traffic",
+            "--mode auto deploys full here (nothing is in production yet), and a traffic share only applies to canary",
+            "drop --traffic for this first deployment",
+        )
+    mode = chosen
     if mode not in MODES:
         raise BadInput("--mode", f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
     if traffic is not None:
@@ -89,6 +107,7 @@ def deploy(
     """Gate, then change the deployment state, then health-check through the router (rolling back on failure)."""
     repo = cfg.repo
     state, version = check_request(repo, mode, version, traffic)
+    mode = resolve_mode(repo, mode)
     if mode == "canary" and traffic is None:
         traffic = cfg.deployment.canary_traffic
     who = default_actor(actor)

@@ -14,7 +14,7 @@ from tests.support.repo import tree_snapshot
 
 def test_help_lists_every_command_s_flags():
     assert options("deploy") == {"--help", "--mode", "--version", "--traffic", "--reason"}
-    assert "--mode {shadow,canary,full}" in run(None, "deploy", "--help").out
+    assert "--mode {auto,shadow,canary,full}" in run(None, "deploy", "--help").out
     assert options("rollback") == {"--help", "--to", "--reason"}
     assert actions("canary") == ["analyze"]
     assert options("canary", "analyze") == {"--help", "--apply", "--since"}
@@ -101,3 +101,37 @@ def test_a_port_outside_0_65535_is_one_line_exit_2(repo, port):
         f"mlops serve: argument --port: {port} is not a TCP port in 0..65535; pass 0 to pick a free one; "
         "see 'mlops serve --help'"
     )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from tests.support.deployed import template
+
+    return template(tmp_path_factory)
+
+
+def test_mode_auto_is_full_for_a_first_deployment_then_canary_and_says_which(trained, tmp_path):
+    import json
+
+    from tests.support.deployed import copy_repo
+
+    repo, v1, v2 = copy_repo(trained, tmp_path / "repo", tracking=False)
+    current = json.loads((repo / "models/current/manifest.json").read_text())["version"]
+    other = v1 if current == v2 else v2
+    before = tree_snapshot(repo)
+    refused = run(repo, "deploy", "--mode", "auto", "--traffic", "0.2")  # a first deployment takes no share
+    assert refused.code == 2 and refused.err.strip().splitlines()[-1] == (
+        "error: --traffic: --mode auto deploys full here (nothing is in production yet), "
+        "and a traffic share only applies to canary; drop --traffic for this first deployment"
+    )
+    assert tree_snapshot(repo) == before
+    first = run(repo, "deploy", "--mode", "auto", "--version", other)
+    assert first.code == 0, first.err
+    assert "--mode auto: full (nothing is in production yet)" in first.out and f"deployed {other} as full" in first.out
+    second = run(repo, "deploy", "--mode", "auto", "--traffic", "0.2")
+    assert second.code == 0, second.err
+    assert "--mode auto: canary (a version is in production)" in second.out
+    assert f"deployed {current} as canary at 20%" in second.out
+    state = json.loads((repo / "models/deployment.json").read_text())
+    assert state["production"]["version"] == other and state["canary"] == {**state["canary"], "version": current}
+    assert [h["action"] for h in state["history"]][-2:] == ["deploy-full", "deploy-canary"]
