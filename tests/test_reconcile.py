@@ -196,7 +196,9 @@ def test_follow_serves_valid_pushes_and_refuses_bad_ones(fork, tmp_path):
 
         bad = push_bad(swap_model, "model bytes")
         status = refused(bad, "integrity")
-        assert f"the canary model {v2}" in status["refused"]["reason"] and "does not match" in status["refused"]["reason"]
+        assert (
+            f"the canary model {v2}" in status["refused"]["reason"] and "does not match" in status["refused"]["reason"]
+        )
 
         # A valid deploy after the refusals: served, and the trust moves on.
         git(repo, "reset", "-q", "--hard", good)

@@ -8,8 +8,10 @@ import re
 import pytest
 
 from mlops import audit, jsonio
+from mlops.audit.verify import state_sha256
 from mlops.errors import CheckFailed
 from mlops.merkle import MerkleTree
+from mlops.repo import Repo
 from tests.audit.support import CKPTS, SEG0, cli, git, lines, logged, write_lines
 from tests.support.repo import make_repo
 
@@ -178,3 +180,78 @@ def test_rewritten_committed_checkpoint_is_caught_against_a_ref(tmp_path, capsys
     write_lines(root, cks[:2] + [jsonio.canonical(ck)], CKPTS)
     rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
     assert rc == 1 and "line 3 (checkpoint #2) differs from the one at HEAD" in err
+
+
+# ------------------------------------------------------------------------------- models/deployment.json
+
+
+def _state(version: str) -> dict:
+    return {"format": 1, "production": {"version": version, "model_sha256": "a" * 64, "since": "2026-11-22T06:00:00Z"},
+            "canary": None, "shadow": None, "history": [], "updated_at": "2026-11-22T06:00:00Z"}  # fmt: skip
+
+
+def _deployed(root, state: dict | None, **payload) -> None:
+    """Write the state as a deployment would, and its deployment_change event."""
+    path = root / "models/deployment.json"
+    if state is None:
+        path.unlink(missing_ok=True)
+    else:
+        jsonio.write_json(path, state)
+    recorded = {"state_sha256": state_sha256(state)} | payload
+    audit.record(Repo.at(root), "deployment_change", recorded)
+
+
+def test_a_hand_edited_deployment_state_fails_verify_in_one_line(repo, capsys):
+    _deployed(repo, _state("v1"))
+    _deployed(repo, _state("v2"))
+    logged(repo, 2)  # later events of other types do not matter
+    rc, out, err = cli(repo, "verify", capsys=capsys)
+    assert (rc, err) == (0, "") and "audit log ok" in out
+    # Re-serialising the same state (other indentation) is the same state.
+    path = repo / "models/deployment.json"
+    path.write_text(json.dumps(json.loads(path.read_text())))
+    assert cli(repo, "verify", capsys=capsys)[0] == 0
+    edited = _state("v2")
+    edited["production"]["version"] = "v1"
+    jsonio.write_json(path, edited)
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: models/deployment.json: is not the state the audit log recorded: hashes to ")
+    assert "recorded by the newest deployment event (audit entry seq 1, deployment_change at " in err
+    assert "restore it (`git checkout -- models/deployment.json`)" in err
+    path.unlink()
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "the file is missing, but the newest deployment event" in err
+
+
+def test_a_removed_state_is_recorded_as_null(repo, capsys):
+    _deployed(repo, _state("v1"))
+    _deployed(repo, None)  # a first deployment rolled back: no state file
+    assert cli(repo, "verify", capsys=capsys)[0] == 0
+    jsonio.write_json(repo / "models/deployment.json", _state("v1"))
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "removed the state, but the file exists" in err
+
+
+def test_a_log_from_before_state_sha256_warns_and_a_downgrade_fails(repo, capsys):
+    jsonio.write_json(repo / "models/deployment.json", _state("v1"))
+    audit.record(Repo.at(repo), "deployment_change", {"version": "v1"})  # written by an older mlops
+    rc, out, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 0 and "audit log ok" in out
+    assert "models/deployment.json not checked against the audit log: its newest deployment event (seq 0)" in err
+    _deployed(repo, _state("v2"))
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert (rc, err) == (0, "")  # once recorded, checked
+    audit.record(Repo.at(repo), "rollback", {"to": "v1"})  # by hand, after the log began recording states
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "audit entry seq 2 (rollback) records no state_sha256 but entry seq 1 before it does" in err
+
+
+def test_verify_against_a_ref_checks_the_state_too(tmp_path, capsys):
+    root = make_repo(tmp_path / "g", git=True)
+    _deployed(root, _state("v1"))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "deploy")
+    jsonio.write_json(root / "models/deployment.json", _state("v2"))
+    rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
+    assert rc == 1 and "models/deployment.json: is not the state the audit log recorded" in err
