@@ -72,6 +72,19 @@ def audit_types(repo: Path) -> list[str]:
     return [e["type"] for e in lines]
 
 
+def recorded(repo: Path) -> str:
+    """The newest deployment event records the state on disk (state_sha256; null for no file): its action."""
+    from mlops.audit.verify import recorded_state, state_sha256
+
+    newest = recorded_state(audit.read_dir(repo / "metadata/audit").lines)
+    assert newest is not None
+    payload = newest[1]["payload"]
+    on_disk = state(repo) if (repo / "models/deployment.json").exists() else None
+    assert payload["state_sha256"] == state_sha256(on_disk)
+    assert audit.verify(Repo.at(repo)).warnings == []
+    return payload.get("action", newest[1]["type"])
+
+
 # ------------------------------------------------------------------------------------ end to end
 
 
@@ -85,9 +98,11 @@ def test_shadow_canary_promote_rollback_end_to_end(tracked):
         "since": state(repo)["updated_at"],
     }
     assert champion_tag(repo) == v1
+    assert recorded(repo) == "deploy-full"
 
     # Shadow: v2 scores every request, its answers are logged and never returned.
     assert run(repo, "deploy", "--mode", "shadow", "--version", v2).code == 0
+    assert recorded(repo) == "deploy-shadow"
     rows = feature_rows(500, seed=5)
     ids = [f"shadow-{i}" for i in range(500)]
     answer = Router(Repo.at(repo)).predict(rows, ids)
@@ -102,6 +117,7 @@ def test_shadow_canary_promote_rollback_end_to_end(tracked):
     assert r.code == 0, r.err
     s = state(repo)
     assert s["canary"]["version"] == v2 and s["canary"]["traffic"] == 0.1 and s["shadow"] is None
+    assert recorded(repo) == "deploy-canary"
     router = Router(Repo.at(repo))
     rows = feature_rows(10_000, seed=6)
     ids = [f"user-{i}" for i in range(10_000)]
@@ -125,7 +141,7 @@ def test_shadow_canary_promote_rollback_end_to_end(tracked):
     assert "decision: promote (applied)" in r.out
     s = state(repo)
     assert s["production"]["version"] == v2 and s["canary"] is None
-    assert s["history"][-1]["action"] == "promote-canary"
+    assert s["history"][-1]["action"] == "promote-canary" and recorded(repo) == "promote-canary"
     analysis = json.loads((repo / s["history"][-1]["record"]).read_text())
     assert analysis["decision"] == "promote" and analysis["stats"]["canary"]["requests"] > 200
     assert {c["name"] for c in analysis["checks"]} >= {"score_ks", "positive_rate_delta", "error_rate_delta"}
@@ -135,6 +151,7 @@ def test_shadow_canary_promote_rollback_end_to_end(tracked):
     assert r.code == 0, r.err
     s = state(repo)
     assert s["production"]["version"] == v1 and s["history"][-1]["reason"] == "on-call: revert to v1"
+    assert recorded(repo) == "rollback"
     assert champion_tag(repo) == v1
     answer = Router(Repo.at(repo)).predict(feature_rows(50, seed=8), [f"after-{i}" for i in range(50)])
     assert set(answer["model_version"]) == {v1}
@@ -151,7 +168,7 @@ def test_failing_canary_is_rolled_back_with_numbers(live):
     assert r.code == 1, r.out + r.err
     assert "decision: rollback (applied)" in r.out
     s = state(repo)
-    assert s["canary"] is None and s["production"]["version"] == v1
+    assert s["canary"] is None and s["production"]["version"] == v1 and recorded(repo) == "canary-rollback"
     record = json.loads((repo / s["history"][-1]["record"]).read_text())
     ks = next(c for c in record["checks"] if c["name"] == "score_ks")
     assert ks["passed"] is False and ks["value"] > 0.0001 and ks["limit"] == 0.0001
@@ -289,8 +306,18 @@ def test_failed_health_check_rolls_back_automatically(live):
     s = state(repo)
     assert s["production"] == before["production"] and s["canary"] is None
     assert [h["action"] for h in s["history"]][-2:] == ["deploy-canary", "auto-rollback"]
-    assert audit_types(repo)[-1] == "rollback"
+    assert audit_types(repo)[-1] == "rollback" and recorded(repo) == "rollback"
     assert any("rolled back" in json.dumps(a) for a in outbox(repo))
+
+
+def test_a_failed_first_deployment_records_its_removed_state_as_null(trained):
+    repo, v1, _v2 = trained
+    set_config(repo, "deployment", {"health_check": {"latency_budget_ms_p95": 0.0001}})
+    r = run(repo, "deploy", "--mode", "full", "--version", v1)
+    assert r.code == 1 and "was rolled back" in r.err
+    assert not (repo / "models/deployment.json").exists()
+    assert recorded(repo) == "rollback"  # state_sha256 null: no state file is the recorded state
+    assert run(repo, "audit", "verify").code == 0
 
 
 def test_rollback_refuses_a_tampered_target(live):
