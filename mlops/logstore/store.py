@@ -28,6 +28,16 @@ class Part:
     hour: int
 
 
+@dataclass
+class Scan:
+    """What one read of the store found."""
+
+    records: list[dict]
+    parts: list[Part]  # every part read, in order
+    skipped: list[str]  # "part[: row n]: problem", with on_malformed "skip"
+    outside_window: int = 0  # rows of the window's partitions outside [since, until)
+
+
 class Store:
     """Write and read one store. Parts are never changed once written; a read lists only the
     date=/hour= folders that overlap its window and opens only the parts inside them."""
@@ -122,24 +132,47 @@ class Store:
         """Records with since <= time < until from the window's parts, each row once (a row written
         twice, e.g. re-shipped after a crash, is read once: predictions by (request_id, role),
         feedback by (request_id, time, label)). A malformed part is refused, naming it."""
+        return self.scan(kind, since, until).records
+
+    def scan(
+        self,
+        kind: str,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        on_malformed: str = "refuse",
+    ) -> Scan:
+        """`read` with the parts read (sha256 and rows, for lineage) and, with on_malformed "skip",
+        the malformed parts and rows skipped instead of refused."""
         lo = jsonio.format_utc(since) if since else None
         hi = jsonio.format_utc(until) if until else None
+        out = Scan([], [], [])
         seen: set[tuple] = set()
-        out = []
         for rel in self._part_paths(kind, since, until):
-            table = self._table(kind, rel, self.backend.read_bytes(rel))
+            payload = self.backend.read_bytes(rel)
+            try:
+                table = self._table(kind, rel, payload)
+            except BadInput as exc:
+                if on_malformed != "skip":
+                    raise
+                out.skipped.append(str(exc))
+                continue
+            date, hour = _date_hour(rel)
+            out.parts.append(Part(rel, hashlib.sha256(payload).hexdigest(), table.num_rows, kind, date, hour))
             for i, rec in enumerate(schema.to_records(kind, table)):
                 problem = schema.check(kind, rec)
                 if problem:
-                    raise BadInput(f"{self.location(rel)}: row {i + 1}", f"malformed log row: {problem}",
-                                   MALFORMED_FIX)  # fmt: skip
-                when = rec["time"]
-                if (lo and when < lo) or (hi and when >= hi):
+                    where = f"{self.location(rel)}: row {i + 1}"
+                    if on_malformed != "skip":
+                        raise BadInput(where, f"malformed log row: {problem}", MALFORMED_FIX)
+                    out.skipped.append(f"{where}: {problem}")
+                    continue
+                if (lo and rec["time"] < lo) or (hi and rec["time"] >= hi):
+                    out.outside_window += 1
                     continue
                 key = dedupe_key(kind, rec)
                 if key not in seen:
                     seen.add(key)
-                    out.append(rec)
+                    out.records.append(rec)
         return out
 
     def _table(self, kind: str, rel: str, payload: bytes) -> Any:
