@@ -103,7 +103,9 @@ def lineage(cfg: Config, version: str, *, proof: bool = True) -> dict[str, Any]:
         "seed": manifest.get("seed"),
         "created_at": manifest.get("created_at"),
         "dataset": {k: ds.get(k) for k in ("source", "sha256", "path", "detail", "fetched_at", "fallback_reason")}
-        | {"synthetic": ds.get("source") == "synthetic"},
+        | {"synthetic": ds.get("source") == "synthetic"}
+        # the production source: store, window, the parts read with their sha256s, the file's own sha256
+        | ({k: ds.get(k) for k in ("production", "file_sha256")} if ds.get("source") == "production" else {}),
         "mlflow": manifest.get("mlflow"),
         "gate": {
             "record": repo.rel(gate_path) if gate else None,
@@ -150,6 +152,14 @@ def lineage_text(info: dict[str, Any]) -> str:
     ]
     if ds.get("fallback_reason"):
         lines.append(f"             fallback: {ds['fallback_reason']}")
+    prod = ds.get("production") or {}
+    if prod:
+        w = prod.get("window") or {}
+        lines.append(f"             store {prod.get('store')}: predictions {w.get('since')} .. {w.get('until')}, "
+                     f"feedback until {w.get('feedback_until')}; file sha256 {ds.get('file_sha256')}")  # fmt: skip
+        for kind, listed in sorted((prod.get("parts") or {}).items()):
+            for part in listed:
+                lines.append(f"             {kind} part {part.get('path')} sha256 {part.get('sha256')}")
     if ml:
         lines.append(
             f"mlflow       run {ml.get('run_id')} (parent {ml.get('parent_run_id')}), "
@@ -304,6 +314,8 @@ def _prepare_data(repo: Repo, manifest: dict[str, Any], target: Path, dataset_cf
         got = hashlib.sha256(payload).hexdigest()
         dataset_cfg.update(source="synthetic", synthetic={"rows": rows, "seed": seed})
         how = f"regenerated with mlops.synthetic.generate(rows={rows}, seed={seed})"
+    elif ds.get("source") == "production":
+        got, how = _production_data(repo, ds, target, dataset_cfg, where)
     else:
         rel = ds.get("path")
         src = repo.root / rel if rel else None
@@ -330,6 +342,28 @@ def _prepare_data(repo: Repo, manifest: dict[str, Any], target: Path, dataset_cf
             "the recorded data is not available, so the model cannot be reproduced"
         )
     return {"sha256": got, "matches": True, "how": how}
+
+
+def _production_data(
+    repo: Repo, ds: dict[str, Any], target: Path, dataset_cfg: dict[str, Any], where: str
+) -> tuple[str, str]:
+    """The recorded production data set (its file, or built again from the store's recorded parts), copied into
+    the scratch repo as a local file: the rows, not the route, matter. Returns (derived sha256, how)."""
+    from mlops import config, data
+
+    found = data.locate(config.load(repo), ds)
+    if found is None:
+        raise BadInput(
+            where,
+            "the production data set's file is not here and the store no longer holds exactly the recorded parts",
+            "restore the file, or point config/store.json at the recorded store",
+        )
+    rel = f"datasets/cache/{found.path.name}"
+    dest = target / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found.path, dest)
+    dataset_cfg.update(source="local", local={"path": rel})
+    return found.sha256, f"production data set {repo.rel(found.path)} (file sha256 {found.file_sha256})"
 
 
 def _child_env(code_root: Path | None) -> dict[str, str]:

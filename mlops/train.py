@@ -30,6 +30,10 @@ from mlops.config import Config
 from mlops.errors import BadInput, CheckFailed
 
 MAX_SEED = 2**32 - 1
+# What a gate record keeps of the champion: `metrics` re-scored on this run's test split (what the gate
+# compares), `stored_metrics` from its own manifest, `scored_on` the split and its rows.
+CHAMPION_KEYS = ("version", "model_type", "metrics", "comparable", "reason", "scored_on", "stored_metrics",
+                 "dataset_sha256")  # fmt: skip
 
 
 @dataclass
@@ -40,6 +44,8 @@ class TrainOptions:
     force_retrain: bool = False
     allow_invalid_data: bool = False
     track: bool = True
+    since: str | None = None  # the production source's window (UTC ISO-8601); other sources ignore it
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,8 +167,15 @@ def split(prepared: data.Prepared, cfg: Config, seed: int) -> dict[str, Any]:
 
 
 def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
-    """Train, gate, promote and record; returns the run's outcome (what the command prints and outputs)."""
-    inputs = _load(cfg, opts)
+    """Train, gate, promote and record; returns the run's outcome (what the command prints and outputs).
+
+    Too few labelled production rows is an outcome, not a failure: recorded by `_record_waiting`."""
+    from mlops.production_data import WaitingForLabels
+
+    try:
+        inputs = _load(cfg, opts)
+    except WaitingForLabels as waiting:
+        return _record_waiting(cfg, waiting)
     tracking = _open_tracking(cfg, inputs) if opts.track else None
     done = False
     try:
@@ -205,7 +218,7 @@ def _load(cfg: Config, opts: TrainOptions) -> Inputs:
     when = jsonio.format_utc(jsonio.utc_now())
     commit = repo.git_commit()
 
-    dataset = data.acquire(cfg, no_download=opts.no_download)
+    dataset = data.acquire(cfg, no_download=opts.no_download, since=opts.since, until=opts.until)
     where = repo.rel(dataset.path)
     table = data.read_table(dataset.path, where)
     prepared = data.prepare(cfg, table, where)
@@ -217,7 +230,8 @@ def _load(cfg: Config, opts: TrainOptions) -> Inputs:
 
 
 def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any]) -> dict[str, Any] | None:
-    """The current model re-evaluated on this run's test split (None when there is none)."""
+    """The current model (models/current) re-scored on this run's test split (None when there is none):
+    the gate compares candidate and champion on the same rows; its stored metrics are kept beside."""
     manifest = registry.current_manifest(cfg.repo)
     if manifest is None:
         return None
@@ -239,6 +253,7 @@ def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any]) -> di
 
     proba = positive_scores(pipeline, parts["X_test"])
     info.update(comparable=True, metrics=classification_metrics(parts["y_test"], proba, cfg.training.ece_bins))
+    info["scored_on"] = {"split": "test", "rows": int(len(parts["y_test"]))}
     return info
 
 
@@ -471,16 +486,13 @@ def _gate_record(
         "model_type": c.model_type,
         "time": inputs.when,
         "commit": inputs.commit,
-        "dataset": {"sha256": inputs.dataset.sha256, "source": inputs.dataset.source},
+        "dataset": {"sha256": inputs.dataset.sha256, "source": inputs.dataset.source}
+        | ({"window": inputs.dataset.production["window"]} if inputs.dataset.production else {}),
         "primary_metric": cfg.training.primary_metric,
         "tolerance": cfg.training.promotion.primary_metric_tolerance,
         "thresholds": {"accuracy_min": thresholds.accuracy_min, "ece_max": thresholds.ece_max},
-        "candidate": {"metrics": c.metrics},
-        "champion": (
-            {k: champion.get(k) for k in ("version", "model_type", "metrics", "comparable", "reason")}
-            if champion
-            else None
-        ),
+        "candidate": {"metrics": c.metrics, "scored_on": {"split": "test", "rows": int(len(inputs.parts["y_test"]))}},
+        "champion": ({k: champion.get(k) for k in CHAMPION_KEYS} if champion else None),
         "checks": c.gate.checks,
         "passed": c.gate.passed,
         "reasons": c.gate.reasons,
@@ -611,7 +623,51 @@ def _audit(repo: Any, event_type: str, payload: dict[str, Any]) -> dict[str, Any
     return audit.record(repo, event_type, payload)
 
 
+def _record_waiting(cfg: Config, waiting: Any) -> dict[str, Any]:
+    """The 'waiting for labels' outcome: metadata/gates/waiting-for-labels-<time>.json and a training_run
+    audit entry; no model, no MLflow run, models/ untouched. The command exits 0 (docs/training.md)."""
+    repo = cfg.repo
+    when = jsonio.format_utc(jsonio.utc_now())
+    path = repo.gates / f"waiting-for-labels-{when.replace('-', '').replace(':', '')}.json"
+    current = registry.current_manifest(repo)
+    record = {
+        "outcome": "waiting_for_labels",
+        "time": when,
+        "commit": repo.git_commit(),
+        "decision": str(waiting),
+        "labelled_rows": waiting.labelled,
+        "min_labelled_rows": waiting.needed,
+        "dataset": {"source": "production", "production": waiting.lineage},
+        "champion": {"version": current["version"]} if current else None,
+        "promoted": False,
+        "regression": False,
+    }
+    jsonio.write_json(path, record)
+    lineage = waiting.lineage
+    _audit(repo, "training_run", {
+        "time": when, "commit": record["commit"], "outcome": "waiting_for_labels", "decision": record["decision"],
+        "dataset_source": "production", "labelled_rows": waiting.labelled, "min_labelled_rows": waiting.needed,
+        "window": lineage["window"], "store": lineage["store"], "record": repo.rel(path),
+    })  # fmt: skip
+    gha.warn(str(waiting))
+    return {
+        "outcome": "waiting_for_labels", "time": when, "commit": record["commit"], "promoted": False,
+        "promoted_version": None, "best_version": None, "decision": record["decision"], "regression": False,
+        "record": repo.rel(path), "labelled_rows": waiting.labelled, "min_labelled_rows": waiting.needed,
+        "window": lineage["window"], "store": lineage["store"], "candidates": [],
+    }  # fmt: skip
+
+
 def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
+    if outcome.get("outcome") == "waiting_for_labels":
+        w = outcome["window"]
+        return (
+            f"### Training run {outcome['time']}: waiting for labels\n\n"
+            f"{outcome['labelled_rows']} labelled production row(s) for predictions {w['since']} .. {w['until']} "
+            f"(feedback until {w['feedback_until']}) in `{outcome['store']}`; {outcome['min_labelled_rows']} needed "
+            "(config/dataset.json /production/min_labelled_rows). Nothing was trained; the champion keeps serving. "
+            f"Record: `{outcome['record']}`.\n"
+        )
     rows = []
     for c in outcome["candidates"]:
         if "error" in c:

@@ -341,7 +341,10 @@ def _lineage(manifest: dict[str, Any], audit_found: dict[str, Any], model_name: 
         "created_at": manifest.get("created_at"),
         "seed": manifest.get("seed"),
         "model_sha256": manifest.get("model_sha256"),
-        "dataset": {k: ds.get(k) for k in dataset_keys} | {"synthetic": _is_synthetic(manifest)},
+        "dataset": {k: ds.get(k) for k in dataset_keys}
+        | {"synthetic": _is_synthetic(manifest)}
+        # the production source: store, window, parts read with their sha256s (mlops.production_data)
+        | ({k: ds.get(k) for k in ("file_sha256", "production")} if ds.get("source") == "production" else {}),
         "mlflow": {"registered_model": model_name} | {k: mlflow.get(k) for k in mlflow_keys} if mlflow else None,
         "audit": {
             "available": bool(audit_found.get("available")),

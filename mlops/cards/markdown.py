@@ -241,6 +241,11 @@ def _training_data(card: dict[str, Any]) -> list[str]:
         ["train / validation / test rows", " / ".join(_split_rows(card, k) for k in ("train", "validation", "test"))],
         ["label", f"`{mp['label'].get('name')}` (positive: {mp['label'].get('positive')!r})"],
     ]
+    prod = ds.get("production")
+    if prod:  # the production source: which logged parts the rows came from (each sha256 in the card's JSON)
+        parts = prod.get("parts") or {}
+        rows.insert(4, ["production parts", f"{len(parts.get('predictions', []))} prediction and "
+                        f"{len(parts.get('feedback', []))} feedback part(s) in `{prod.get('store')}`"])  # fmt: skip
     dv = card["lineage"].get("data_validation")
     if dv is None:
         validation = "Data validation: not recorded for this run."

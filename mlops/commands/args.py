@@ -73,3 +73,17 @@ def port(text: str) -> int:
         lambda v: 0 <= v <= MAX_PORT,
         f"{{value}} is not a TCP port in 0..{MAX_PORT}; pass 0 to pick a free one",
     )
+
+
+def utc_time(text: str) -> str:
+    """An ISO-8601 time (no zone: UTC), returned as YYYY-MM-DDTHH:MM:SSZ; `--since 2026-13-01` is refused here."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time; write it like 2026-11-22T06:00:00Z"
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

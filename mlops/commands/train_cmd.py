@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mlops.commands import args as checked
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train, gate and promote (see docs/training.md)")
@@ -20,6 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--allow-invalid-data", action="store_true", help="train on data that fails validation (recorded in manifest)"
     )
     p.add_argument("--no-tracking", action="store_true", help="skip MLflow (for quick local experiments only)")
+    p.add_argument(
+        "--since",
+        type=checked.utc_time,
+        help="production source: predictions from this time, ISO-8601 UTC (default: --until - window_hours)",
+    )
+    p.add_argument(
+        "--until", type=checked.utc_time, help="production source: predictions before this time (default: now)"
+    )
     p.set_defaults(func=run)
 
 
@@ -41,13 +51,18 @@ def run(args: argparse.Namespace) -> int:
             force_retrain=args.force_retrain,
             allow_invalid_data=args.allow_invalid_data,
             track=not args.no_tracking,
+            since=args.since,
+            until=args.until,
         ),
     )
+    if outcome.get("outcome") == "waiting_for_labels":
+        return _waiting(outcome, cfg)
     gha.add_summary(summary_markdown(outcome, cfg.training.primary_metric))
     gates = {c["version"]: c["gate_record"] for c in outcome["candidates"] if "gate_record" in c}
     best_gate = gates.get(outcome["best_version"], "")
     version = outcome["promoted_version"] or outcome["best_version"]
     gha.set_outputs(
+        outcome="trained",
         promoted=outcome["promoted"],
         version=version,
         regression=outcome["regression"],
@@ -66,4 +81,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"not promoted: {outcome['decision']}")
     if outcome["regression"]:
         print(f"REGRESSION: the best candidate is worse than the champion (see {best_gate})")
+    return 0
+
+
+def _waiting(outcome: dict, cfg: object) -> int:
+    """Too few labelled production rows: recorded, not a failure (exit 0); nothing to deploy or alert on."""
+    from mlops import gha
+    from mlops.train import summary_markdown
+
+    gha.add_summary(summary_markdown(outcome, ""))
+    gha.set_outputs(outcome="waiting-for-labels", promoted=False, version="", regression=False,
+                    gate_record=outcome["record"])  # fmt: skip
+    print(f"{outcome['decision']}; recorded in {outcome['record']}")
     return 0
