@@ -452,6 +452,7 @@ class Decision:
     recovered: list[str]  # alert keys (drift, accuracy) whose open alerts are to be resolved
     drift_alert: Any = None  # alerts.Alert
     retrain_reason: str | None = None
+    retrain_window: dict[str, str] | None = None  # {since, until}: the window the dispatched training reads
     accuracy_alert: Any = None  # alerts.Alert
 
 
@@ -477,6 +478,7 @@ def decide(cfg: Config, inputs: Inputs, analysis: Analysis) -> Decision:
         decision.drift_alert = _drift_alert(analysis, drift_fp, links)
         if cfg.monitoring.retrain_on_drift:
             decision.retrain_reason = f"drift on {_top(analysis)} (monitoring {stamp})"
+            decision.retrain_window = {k: analysis.window[k] for k in ("since", "until")}
     if analysis.accuracy_alarm:
         decision.accuracy_alert = _accuracy_alert(analysis, acc_fp, links)
     return decision
@@ -626,9 +628,10 @@ def _deliver(cfg: Config, decision: Decision, stamp: str) -> tuple[dict[str, Any
 
     actions: dict[str, Any] = {}
     refused: list[BadInput] = []
+    retrain = functools.partial(alerts.dispatch_retrain, **(decision.retrain_window or {}))
     sends = [
         ("drift_alert", alerts.raise_alert, decision.drift_alert),
-        ("retrain", alerts.dispatch_retrain, decision.retrain_reason),
+        ("retrain", retrain, decision.retrain_reason),
         ("accuracy_alert", alerts.raise_alert, decision.accuracy_alert),
     ]
     for name, deliver, what in sends:

@@ -721,3 +721,18 @@ def test_dispatch_without_token_is_a_dry_run(fake_github, root, capsys):
     assert main(["--repo", str(root), "alerts", "dispatch-retrain", "--reason", "drift"]) == 0
     assert "dry-run" in capsys.readouterr().out and fake_github.requests == []
     assert not (root / "metadata" / "alerts" / "retrain.json").exists()
+
+
+def test_dispatch_retrain_sends_the_window_to_train_on(gh, root, monkeypatch):
+    monkeypatch.setenv("MLOPS_NOW", "2026-11-22T06:00:00Z")
+    cfg = config.load(Repo.at(root))
+    result = alerts.dispatch_retrain(cfg, "drift", since="2026-11-22T00:00:00+00:00", until="2026-11-22T06:00:00Z")
+    assert result["status"] == "dispatched"
+    want = {"reason": "drift", "since": "2026-11-22T00:00:00Z", "until": "2026-11-22T06:00:00Z"}
+    assert gh.repo().dispatches == [{"workflow": "ml-training.yml", "ref": "main", "inputs": want}]
+    assert json.loads((root / "metadata" / "alerts" / "retrain.json").read_text())["inputs"] == want
+    with pytest.raises(BadInput, match=r"^--since: 2026-11-22T06:00:00Z is not before 2026-11-22T00:00:00Z"):
+        alerts.dispatch_retrain(cfg, "drift", since="2026-11-22T06:00:00Z", until="2026-11-22T00:00:00Z", force=True)
+    with pytest.raises(BadInput, match=r"^--until: 'yesterday' is not an ISO-8601 time"):
+        alerts.dispatch_retrain(cfg, "drift", until="yesterday", force=True)
+    assert len(gh.repo().dispatches) == 1

@@ -88,6 +88,8 @@ def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_p
     )
     assert {"drift-alert", "needs-investigation"} <= set(drift_alert["labels"])
     assert "would dispatch ml-training.yml" in result.out + result.err  # the retraining dispatch (dry run)
+    # ... with the monitoring window, which the training workflow passes to `mlops train --since/--until`
+    assert "with since=2026-11-22T06:00:00Z until=2026-11-22T12:00:00Z" in result.out + result.err
     regression = next(
         json.loads(p.read_text()) for p in (repo / "metadata" / "alerts" / "outbox").glob("*regression-monitoring*")
     )

@@ -2,6 +2,10 @@
 
 metadata/alerts/retrain.json records the last dispatch; a dispatch that may have reached GitHub
 is not resent (it cannot be re-checked), and does not start the cool-down.
+
+A dispatch from monitoring carries the monitoring window as the `since`/`until` inputs, which the
+training workflow passes to `mlops train --since/--until`: the production data source then trains on
+the labelled predictions of the window that drifted (docs/training.md).
 """
 
 from __future__ import annotations
@@ -20,11 +24,26 @@ def retrain_state_path(repo: Any) -> Path:
     return repo.alerts_dir / "retrain.json"
 
 
-def dispatch_retrain(cfg: Any, reason: str, *, force: bool = False) -> dict[str, Any]:
-    """Dispatch the training workflow with the reason as input, unless the cool-down since the last one is running."""
+def _window_inputs(since: str | None, until: str | None) -> dict[str, str]:
+    """{"since", "until"} as YYYY-MM-DDTHH:MM:SSZ (those given), checked before anything is sent."""
+    out = {}
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            out[name] = jsonio.format_utc(jsonio.parse_utc(str(value), f"--{name}"))
+    if len(out) == 2 and out["since"] >= out["until"]:
+        raise BadInput("--since", f"{out['since']} is not before {out['until']}", "give a --since earlier than --until")
+    return out
+
+
+def dispatch_retrain(
+    cfg: Any, reason: str, *, force: bool = False, since: str | None = None, until: str | None = None
+) -> dict[str, Any]:
+    """Dispatch the training workflow with the reason (and the window to train on, when given) as inputs,
+    unless the cool-down since the last one is running."""
     if not isinstance(reason, str) or not reason.strip():
         raise BadInput("--reason", "empty", "say why retraining is needed, e.g. 'drift on 4 features'")
     reason = " ".join(reason.split())[:500]
+    window = _window_inputs(since, until)
     repo = cfg.repo
     retrain = cfg.alerts.retrain
     target = target_from_env()
@@ -39,10 +58,11 @@ def dispatch_retrain(cfg: Any, reason: str, *, force: bool = False) -> dict[str,
         if not force and now < until:
             gha.info(f"retrain not dispatched: cool-down until {jsonio.format_utc(until)} (last: {last.get('reason')})")
             return {"status": "cooldown", "dispatched": False, "next_allowed": jsonio.format_utc(until)}
-    inputs = {"reason": reason}
+    inputs = {"reason": reason, **window}
     base = {"workflow": retrain.workflow, "ref": retrain.ref, "inputs": inputs}
     if not target.token:
-        gha.info(f"retrain dry run (no GITHUB_TOKEN): would dispatch {retrain.workflow} on {retrain.ref}")
+        span = f" with since={window['since']} until={window['until']}" if len(window) == 2 else ""
+        gha.info(f"retrain dry run (no GITHUB_TOKEN): would dispatch {retrain.workflow} on {retrain.ref}{span}")
         gha.add_summary(
             f"### Retrain (dry run)\n\nWould dispatch `{retrain.workflow}` on `{retrain.ref}`: {safe_text(reason)}"
         )
