@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlops.logstore.layout as layout
+import mlops.logstore.schema as schema
 from mlops import jsonio
 from mlops.errors import BadInput
-from mlops.logstore import layout, schema
 from mlops.logstore.backend import WHERE, Backend, open_backend
 
 MALFORMED_FIX = "move the file out of the store: a partition folder holds only parts the store wrote"
