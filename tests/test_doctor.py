@@ -379,3 +379,10 @@ class socket_closed:  # noqa: N801 - used as a context manager
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_the_fork_steps_create_exactly_the_alert_labels():
+    text = (ROOT / "docs" / "doctor.md").read_text()
+    for name, (colour, description) in LABELS.items():
+        assert f'gh label create {name} -c {colour} -d "{description}"' in text
+    assert text.count("gh label create ") == len(LABELS) + 1  # + the one in the Labels fix
