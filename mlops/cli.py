@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MlopsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}" if exc.exit_code else str(exc), file=sys.stderr)  # exit 0: an outcome, not an error
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -392,10 +392,16 @@ def test_installs_use_the_lock_on_python_311():
 
 def test_dispatch_inputs_reach_commands_through_env():
     training = Workflow.load("ml-training.yml")
-    assert set(training.dispatch_inputs()) == {"model_types", "force_retrain", "no_download", "reason"}
+    inputs = {"model_types", "force_retrain", "no_download", "reason", "since", "until"}
+    assert set(training.dispatch_inputs()) == inputs
     train = next(s for s in training.steps("train") if s.get("id") == "train")
     assert train["env"]["MODEL_TYPES"] == "${{ inputs.model_types }}"
     assert "$MODEL_TYPES" in train["run"]
+    # A drift dispatch's monitoring window reaches `mlops train` as whole, quoted arguments, only when set.
+    assert (train["env"]["SINCE"], train["env"]["UNTIL"]) == ("${{ inputs.since }}", "${{ inputs.until }}")
+    assert 'if [ -n "$SINCE" ]; then flags+=(--since "$SINCE"); fi' in train["run"]
+    assert 'if [ -n "$UNTIL" ]; then flags+=(--until "$UNTIL"); fi' in train["run"]
+    assert command_of(train["run"]) == 'mlops train --model-types "$MODEL_TYPES" "${flags[@]}"'
     deploy = Workflow.load("deploy.yml")
     assert deploy.dispatch_inputs()["mode"]["options"] == ["auto", "canary", "shadow", "full"]
 
