@@ -6,6 +6,7 @@ what a maintainer would look at afterwards: issues, comments, dispatches, and wh
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -320,6 +321,38 @@ def test_a_forks_pull_request_under_audit_signing_reports_without_the_key(champi
     ).stdout
     assert changed == ""  # the experiment's events went to a throw-away log
     assert fake.comments_on(number) == []
+
+
+def test_a_forks_pull_request_trains_on_the_kaggle_copy_the_last_training_run_saved(fake, tmp_path):
+    """config/examples' Telco set as the source: the report restores datasets/cache/kaggle/ from the Actions cache."""
+    from tests.test_config_examples import COLUMNS, EXAMPLES, TELCO, telco_rows
+
+    def telco(seed: Path) -> None:
+        for name, example in TELCO.items():
+            doc = json.loads((EXAMPLES / example).read_text())
+            doc["$schema"] = f"./schemas/{name}.schema.json"
+            if name == "training-schedule":
+                doc["datasets"]["minimum_samples"] = 1000  # the fixture is smaller than the real 7,043 rows
+            (seed / "config" / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+    remote = seed_remote(tmp_path / "bare", config={"training": FAST["training"]}, prepare=telco)
+    # What ml-training.yml's "Save the downloaded data set" step left in the cache after a download.
+    saved = tmp_path / "actions-cache" / "kaggle-data-700-1" / "datasets/cache/kaggle/blastchar__telco-customer-churn"
+    saved.mkdir(parents=True)
+    with (saved / "WA_Fn-UseC_-Telco-Customer-Churn.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(telco_rows(1500, seed=5))
+    number = fake.add_pull("Telco: try fewer features")
+    ws = clone(remote, tmp_path / "ws")
+    result = _runner(ws, fake, 701).run(
+        Workflow.load("experiment-report.yml"), event="pull_request", payload=_pr_payload(number, "e" * 40, "fork/m")
+    )
+    _ok(result)
+    restore = result.step("Restore the data set the last training run downloaded")
+    assert restore.outputs["cache-matched-key"] == "kaggle-data-700-1", restore.stdout
+    assert "Gate decision" in result.summary and "Training failed" not in result.summary
+    assert "SYNTHETIC" not in result.step("Train and report").stderr  # the Telco copy, not the fallback
 
 
 def _two_versions(seed: Path) -> None:
