@@ -510,32 +510,8 @@ def _handler_class() -> type:
             raw = self._body()
             if raw is None:
                 return None
-            if route == "/feedback":
-                return self._send(*answer_feedback(self.server, self._router()[0], raw))
-            try:
-                items, single = parse_predict_body(raw)
-            except _RequestError as exc:
-                return self._send(400, {"error": str(exc)})
-            ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
-            router, error = self._router()
-            if router is None:
-                return self._send(503, {"error": error})
-            try:
-                answer, records, errors = router.route([i["features"] for i in items], ids)
-            except BadInput as exc:
-                return self._send(400, {"error": str(exc)})
-            except Exception as exc:  # noqa: BLE001 - a failed production prediction is a 500, not a crash
-                return self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
-            if errors:
-                router._log_errors(errors)
-            refused = durable(self.server.log.log_predictions, records)  # type: ignore[attr-defined]
-            if refused:
-                return self._send(503, {"error": refused})
-            out = [
-                {"request_id": r, "score": float(s), "prediction": int(p), "model_version": v, "role": role}
-                for r, s, p, v, role in answer.itertuples(index=False, name=None)
-            ]
-            return self._send(200, out[0] if single else {"predictions": out})
+            answer = answer_feedback if route == "/feedback" else answer_predict
+            return self._send(*answer(self.server, self._router, raw))
 
     return Handler
 
@@ -566,11 +542,40 @@ def parse_feedback_body(raw: bytes) -> list[Any]:
     raise _RequestError('request body: expected {"request_id": ..., "label": ...} or {"feedback": [...]}')
 
 
-def answer_feedback(server: Any, router: Router | None, raw: bytes) -> tuple[int, dict[str, Any]]:
+def answer_predict(server: Any, current: Any, raw: bytes) -> tuple[int, Any]:
+    """POST /predict: (status, body); 200 only once the rows are durable in the WAL. `current()` is (router, error)."""
+    try:
+        items, single = parse_predict_body(raw)
+    except _RequestError as exc:
+        return 400, {"error": str(exc)}
+    ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
+    router, error = current()
+    if router is None:
+        return 503, {"error": error}
+    try:
+        answer, records, errors = router.route([i["features"] for i in items], ids)
+    except BadInput as exc:
+        return 400, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a failed production prediction is a 500, not a crash
+        return 500, {"error": f"{type(exc).__name__}: {exc}"}
+    if errors:
+        router._log_errors(errors)
+    refused = durable(server.log.log_predictions, records)
+    if refused:
+        return 503, {"error": refused}
+    out = [
+        {"request_id": r, "score": float(s), "prediction": int(p), "model_version": v, "role": role}
+        for r, s, p, v, role in answer.itertuples(index=False, name=None)
+    ]
+    return 200, out[0] if single else {"predictions": out}
+
+
+def answer_feedback(server: Any, current: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
     """POST /feedback: (status, body). Every item is checked before any is written."""
     from mlops.shipping import FeedbackRefused
 
     log = server.log
+    router = current()[0]
     try:
         items = parse_feedback_body(raw)
         records = log.feedback_records(items, lambda version: _classes_of(server.repo, router, version))

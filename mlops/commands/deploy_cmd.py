@@ -154,16 +154,16 @@ def run_serve(args: argparse.Namespace) -> int:
     else:
         repo = Repo.at(follower.checkout)
     server = make_server(repo, args.host, args.port, serving=follower)
-    host, port = server.server_address[:2]
-    print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
-    sys.stdout.flush()
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM is a clean shutdown too: the WAL's rows are shipped on the way out
 
     import signal
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, stop)  # before the address is printed: a caller may stop us once it reads it
+    host, port = server.server_address[:2]
+    print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
+    sys.stdout.flush()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
