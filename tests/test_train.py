@@ -402,3 +402,37 @@ def test_outputs_name_the_promoted_versions_gate_record_and_challenger_passed_th
     assert challenger.tags["mlops.version"] == o["version"]
     parent = client.get_run(json.loads((repo / "models/current/manifest.json").read_text())["mlflow"]["parent_run_id"])
     assert parent.data.metrics["candidates"] == 2.0
+
+
+def test_the_champion_is_rescored_on_the_candidates_test_split(tmp_path, monkeypatch):
+    from mlops import config, data, registry, train
+    from mlops.metrics import classification_metrics
+    from mlops.profile import positive_scores
+    from mlops.repo import Repo
+
+    repo = fast_repo(tmp_path)
+    argv = ("train", "--no-download", "--no-tracking", "--model-types", "logistic_regression")
+    assert run(repo, *argv).code == 0
+    first = json.loads((repo / "models/current/manifest.json").read_text())
+    champion, _ = registry.load_model(repo / "models/current", Repo.at(repo))
+    (repo / "config/dataset.json").write_text(
+        json.dumps({**json.loads((repo / "config/dataset.json").read_text()), "synthetic": {"rows": 4000, "seed": 12}})
+    )  # new data: the champion's stored metrics were measured on other rows
+    out = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert run(repo, *argv).code == 0
+    gate = json.loads((repo / outputs(out)["gate_record"]).read_text())
+    # score the old champion ourselves on the new run's test split
+    cfg = config.load(Repo.at(repo))
+    dataset = data.acquire(cfg, no_download=True)
+    prepared = data.prepare(cfg, data.read_table(dataset.path), "data")
+    parts = train.split(prepared, cfg, cfg.training.seed)
+    want = classification_metrics(parts["y_test"], positive_scores(champion, parts["X_test"]), cfg.training.ece_bins)
+    assert gate["champion"]["version"] == first["version"]
+    assert gate["champion"]["metrics"] == json.loads(json.dumps(want))
+    assert gate["champion"]["stored_metrics"] == first["metrics"] != gate["champion"]["metrics"]
+    scored_on = {"split": "test", "rows": len(parts["y_test"])}
+    assert gate["champion"]["scored_on"] == gate["candidate"]["scored_on"] == scored_on
+    check = next(c for c in gate["checks"] if c["name"] == "champion_f1")
+    assert check["champion_value"] == gate["champion"]["metrics"]["f1"]
+    assert gate["champion_delta"] == pytest.approx(gate["candidate"]["metrics"]["f1"] - want["f1"])

@@ -31,3 +31,11 @@ def test_numbers_are_range_checked_where_parsed(parse, good, bad, message):
     with pytest.raises(argparse.ArgumentTypeError) as info:
         parse(bad)
     assert str(info.value) == message
+
+
+def test_times_are_format_checked_and_normalised_to_utc():
+    assert args.utc_time("2026-11-22T06:00:00Z") == "2026-11-22T06:00:00Z"
+    assert args.utc_time("2026-11-22 07:30:00+01:30") == "2026-11-22T06:00:00Z"
+    assert args.utc_time("2026-11-22") == "2026-11-22T00:00:00Z"  # no zone: UTC
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^'2026-13-01' is not an ISO-8601 time; write it like"):
+        args.utc_time("2026-13-01")

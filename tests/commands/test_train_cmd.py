@@ -14,7 +14,7 @@ from tests.support.repo import tree_snapshot
 def test_help_lists_every_flag():
     assert options("train") == {
         "--help", "--model-types", "--seed", "--no-download", "--force-retrain", "--allow-invalid-data",
-        "--no-tracking",
+        "--no-tracking", "--since", "--until",
     }  # fmt: skip
 
 
@@ -28,6 +28,9 @@ def test_train_dispatches_with_its_flags_and_defaults():
         "logistic_regression", 5, True, True, True,
     )  # fmt: skip
     assert full.no_tracking is True
+    assert (plain.since, plain.until) == (None, None)
+    window = parse("train", "--since", "2026-11-22T00:00:00+01:00", "--until", "2026-11-22T06:00:00")
+    assert (window.since, window.until) == ("2026-11-21T23:00:00Z", "2026-11-22T06:00:00Z")  # normalised to UTC
 
 
 @pytest.mark.parametrize(
@@ -39,6 +42,11 @@ def test_train_dispatches_with_its_flags_and_defaults():
             "mlops train: argument --model-types: expected one argument; see 'mlops train --help'",
         ),
         (["train", "--offline"], "mlops: unrecognized arguments: --offline; see 'mlops --help'"),
+        (
+            ["train", "--until", "noon"],
+            "mlops train: argument --until: 'noon' is not an ISO-8601 time; write it like 2026-11-22T06:00:00Z; "
+            "see 'mlops train --help'",
+        ),
     ],
 )
 def test_bad_usage_is_one_line_exit_2(argv, line):
