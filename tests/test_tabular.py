@@ -180,3 +180,67 @@ def test_block_size_changes_chunks_not_values_or_types(tmp_path, monkeypatch, ca
     assert table.column(0).num_chunks > 1
     expected = _plain(path)
     assert table.schema.equals(expected.schema) and table.equals(expected)
+
+
+LATE_TYPES = {  # (the first rows' value, a value further down): each either fits the first type or widens it
+    "int_float": ("1", "1.5"),
+    "int_text": ("1", "x"),
+    "int_overflow": ("1", "99999999999999999999"),
+    "bool_one": ("true", "1"),
+    "bool_text": ("true", "yes"),
+    "date_timestamp": ("2024-01-01", "2024-01-01 10:00:00"),
+    "seconds_fraction": ("2024-01-01 10:00:00", "2024-01-01 10:00:00.123"),
+    "zone_no_zone": ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00"),
+    "float_int": ("1.5", "2"),
+    "int_null_word": ("1", "NaN"),
+    "text_invalid_utf8": ("abc", "caf\udce9"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(READ_CASES) + sorted(LATE_TYPES))
+def test_types_from_the_first_block_give_what_read_csv_gives(tmp_path, monkeypatch, case):
+    # The reader types every column by pyarrow's inference on the first block; a value further
+    # down that does not fit makes it read the file again with read_csv's own inference. A tiny
+    # first block here, so the later rows decide.
+    import pyarrow.csv as pcsv
+
+    import mlops.tabular as tabular
+
+    monkeypatch.setattr(tabular, "_PROBE_BYTES", 64)
+    if case in LATE_TYPES:
+        first, later = LATE_TYPES[case]
+        body = "".join(f"{i},{first if i != 150 else later}\n" for i in range(300))
+        content = ("k,v\n" + body).encode("utf-8", "surrogateescape")
+    else:
+        content = READ_CASES[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_bytes(content)
+    table = tabular._read(path, pcsv.ConvertOptions(strings_can_be_null=True))
+    expected = _plain(path)
+    assert table.schema.equals(expected.schema)
+    assert table.equals(expected)
+
+
+def test_every_column_typed_when_the_first_block_holds_their_types(tmp_path, monkeypatch):
+    # Typed, read_csv frees each block once converted instead of keeping all for inference.
+    import pyarrow.csv as pcsv
+
+    import mlops.tabular as tabular
+
+    seen = []
+    real = pcsv.read_csv
+
+    def spy(path, **kw):
+        seen.append(dict(kw["convert_options"].column_types))
+        return real(path, **kw)
+
+    monkeypatch.setattr(pcsv, "read_csv", spy)
+    path = tmp_path / "good.csv"
+    path.write_bytes(READ_CASES["good"])
+    read_csv_checked(path, "good.csv")
+    assert [sorted(types) for types in seen] == [["a", "b", "label"]]
+    seen.clear()
+    monkeypatch.setattr(tabular, "_PROBE_BYTES", 64)
+    path.write_bytes(READ_CASES["int_then_float"])
+    assert str(read_csv_checked(path, "late.csv").schema.field("a").type) == "double"
+    assert len(seen) == 2 and seen[1] == {}  # the typed read failed; read_csv inferred the types
