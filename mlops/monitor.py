@@ -57,11 +57,12 @@ class Inputs:
 def load(cfg: Config, since: str | None = None, until: str | None = None) -> Inputs:
     """Read and check every input of a run; the only step that may refuse bad input."""
     from mlops import audit
+    from mlops.logstore import window
 
     mon = cfg.monitoring
     start, end = _window(mon, since, until)
     profile, manifest = load_profile_for_current(cfg)
-    log = predlog.read(cfg.repo, mon.log.predictions, "predictions", start, end, mon.on_malformed)
+    log = window.read_logs(cfg, "predictions", start, end, mon.on_malformed)  # the store and the log files
     current = [r for r in log.records if r["role"] in mon.roles]
     shadow = [r for r in log.records if r["role"] == "shadow" and "shadow" not in mon.roles]
     frame = feedback = None
@@ -70,8 +71,9 @@ def load(cfg: Config, since: str | None = None, until: str | None = None) -> Inp
         features = list(numeric) + list(profile["features"]["categorical"])
         where = f"{mon.log.predictions} ({jsonio.format_utc(start)}..{jsonio.format_utc(end)})"
         frame = predlog.frame(current, features, where, numeric)
-        # Feedback for a window's predictions may arrive after the window closes: read it all, join by id.
-        feedback = predlog.read(cfg.repo, mon.log.feedback, "feedback", None, None, mon.on_malformed)
+        # Feedback for a window's predictions arrives after them, maybe after the window closes: read all of
+        # it since the window opened (store partitions from that hour on, every log file), join by id.
+        feedback = window.read_logs(cfg, "feedback", start, None, mon.on_malformed)
     state, history = _read_state(cfg), _read_history(cfg)
     audit.check_can_record(cfg.repo)  # the run records events: a missing signing key is refused now
     return Inputs(start, end, profile, manifest, log, current, shadow, frame, feedback, state, history)

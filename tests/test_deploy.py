@@ -236,6 +236,35 @@ def test_canary_analysis_compares_latency_and_accuracy_from_feedback(live):
     assert state(repo)["canary"]["version"] == v2  # without --apply nothing changes
 
 
+def test_canary_analysis_reads_predictions_and_feedback_from_the_log_store(live):
+    from mlops import synthetic
+    from mlops.logstore import open_uri
+
+    repo, v1, v2 = live
+    set_config(repo, "deployment", {"canary_analysis": {
+        "min_requests": 30, "min_feedback": 30, "max_score_ks": 1.0, "max_positive_rate_delta": 1.0,
+        "max_latency_ratio": 1000.0, "max_accuracy_drop": 1.0}})  # fmt: skip
+    assert run(repo, "deploy", "--mode", "canary", "--version", v2, "--traffic", "0.5").code == 0
+    data = synthetic.generate(120, 12)
+    rows, labels = data.drop(columns=[synthetic.LABEL]), data[synthetic.LABEL].astype(int).tolist()
+    router = Router(Repo.at(repo))
+    ids = [f"st-{i}" for i in range(120)]
+    for i in range(120):
+        router.predict(rows.iloc[[i]], [ids[i]])
+    # Everything the router logged moves to the store: the prediction log files are gone.
+    store = open_uri("datasets/production/store", repo)
+    store.write("predictions", log_records(repo))
+    for path in (repo / "datasets/production").glob("predictions-*"):
+        path.unlink()
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    store.write("feedback", [{"request_id": r, "label": y, "time": now} for r, y in zip(ids, labels, strict=True)])
+    r = run(repo, "canary", "analyze")
+    assert r.code == 0 and "decision: promote" in r.out, r.out + r.err
+    stats = json.loads((repo / r.out.rsplit("— ", 1)[1].strip()).read_text())["stats"]
+    assert stats["canary"]["requests"] + stats["production"]["requests"] >= 120
+    assert stats["canary"]["feedback"] + stats["production"]["feedback"] == 120
+
+
 # --------------------------------------------------------------------------------------- gates
 
 

@@ -61,6 +61,28 @@ def test_clean_window_is_ok_and_writes_reports(repo, tmp_path, monkeypatch):
     assert any('"monitoring_run"' in p.read_text() for p in events)
 
 
+def test_the_log_store_is_read_with_the_log_files_and_a_row_in_both_counts_once(repo):
+    from mlops import config, predlog
+    from mlops.logstore import open_uri
+    from mlops.repo import Repo
+
+    simulate(repo, "--rows", "3000", "--seed", "1")
+    cfg = config.load(Repo.at(repo))
+    store = open_uri(cfg.store.uri, repo)
+    for kind in ("predictions", "feedback"):
+        store.write(kind, predlog.read(cfg.repo, f"datasets/production/{kind}-*", kind).records)
+    result = run(repo, "monitor")
+    assert result.code == 0 and result.out.startswith("ok: 3000 rows"), result.out + result.err
+    for path in (repo / "datasets" / "production").glob("*.jsonl"):
+        path.unlink()  # now only the store has the rows
+    result = run(repo, "monitor")
+    assert result.code == 0 and result.out.startswith("ok: 3000 rows"), result.out + result.err
+    report = json.loads((repo / "metadata" / "reports" / "monitoring" / "20261122T120000Z.json").read_text())
+    assert report["feedback"]["rows"] == 3000 and "accuracy" in report["feedback"]
+    assert report["log_files"] and all(f.startswith("datasets/production/store/kind=predictions/date=2026-11-22/hour=")
+                                       for f in report["log_files"])  # fmt: skip
+
+
 def test_drift_and_accuracy_drop_alert_then_resolve_after_clean_runs(repo, tmp_path, monkeypatch):
     sim = simulate(repo, "--rows", "3000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
     shifted = (sim.out + sim.err).split("shifted ", 1)[1].split(" by ", 1)[0].split(", ")

@@ -326,12 +326,12 @@ def read_errors(repo: Repo, since: str | None) -> list[dict]:
 
 
 def read_window(cfg: Config, since: Any) -> tuple[list[dict], list[dict], list[dict]]:
-    """(predictions, feedback, serving errors) logged since `since` (a datetime, or None for all)."""
-    from mlops import predlog
+    """(predictions, feedback, serving errors) logged since `since` (a datetime, or None for all):
+    the log store's parts from that hour on plus the log files (mlops.logstore.window)."""
+    from mlops.logstore import window
 
-    log = cfg.monitoring.log
-    preds = predlog.read(cfg.repo, log.predictions, "predictions", since=since, on_malformed="skip").records
-    feedback = predlog.read(cfg.repo, log.feedback, "feedback", since=since, on_malformed="skip").records
+    preds = window.read_logs(cfg, "predictions", since, None, "skip").records
+    feedback = window.read_logs(cfg, "feedback", since, None, "skip").records
     errors = read_errors(cfg.repo, jsonio.format_utc(since) if since else None)
     return preds, feedback, errors
 
