@@ -225,3 +225,11 @@ def test_lineage_text_and_card_name_the_parts(tmp_path, monkeypatch):
     row = f"| production parts | {n} prediction and 1 feedback part(s) in `datasets/production/store` |"
     assert row in (root / "metadata/cards" / f"{version}.md").read_text()
     assert run(root, "card", "check", "--all").code == 0
+
+
+def test_data_validate_on_too_few_labels_says_so_and_exits_0(tmp_path, monkeypatch):
+    root = production_repo(tmp_path, monkeypatch, min_labelled_rows=150)
+    log(root, 40)
+    r = run(root, "data", "validate", "--no-download", "--no-alerts")
+    assert r.code == 0
+    assert r.err.startswith("waiting for labels: 40 labelled production row(s) for predictions 2025-03-03T12:00:00Z")
