@@ -283,3 +283,20 @@ def test_validate_source_record_that_is_a_directory(tmp_path):
     assert_validate_refused(
         repo, "error: datasets/local/train.csv.source.json: is a directory", "--path", "datasets/local/train.csv"
     )
+
+
+def test_records_of_the_other_sources_carry_no_production_keys(tmp_path):
+    root = make_repo(tmp_path / "r", dataset={"synthetic": {"rows": 200, "seed": 1}})
+    record = acquire(config.load(Repo.at(root)), no_download=True).record(root)
+    assert "file_sha256" not in record and "production" not in record  # manifests of these sources unchanged
+    assert record["source"] == "synthetic"
+
+
+def test_the_production_source_needs_its_base_file_when_the_base_is_local(tmp_path):
+    root = make_repo(tmp_path / "r")
+    data = json.loads((root / "config/dataset.json").read_text())
+    data.pop("local", None)
+    data.update(source="production", production={"base_source": "local"})
+    (root / "config/dataset.json").write_text(json.dumps(data))
+    with pytest.raises(BadInput, match=r"^config/dataset.json: /: expected the key \"local\""):
+        config.load(Repo.at(root))
