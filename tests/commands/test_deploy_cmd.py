@@ -19,7 +19,9 @@ def test_help_lists_every_command_s_flags():
     assert actions("canary") == ["analyze"]
     assert options("canary", "analyze") == {"--help", "--apply", "--since"}
     assert options("predict") == {"--help", "--input", "--output"}
-    assert options("serve") == {"--help", "--host", "--port"}
+    assert options("serve") == {
+        "--help", "--host", "--port", "--follow", "--branch", "--interval", "--workdir", "--trust-root",
+    }  # fmt: skip
 
 
 def test_each_command_dispatches_to_its_own_function():
@@ -35,6 +37,8 @@ def test_each_command_dispatches_to_its_own_function():
     assert (predict.func, predict.input, predict.output) == (deploy_cmd.run_predict, "in.csv", "out.csv")
     serve = parse("serve")
     assert (serve.func, serve.host, serve.port) == (deploy_cmd.run_serve, "127.0.0.1", 8000)
+    follow = parse("serve", "--follow", "../fork.git", "--branch", "prod", "--interval", "2.5", "--workdir", "w")
+    assert (follow.follow, follow.branch, follow.interval, follow.workdir) == ("../fork.git", "prod", 2.5, "w")
 
 
 @pytest.mark.parametrize(
