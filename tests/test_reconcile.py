@@ -225,6 +225,9 @@ def test_trust_survives_a_restart_and_a_pinned_root_is_enforced(fork, tmp_path):
     follower = Follower(str(remote), tmp_path / "w", interval=3600)
     follower.poll()
     assert follower.served.commit == first and follower.router is not None
+    restarted = Follower(str(remote), tmp_path / "w", interval=3600)  # the same head again: equal sizes extend
+    restarted.poll()
+    assert restarted.served.commit == first and restarted.status()["trusted"]["commit"] == first
     # While it is down, history is rewritten; a restarted follower still holds the old head.
     rewrite_audit_history(repo)
     bad = commit_all(repo, "rewrite")
