@@ -238,6 +238,11 @@ def check_deployment_state(repo: Repo, lines: list[bytes]) -> list[str]:
         ]
     seq, entry = newest
     want = entry["payload"]["state_sha256"]
+    if want is not None and not (isinstance(want, str) and re.fullmatch(r"[0-9a-f]{64}", want)):
+        raise CheckFailed(
+            f"audit entry seq {seq} ({entry['type']}): state_sha256 {str(want)[:20]!r} is not a sha256 or null; "
+            "it was not written by `mlops deploy` or `mlops rollback`"
+        )
     have = state_sha256(jsonio.read_json(repo.deployment_state, "deployment state", rel)) if exists else None
     if have == want:
         return []

@@ -222,6 +222,9 @@ def test_a_hand_edited_deployment_state_fails_verify_in_one_line(repo, capsys):
     path.unlink()
     rc, _, err = cli(repo, "verify", capsys=capsys)
     assert rc == 1 and "the file is missing, but the newest deployment event" in err
+    audit.record(Repo.at(repo), "rollback", {"state_sha256": 5})
+    rc, _, err = cli(repo, "verify", capsys=capsys)
+    assert rc == 1 and "audit entry seq 4 (rollback): state_sha256 '5' is not a sha256 or null" in err
 
 
 def test_a_removed_state_is_recorded_as_null(repo, capsys):
