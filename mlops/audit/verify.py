@@ -193,13 +193,20 @@ def state_sha256(state: dict[str, Any] | None) -> str | None:
 
 
 def _deployment_events(lines: list[bytes]) -> Any:
-    """(seq, entry) of the deployment events, newest first; lines are filtered on their bytes before parsing."""
-    for seq in range(len(lines) - 1, -1, -1):
-        line = lines[seq]
-        if any(mark in line for mark in _DEPLOYMENT_MARKS):
-            entry = parse_line(line)
-            if entry.get("type") in DEPLOYMENT_EVENTS and isinstance(entry.get("payload"), dict):
-                yield seq, entry
+    """(seq, entry) of the deployment events, newest first. The joined log is searched backwards for the
+    events' type bytes (C speed: a 100,000-entry log without one costs milliseconds); only hits are parsed."""
+    blob = b"\n".join(lines)
+    end = len(blob)
+    while True:
+        hit = max(blob.rfind(mark, 0, end) for mark in _DEPLOYMENT_MARKS)
+        if hit < 0:
+            return
+        start = blob.rfind(b"\n", 0, hit) + 1
+        stop = blob.find(b"\n", hit)
+        entry = parse_line(blob[start : len(blob) if stop < 0 else stop])
+        if entry.get("type") in DEPLOYMENT_EVENTS and isinstance(entry.get("payload"), dict):
+            yield entry["seq"], entry
+        end = start
 
 
 def recorded_state(lines: list[bytes]) -> tuple[int, dict[str, Any]] | None:
