@@ -3,7 +3,8 @@
 Prints, in one run: the anchor (read_csv alone), the whole validation (hardened read + every
 check, with a snapshot to compare against so the drift check runs), their ratio (goal <= 1.5x),
 and the validation's peak memory against the Arrow table's size (goal < 2x). Each measurement
-runs in a fresh subprocess (best of --repeat), so peak RSS is that step's own.
+runs in a fresh subprocess (best of --repeat, anchor and validation alternating), so peak RSS is
+that step's own.
 
     .venv/bin/python benchmarks/validate.py [--rows 1000000] [--repeat 3]
 """
@@ -32,7 +33,8 @@ table = pcsv.read_csv(sys.argv[1])
 elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = hwm()
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "nbytes": table.nbytes, "rows": table.num_rows,
-                  "cols": table.num_columns, "rss_delta": peak - base, "pool_max": pa.default_memory_pool().max_memory()}))
+                  "cols": table.num_columns, "rss_delta": peak - base,
+                  "pool_max": pa.default_memory_pool().max_memory()}))
 """
 
 WHOLE = r"""
