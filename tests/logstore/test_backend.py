@@ -93,3 +93,27 @@ def test_a_write_while_the_server_is_down_leaves_nothing(tmp_path, s3_env):
     finally:
         s3_env.restart()
     assert s3_env.keys(bucket) == []
+
+
+@pytest.mark.slow  # a 25 MB upload, and pyarrow retries the failing piece for ~6 s
+def test_an_upload_that_fails_half_way_leaves_no_object(tmp_path, s3_env, monkeypatch):
+    """pyarrow uploads a large part in pieces (multipart); when a piece fails it never completes the upload,
+    so no object appears although the pieces before and after it were stored."""
+    import os
+
+    from tests.support.moto_s3 import failing_proxy
+
+    bucket = s3_env.bucket("half-way")
+    seen = []
+
+    def second_piece(method, path):
+        seen.append((method, path))
+        return method == "PUT" and "partNumber=2&" in path
+
+    with failing_proxy(s3_env, second_piece) as endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        backend = open_backend(f"s3://{bucket}/prod", tmp_path)
+        with pytest.raises(BadInput, match=r"cannot be reached \(s3://half-way/prod/kind=predictions/.*UploadPart"):
+            backend.write_whole("kind=predictions/date=2026-03-01/hour=01/part-x.parquet", os.urandom(25 << 20))
+    assert any("partNumber=1&" in path for _, path in seen)  # pieces were uploaded ...
+    assert s3_env.keys(bucket) == []  # ... and yet there is no object

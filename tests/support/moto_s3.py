@@ -68,3 +68,51 @@ def s3_server() -> Iterator[S3Server]:
     finally:
         with contextlib.suppress(Exception):
             s3.server.stop()
+
+
+@contextlib.contextmanager
+def failing_proxy(s3: S3Server, fail: Any) -> Iterator[str]:
+    """A loopback HTTP proxy in front of the S3 server that answers 500 to every request `fail(method, path)`
+    picks and forwards the rest; yields its endpoint URL (set it as AWS_ENDPOINT_URL)."""
+    import http.client
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def forward(self) -> None:
+            size = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(size) if size else b""
+            if fail(self.command, self.path):
+                status, headers, data = 500, [], b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+            else:
+                conn = http.client.HTTPConnection("127.0.0.1", s3.port, timeout=60)
+                hop = ("transfer-encoding", "expect", "connection")  # the body is forwarded whole, with its length
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                status, headers, data = answer.status, answer.getheaders(), answer.read()
+                conn.close()
+            self.send_response(status)
+            for key, value in headers:
+                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
