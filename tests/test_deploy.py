@@ -690,6 +690,7 @@ def _case(canary=None, production=None, *, errors=(), feedback="right", extra=()
     production = _rows("production", "P", **(production or {}))
     labels = {"right": _labels(canary) + _labels(production),
               "canary wrong": _labels(canary, wrong=True) + _labels(production),
+              "production wrong": _labels(canary) + _labels(production, wrong=True),
               "none": []}[feedback]  # fmt: skip
     return canary + production + list(extra), labels, list(errors)
 
@@ -712,6 +713,11 @@ def _errors(role: str, version: str, n: int) -> list[dict]:
         pytest.param(_case(canary={"latency": 3.5}), "rollback", ["latency_ratio"], [], id="rollback: latency_ratio"),
         pytest.param(_case(feedback="canary wrong"), "rollback", ["accuracy_drop"], [], id="rollback: accuracy_drop"),
         pytest.param(_case(feedback="none"), "promote", [], ["accuracy_drop"], id="missing feedback skips accuracy"),
+        # Production drifted and the labels show the canary more accurate: differing from it is excused.
+        pytest.param(_case(canary={"score": 0.8, "prediction": 1}, feedback="production wrong"), "promote", [],
+                     ["score_ks", "positive_rate_delta"], id="promote: labels excuse differing from a worse production"),
+        pytest.param(_case(canary={"score": 0.8, "prediction": 1}, feedback="none"), "rollback",
+                     ["score_ks", "positive_rate_delta"], ["accuracy_drop"], id="rollback: no labels excuse nothing"),
         pytest.param(_case(canary={"batch": 20}), "promote", [], ["latency_ratio"],
                      id="no single-row canary requests skip latency"),
         # Rows of other versions, production answers that stood in for the canary, and errors of
