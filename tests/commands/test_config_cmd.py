@@ -10,7 +10,7 @@ from mlops.commands import config_cmd
 from tests.commands.support import actions, options, parse, usage_error
 from tests.support.cli import run
 
-FILES = ("alerts", "dataset", "deployment", "gitops", "model-card", "monitoring", "training", "training-schedule",
+FILES = ("alerts", "dataset", "deployment", "gitops", "model-card", "monitoring", "store", "training", "training-schedule",
          "validation")  # fmt: skip
 
 
