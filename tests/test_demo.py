@@ -17,7 +17,8 @@ def test_demo_runs_the_whole_loop_and_says_where_to_look(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     for title in ("validate week 1 data", "train week 1", "deploy the new champion as a 10% canary",
-                  "simulate production traffic", "monitor the production window", "retention dry run",
+                  "production traffic through `mlops serve`", "canary analysis on the logged window",
+                  "monitor the production window", "retention dry run",
                   "the audit log only grew since the last commit", "lineage of the champion"):  # fmt: skip
         assert f"==> {title}" in out, title
     manifest = json.loads((work / "models/current/manifest.json").read_text())
@@ -27,6 +28,11 @@ def test_demo_runs_the_whole_loop_and_says_where_to_look(tmp_path):
     assert (work / "metadata/cards" / f"{version}.json").is_file()
     state = json.loads((work / "models/deployment.json").read_text())
     assert state["canary"]["version"] == version
+    # the traffic went through the server's write-ahead log into the store, where monitoring read it
+    assert "write-ahead log shipped to the store" in out and "decision: promote" in out
+    assert list((work / "datasets/production/store/kind=predictions").rglob("*.parquet"))
+    assert list((work / "datasets/production/store/kind=feedback").rglob("*.parquet"))
+    assert "drift: 6000 rows" in out
     # the drifted window raised a drift alert, kept in the dry-run outbox (no token)
     outbox = [json.loads(p.read_text()) for p in (work / "metadata/alerts").rglob("*.json")]
     assert any(a["alert"]["kind"] == "drift" and "drift-alert" in a["labels"] for a in outbox), outbox
