@@ -159,11 +159,7 @@ class _Api:
         try:
             return self.gh.get_repo(self.target.repository, lazy=False)
         except BadCredentialsException:
-            raise BadInput(
-                "GITHUB_TOKEN",
-                "GitHub rejected the token (401 Bad credentials)",
-                "export a valid token, e.g. GITHUB_TOKEN=$(gh auth token)",
-            ) from None
+            raise _rejected_token() from None
         except UnknownObjectException:
             raise BadInput(
                 "GITHUB_REPOSITORY",
@@ -187,6 +183,11 @@ class _Api:
             self.gh.close()
         except Exception:  # noqa: BLE001 - closing a pool must never mask the outcome
             pass
+
+
+def _rejected_token() -> BadInput:
+    return BadInput("GITHUB_TOKEN", "GitHub rejected the token (401 Bad credentials)",
+                    "export a valid token, e.g. GITHUB_TOKEN=$(gh auth token)")  # fmt: skip
 
 
 def _status(exc: BaseException) -> int | None:
@@ -215,11 +216,7 @@ def _guarded(api: _Api, check: str, what: str, fn: Callable[[], list[Finding]]) 
     try:
         return fn()
     except BadCredentialsException:
-        raise BadInput(
-            "GITHUB_TOKEN",
-            "GitHub rejected the token (401 Bad credentials)",
-            "export a valid token, e.g. GITHUB_TOKEN=$(gh auth token)",
-        ) from None
+        raise _rejected_token() from None
     except (GithubException, requests.exceptions.RequestException) as exc:
         return [_could_not(check, what, exc, api.target.token)]
 
