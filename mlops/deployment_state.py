@@ -3,8 +3,8 @@
 The file is the desired state of serving: which version is production, which is canary (with its
 traffic share), which runs in shadow, and the history needed to roll back. Deploying never moves
 model folders: the state names versions wherever they live (models/current, candidates/ or
-archived/) and pins their sha256, so every change is one atomic write of one file, and a
-`git revert` of that write is a rollback.
+archived/) and pins their sha256, so every change is one atomic write of one file; `mlops rollback` writes the
+earlier state back and records it in the audit log (a `git revert` would drop audit entries).
 
 This module imports nothing of deployment or serving: the router, retention and the workflow
 commands read the state through it. See docs/deployment.md.
