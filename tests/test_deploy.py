@@ -714,8 +714,9 @@ def _errors(role: str, version: str, n: int) -> list[dict]:
         pytest.param(_case(feedback="canary wrong"), "rollback", ["accuracy_drop"], [], id="rollback: accuracy_drop"),
         pytest.param(_case(feedback="none"), "promote", [], ["accuracy_drop"], id="missing feedback skips accuracy"),
         # Production drifted and the labels show the canary more accurate: differing from it is excused.
-        pytest.param(_case(canary={"score": 0.8, "prediction": 1}, feedback="production wrong"), "promote", [],
-                     ["score_ks", "positive_rate_delta"], id="promote: labels excuse differing from a worse production"),
+        pytest.param(_case(canary={"score": 0.8, "prediction": 1}, feedback="production wrong"), "promote",
+                     [], ["score_ks", "positive_rate_delta"],
+                     id="promote: labels excuse differing from a worse production"),
         pytest.param(_case(canary={"score": 0.8, "prediction": 1}, feedback="none"), "rollback",
                      ["score_ks", "positive_rate_delta"], ["accuracy_drop"], id="rollback: no labels excuse nothing"),
         pytest.param(_case(canary={"batch": 20}), "promote", [], ["latency_ratio"],

@@ -121,8 +121,13 @@ def decide(
     checks.append(_check("score_ks", round(ks, 6), tol.max_score_ks, _within(ks, tol.max_score_ks, better), note))
     delta = abs(c["positive_rate"] - p["positive_rate"])
     checks.append(
-        _check("positive_rate_delta", round(delta, 6), tol.max_positive_rate_delta,
-               _within(delta, tol.max_positive_rate_delta, better), note)  # fmt: skip
+        _check(
+            "positive_rate_delta",
+            round(delta, 6),
+            tol.max_positive_rate_delta,
+            _within(delta, tol.max_positive_rate_delta, better),
+            note,
+        )  # fmt: skip
     )
     err = c["error_rate"] - p["error_rate"]
     checks.append(_check("error_rate_delta", round(err, 6), tol.max_error_rate_delta, err <= tol.max_error_rate_delta))

@@ -10,8 +10,8 @@ from mlops.commands import config_cmd
 from tests.commands.support import actions, options, parse, usage_error
 from tests.support.cli import run
 
-FILES = ("alerts", "dataset", "deployment", "gitops", "model-card", "monitoring", "store", "training", "training-schedule",
-         "validation")  # fmt: skip
+FILES = ("alerts", "dataset", "deployment", "gitops", "model-card", "monitoring", "store", "training",
+         "training-schedule", "validation")  # fmt: skip
 
 
 def test_help_lists_check_alone():
