@@ -26,10 +26,16 @@ def register(sub: Any) -> None:
 
 
 def _source_args(parser: argparse.ArgumentParser) -> None:
+    from mlops.commands import args as checked
+
     parser.add_argument("--path", help="a CSV/Parquet file to check instead of the configured source")
     parser.add_argument(
         "--no-download", action="store_true", help="use the cached copy (or the synthetic fallback), never download"
     )
+    parser.add_argument(
+        "--since", type=checked.utc_time, help="production source: predictions from this time, ISO-8601 UTC"
+    )
+    parser.add_argument("--until", type=checked.utc_time, help="production source: predictions before this time")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -59,7 +65,7 @@ def _dataset(cfg: Any, args: argparse.Namespace) -> tuple[Any, Any]:
             path, data.sha256_file(path, where), "local", side.get("fetched_at"), side.get("updated_at"), where
         )
         return dataset, table
-    dataset = data.acquire(cfg, no_download=args.no_download)
+    dataset = data.acquire(cfg, no_download=args.no_download, since=args.since, until=args.until)
     return dataset, data.read_table(dataset.path, cfg.repo.rel(dataset.path))
 
 

@@ -13,8 +13,8 @@ from tests.support.repo import tree_snapshot
 
 def test_help_lists_both_actions_and_their_flags():
     assert actions("data") == ["validate", "infer-schema"]
-    assert options("data", "validate") == {"--help", "--path", "--no-download", "--no-alerts"}
-    assert options("data", "infer-schema") == {"--help", "--path", "--no-download", "--force"}
+    assert options("data", "validate") == {"--help", "--path", "--no-download", "--no-alerts", "--since", "--until"}
+    assert options("data", "infer-schema") == {"--help", "--path", "--no-download", "--force", "--since", "--until"}
 
 
 def test_each_action_dispatches_to_its_own_function():
