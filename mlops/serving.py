@@ -26,6 +26,7 @@ from mlops.repo import Repo
 
 THRESHOLD = 0.5  # same as mlops.metrics.THRESHOLD; kept here so the router needs no numpy at import
 _SCALE = float(2**64)
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a POST body above this is refused with 413 (docs/deployment.md)
 
 
 def bucket(request_id: str) -> float:
@@ -462,6 +463,10 @@ def _handler_class() -> type:
             # adds ~40 ms to every keep-alive response (measured by benchmarks/serve.py).
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+        def parse_request(self) -> bool:
+            self._start = time.perf_counter()  # for mlops_request_seconds
+            return super().parse_request()
+
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the prediction log is the record
             return
 
@@ -472,6 +477,7 @@ def _handler_class() -> type:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.server.metrics.observe(self.path, code, body, getattr(self, "_start", None))  # type: ignore[attr-defined]
 
         def _router(self) -> tuple[Any, str | None]:
             serving = self.server.serving  # type: ignore[attr-defined]
@@ -483,8 +489,11 @@ def _handler_class() -> type:
             route = self.path.split("?")[0]
             if route == "/status":
                 return self._send(200, server_status(self.server))
+            if route == "/metrics":
+                return self.server.metrics.respond(self, server_status(self.server))  # type: ignore[attr-defined]
             if route != "/health":
-                return self._send(404, {"error": f"no route {self.path}; use GET /health, /status or POST /predict"})
+                hint = "use GET /health, /status, /metrics or POST /predict"
+                return self._send(404, {"error": f"no route {self.path}; {hint}"})
             router, error = self._router()
             if router is None:
                 return self._send(503, {"status": "unavailable", "error": error})
@@ -500,6 +509,10 @@ def _handler_class() -> type:
                 length = -1
             if length < 0:
                 self._send(400, {"error": "Content-Length: not a byte count"})
+                return None
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True  # the body is not read, so the connection cannot carry another request
+                self._send(413, {"error": f"request body: {length} bytes over the {MAX_BODY_BYTES} limit; send fewer"})
                 return None
             return self.rfile.read(length)
 
@@ -623,6 +636,8 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, servin
 
     from threadpoolctl import threadpool_limits
 
+    from mlops.serving_metrics import Metrics
+
     # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
     threadpool_limits(limits=1)
     if serving is None:
@@ -636,7 +651,9 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, servin
     class Server(ThreadingHTTPServer):
         def server_close(self) -> None:
             super().server_close()
-            self.log.close()  # type: ignore[attr-defined]
+            # A failed bind closes the server before the log is attached (make_server closes the log then).
+            if hasattr(self, "log"):
+                self.log.close()
 
     try:
         server = Server((host, port), _handler_class())
@@ -647,5 +664,6 @@ def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, servin
     server.repo = repo  # type: ignore[attr-defined]
     server.serving = serving  # type: ignore[attr-defined]
     server.log = log  # type: ignore[attr-defined]
+    server.metrics = Metrics()  # type: ignore[attr-defined]
     log.start()
     return server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 from mlops.commands import args as numbers
 
@@ -139,6 +140,24 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bind(make_server: Any, repo: Any, args: argparse.Namespace, follower: Any) -> Any:
+    """make_server, with a port already in use as one line (exit 2)."""
+    import errno
+
+    from mlops.errors import BadInput
+
+    try:
+        return make_server(repo, args.host, args.port, serving=follower)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise BadInput(
+            f"mlops serve: --port {args.port}",
+            f"{args.host}:{args.port} is already in use",
+            "stop the process listening there or pass another --port (0 picks a free one)",
+        ) from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import sys
 
@@ -153,7 +172,7 @@ def run_serve(args: argparse.Namespace) -> int:
         config.load(repo)
     else:
         repo = Repo.at(follower.checkout)
-    server = make_server(repo, args.host, args.port, serving=follower)
+    server = _bind(make_server, repo, args, follower)
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM is a clean shutdown too: the WAL's rows are shipped on the way out

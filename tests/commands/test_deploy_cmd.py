@@ -139,3 +139,22 @@ def test_mode_auto_is_full_for_a_first_deployment_then_canary_and_says_which(tra
     state = json.loads((repo / "models/deployment.json").read_text())
     assert state["production"]["version"] == other and state["canary"] == {**state["canary"], "version": current}
     assert [h["action"] for h in state["history"]][-2:] == ["deploy-full", "deploy-canary"]
+
+
+def test_serve_on_a_port_in_use_is_one_line_exit_2(trained, tmp_path):
+    import socket
+
+    from tests.support.deployed import copy_repo
+
+    repo, v1, _v2 = copy_repo(trained, tmp_path / "repo", tracking=False)
+    assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run(repo, "serve", "--port", str(port))
+    assert r.code == 2 and r.out == ""
+    assert r.err.strip().splitlines() == [
+        f"error: mlops serve: --port {port}: 127.0.0.1:{port} is already in use; "
+        "stop the process listening there or pass another --port (0 picks a free one)"
+    ]
