@@ -11,8 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,16 @@ from mlops.merkle import MerkleTree
 from mlops.reconcile import Follower, parse_trust_root
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template
+from tests.support.http import call
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    return call(url, body, timeout=30)
+
+
+def _get(url: str) -> tuple[int, dict]:
+    return call(url, timeout=30)
+
 
 SEG0 = "metadata/audit/entries-000000000000.jsonl"
 CKPTS = "metadata/audit/checkpoints.jsonl"
@@ -57,23 +65,6 @@ def fork(tmp_path, tmp_path_factory):
     subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(remote)], check=True)
     git(repo, "remote", "add", "origin", str(remote))
     return repo, remote, v1, v2
-
-
-def _get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def _post(url: str, body: object) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def wait_status(base: str, ok, what: str, timeout: float = 90) -> dict:

@@ -21,13 +21,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.fake_github import DEFAULT_TOKEN, Fault
+from tests.support.http import call
 from tests.support.workflow_harness import GIT_ENV, Runner, Workflow, clone, seed_remote
 
 pytestmark = pytest.mark.slow
@@ -48,16 +47,6 @@ CONFIG = {
 
 def iso(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _http(url: str, body: object | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 class Scenario:
@@ -119,7 +108,7 @@ class Scenario:
             self.server.wait(timeout=60)
 
     def status(self) -> dict:
-        return _http(f"{self.base}/status")[1]
+        return call(f"{self.base}/status")[1]
 
     def converge(self, what: str, ok, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -147,14 +136,14 @@ class Scenario:
         for start in range(0, rows, 250):
             chunk = zip(ids[start : start + 250], records[start : start + 250], strict=True)
             batch = [{"request_id": r, "features": f} for r, f in chunk]
-            code, body = _http(f"{self.base}/predict", {"instances": batch})
+            code, body = call(f"{self.base}/predict", {"instances": batch})
             assert code == 200, body
             for answer in body["predictions"]:
                 self.served[answer["request_id"]] = answer["role"]
                 roles[answer["role"]] = roles.get(answer["role"], 0) + 1
         feedback = [{"request_id": r, "label": y} for r, y in zip(ids, labels, strict=True)]
         for start in range(0, rows, 500):
-            code, body = _http(f"{self.base}/feedback", {"feedback": feedback[start : start + 500]})
+            code, body = call(f"{self.base}/feedback", {"feedback": feedback[start : start + 500]})
             assert code == 200, body
         self.converge("the store backlog shipped", lambda s: s["store"]["backlog_rows"] == 0)
         self.note(when, f"traffic: {rows} rows (shift {shift} sd), roles {roles}, labels sent")

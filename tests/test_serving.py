@@ -17,7 +17,16 @@ from mlops.repo import Repo
 from mlops.serving import Router, bucket
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template
+from tests.support.http import call
 from tests.support.repo import tree_snapshot
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    return call(url, body, timeout=30)
+
+
+def _get(url: str) -> tuple[int, dict]:
+    return call(url, timeout=30)
 
 
 @pytest.fixture
@@ -103,15 +112,6 @@ def test_predict_command_refuses_text_in_a_numeric_feature(canary):
     r = run(repo, "predict", "--input", str(repo / "in.csv"), "--output", str(repo / "out.csv"))
     assert r.code == 2 and "feature 'age' is not a number (or null) in 1 row(s), first row 1" in r.err
     assert not (repo / "out.csv").exists()
-
-
-def _post(url: str, body: object) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_serve_answers_a_real_http_client(canary):
@@ -263,14 +263,6 @@ def test_the_serving_errors_log_goes_through_the_same_append(canary):
     router._log_errors(errors)
     assert path.read_text() == "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors)
     assert json.loads(path.with_name(path.name + ".torn").read_text())["fragment"] == '{"request_id": "x", "ti'
-
-
-def _get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _serve_in_thread(server):
