@@ -213,8 +213,17 @@ class IntendedUse:
 
 
 @dataclass(frozen=True)
+class Factor:
+    name: str
+    slice: str
+
+
+@dataclass(frozen=True)
 class Factors:
-    relevant: tuple[str, ...]
+    relevant: tuple[Factor, ...]
+    intersections: tuple[tuple[str, ...], ...]
+    min_slice_rows: int
+    max_intersection_cells: int
     evaluation: str | None
 
 
@@ -228,6 +237,7 @@ class EthicalConsideration:
 class ModelCardConfig:
     owners: tuple[Owner, ...]
     license: str | None
+    license_name: str | None
     references: tuple[str, ...]
     intended_use: IntendedUse
     factors: Factors
@@ -590,7 +600,27 @@ def load(repo: Repo) -> Config:
             continue
         schema = schemas.get(name) or read_json(repo.schemas_dir / f"{name}.schema.json", "schema")
         sections[attr] = fill(cls, schema, raw.get(name, {}))
+    check_factors(sections["model_card"], sections["dataset"])
     return Config(repo=repo, files=tuple(sorted(raw)), **sections)
+
+
+def check_factors(card: ModelCardConfig | None, dataset: DatasetConfig) -> None:
+    """Every factor the card declares must be evaluated: it names a slice column of config/dataset.json."""
+    if card is None:
+        return
+    slices = tuple(dataset.slices)
+    named = ", ".join(slices) or "none"
+    fix = "add the column to /slices in config/dataset.json, or point the factor at one of them"
+    for i, factor in enumerate(card.factors.relevant):
+        if factor.slice not in slices:
+            raise BadInput(f"config/model-card.json: /factors/relevant/{i}/slice",
+                           f"factor {factor.name!r} names {factor.slice!r}, not a slice column (slices: {named})",
+                           fix)  # fmt: skip
+    for i, pair in enumerate(card.factors.intersections):
+        for j, column in enumerate(pair):
+            if column not in slices or pair.count(column) > 1:
+                raise BadInput(f"config/model-card.json: /factors/intersections/{i}/{j}",
+                               f"{column!r} is not a distinct slice column (slices: {named})", fix)  # fmt: skip
 
 
 def resolve(repo: Repo, relative: str) -> Path:

@@ -22,7 +22,11 @@ from tests.support.cli import run
 from tests.support.repo import ROOT, make_repo
 
 EXAMPLES = ROOT / "config" / "examples"
-TELCO = {"dataset": "dataset.kaggle-telco.json", "training-schedule": "training-schedule.kaggle-telco.json"}
+TELCO = {
+    "dataset": "dataset.kaggle-telco.json",
+    "training-schedule": "training-schedule.kaggle-telco.json",
+    "model-card": "model-card.kaggle-telco.json",  # its factors name the Telco slice columns
+}
 # The Telco file's header, in its order.
 COLUMNS = [
     "customerID", "gender", "SeniorCitizen", "Partner", "Dependents", "tenure", "PhoneService", "MultipleLines",

@@ -39,9 +39,10 @@ AUDITED = ("promotion", "gate_decision")
 _NO_TEAM_TEXT = ModelCardConfig(
     owners=(),
     license=None,
+    license_name=None,
     references=(),
     intended_use=IntendedUse(primary_uses=(), primary_users=(), out_of_scope=()),
-    factors=Factors(relevant=(), evaluation=None),
+    factors=Factors(relevant=(), intersections=(), min_slice_rows=30, max_intersection_cells=24, evaluation=None),
     limitations=(),
     tradeoffs=(),
     ethical_considerations=(),
@@ -266,7 +267,10 @@ def _considerations(
         "limitations": described(team.limitations),
         "tradeoffs": described(team.tradeoffs),
         "ethical_considerations": [dataclasses.asdict(e) for e in team.ethical_considerations],
-        "factors": {"relevant": list(team.factors.relevant), "evaluation": team.factors.evaluation},
+        "factors": {
+            "relevant": [dataclasses.asdict(f) for f in team.factors.relevant],
+            "evaluation": team.factors.evaluation,
+        },
         "caveats_and_recommendations": described(team.caveats_and_recommendations),
         "run_caveats": _run_caveats(manifest, gate_record),
     }

@@ -190,7 +190,8 @@ def _intended_use(card: dict[str, Any]) -> list[str]:
 
 def _factors(card: dict[str, Any]) -> list[str]:
     factors = card["considerations"]["factors"]
-    out = ["## Factors", _bullets(factors["relevant"], TEAM_MISSING)]
+    named = [f"{f['name']} (slice column `{f['slice']}`)" for f in factors["relevant"]]
+    out = ["## Factors", _bullets(named, TEAM_MISSING)]
     if factors.get("evaluation"):
         out.append(factors["evaluation"])
     return out
