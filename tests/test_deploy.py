@@ -602,7 +602,7 @@ def test_load_and_query_gate_enforces_the_latency_budget(live):
     repo, v1, v2 = live
     set_config(repo, "deployment", {"latency_budget_ms_p95": 0.0001})
     r = run(repo, "deploy", "--mode", "shadow", "--version", v2)
-    assert r.code == 1 and "gate load_and_query: p95 single-row latency" in r.err and "exceeds the budget" in r.err
+    assert r.code == 1 and "gate load_and_query: p95 single-row CPU time" in r.err and "exceeds the budget" in r.err
     assert state(repo)["shadow"] is None
 
 

@@ -3,7 +3,7 @@
 Gates, in order: integrity (file sha256 = manifest), metadata (manifest and card against their
 schemas), thresholds (manifest metrics against today's config), compatibility (features = the
 serving schema) and load-and-query (loads, predicts sane probabilities on the model's own held-out
-rows, within the latency budget). See docs/deployment.md.
+rows, within the CPU-time budget per row). See docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -241,28 +241,47 @@ def load_and_query_gate(cfg: Config, folder: Path, manifest: dict, sample: tuple
     problem = check_predictions(proba, len(Xf))
     if problem:
         return Gate("load_and_query", False, problem, detail)
-    timings = []
     with one_thread():
-        for i in range(min(cfg.deployment.latency_probe_rows, len(Xf))):
-            row = Xf.iloc[[i]]
-            t0 = time.perf_counter()
-            pipeline.predict_proba(row)
-            timings.append((time.perf_counter() - t0) * 1000)
-    latency = p95(timings)
+        cpu, wall = time_rows(lambda row: pipeline.predict_proba(row), Xf, cfg.deployment.latency_probe_rows)
+    latency = p95(cpu)
     detail.update(
         rows=int(len(Xf)),
-        latency_ms_p95=round(latency, 3),
-        latency_probes=len(timings),
+        cpu_ms_p95=round(latency, 3),
+        latency_ms_p95=round(p95(wall), 3),
+        latency_probes=len(cpu),
         positive_rate=round(float((proba[:, 1] >= 0.5).mean()), 6),
     )
     if latency > budget:
         return Gate(
             "load_and_query",
             False,
-            f"p95 single-row latency {latency:.2f} ms exceeds the budget of {budget} ms",
+            f"p95 single-row CPU time {latency:.2f} ms exceeds the budget of {budget} ms",
             detail,
         )
-    return Gate("load_and_query", True, f"{len(Xf)} held-out rows scored; p95 {latency:.2f} ms", detail)
+    return Gate(
+        "load_and_query",
+        True,
+        f"{len(Xf)} held-out rows scored; p95 CPU {latency:.2f} ms (wall {p95(wall):.2f} ms)",
+        detail,
+    )
+
+
+def time_rows(predict: Any, X: Any, rows: int) -> tuple[list[float], list[float]]:
+    """(CPU ms, wall ms) of `predict` on each of the first `rows` rows of X, one row at a time.
+
+    The budget is checked on CPU time: the time this thread spent computing the prediction. Another
+    process on the same cores delays a prediction (wall clock) but does not add to its CPU time, so a
+    busy runner cannot fail the gate while a model that does more work per row still does (issue 17).
+    Run under one_thread(): work handed to other threads would not be counted.
+    """
+    cpu, wall = [], []
+    for i in range(min(rows, len(X))):
+        row = X.iloc[[i]]
+        c0, w0 = time.thread_time(), time.perf_counter()
+        predict(row)
+        cpu.append((time.thread_time() - c0) * 1000)
+        wall.append((time.perf_counter() - w0) * 1000)
+    return cpu, wall
 
 
 # ------------------------------------------------------------------------------ health check
@@ -277,18 +296,17 @@ def health_check(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
     try:
         router = Router(cfg.repo, state=state, log=False)
         X = _health_rows(cfg, router, max(settings.requests, 1))
-        timings: list[float] = []
         roles: dict[str, int] = {}
         with one_thread():
-            _probe(router, X, settings.requests, timings, roles)
-        out.update(requests=len(timings), roles=roles, latency_ms_p95=round(p95(timings), 3))
+            cpu, wall = _probe(router, X, settings.requests, roles)
+        out.update(requests=len(cpu), roles=roles, cpu_ms_p95=round(p95(cpu), 3), latency_ms_p95=round(p95(wall), 3))
     except (CheckFailed, BadInput) as exc:
         out.update(passed=False, reason=str(exc)[:300])
         return out
-    if out["latency_ms_p95"] > settings.latency_budget_ms_p95:
+    if out["cpu_ms_p95"] > settings.latency_budget_ms_p95:
         out.update(
             passed=False,
-            reason=f"p95 routed latency {out['latency_ms_p95']} ms exceeds {settings.latency_budget_ms_p95} ms",
+            reason=f"p95 routed CPU time {out['cpu_ms_p95']} ms exceeds {settings.latency_budget_ms_p95} ms",
         )
         return out
     out.update(passed=True, reason="all requests answered within budget")
@@ -311,15 +329,20 @@ def _health_rows(cfg: Config, router: Any, rows: int) -> Any:
     raise refused or CheckFailed("the router has no model to draw held-out rows for")
 
 
-def _probe(router: Any, X: Any, requests: int, timings: list[float], roles: dict[str, int]) -> None:
-    for i in range(min(requests, len(X))):
-        t0 = time.perf_counter()
-        answer = router.predict(X.iloc[[i]], [f"health-{i}"])
-        timings.append((time.perf_counter() - t0) * 1000)
+def _probe(router: Any, X: Any, requests: int, roles: dict[str, int]) -> tuple[list[float], list[float]]:
+    """Route rows one by one; (CPU ms, wall ms) per request (see time_rows for why CPU time is the budget's)."""
+    answers: list[Any] = []
+
+    def route(row: Any) -> None:
+        answers.append(router.predict(row, [f"health-{len(answers)}"]))
+
+    cpu, wall = time_rows(route, X, requests)
+    for i, answer in enumerate(answers):
         score = float(answer["score"].iloc[0])
         if not (math.isfinite(score) and 0 <= score <= 1):
             raise CheckFailed(f"request health-{i} got score {score}")
         roles[answer["role"].iloc[0]] = roles.get(answer["role"].iloc[0], 0) + 1
+    return cpu, wall
 
 
 def summary_markdown(record: dict[str, Any]) -> str:
