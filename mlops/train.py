@@ -46,6 +46,9 @@ class TrainOptions:
     track: bool = True
     since: str | None = None  # the production source's window (UTC ISO-8601); other sources ignore it
     until: str | None = None
+    hpo: bool | None = None  # --hpo/--no-hpo; None: config/training.json /hpo/enabled
+    trials: int | None = None  # --trials N: every type's trial budget
+    shard: tuple[int, int] | None = None  # --shard I/N (mlops/shards.py); None: one process does everything
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Inputs:
     parts: dict[str, Any]
     champion: dict[str, Any] | None
     validation: dict[str, Any]
+    tuning: Any = None  # an mlops.hpo.Plan when tuning is on
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Candidate:
     curves: dict[str, Any]
     proba: Any  # positive-class scores on the test split
     gate: gate.GateResult
+    tuned: Any = None  # mlops.hpo.Tuned: the study's summary and trials, when the type was tuned
 
 
 @dataclass(frozen=True)
@@ -177,15 +182,29 @@ def run(cfg: Config, opts: TrainOptions) -> dict[str, Any]:
     except WaitingForLabels as waiting:
         return _record_waiting(cfg, waiting)
     tracking = _open_tracking(cfg, inputs) if opts.track else None
+    return conclude(cfg, opts, inputs, tracking, lambda: [
+        _fit_and_assess(cfg, inputs, name, module)
+        for name, module in gha.progress(inputs.types.items(), "training", total=len(inputs.types))
+    ])  # fmt: skip
+
+
+def conclude(
+    cfg: Config,
+    opts: TrainOptions,
+    inputs: Inputs,
+    tracking: Tracking | None,
+    produce: Any,
+    stored: dict[str, Stored] | None = None,
+) -> dict[str, Any]:
+    """`produce()` -> the candidates and failures; then decide, record and tell MLflow. A failure anywhere
+    leaves the parent run FAILED and no staged model folder behind. `stored`: models already written
+    (the fan-in gate's, from the shards)."""
     done = False
     try:
-        results = [
-            _fit_and_assess(cfg, inputs, name, module)
-            for name, module in gha.progress(inputs.types.items(), "training", total=len(inputs.types))
-        ]
+        results = produce()
         decision = decide(results, inputs.champion, inputs.dataset.sha256, cfg.training.primary_metric,
                           opts.force_retrain)  # fmt: skip
-        outcome, stored = _record(cfg, opts, inputs, results, decision, tracking)
+        outcome, stored = _record(cfg, opts, inputs, results, decision, tracking, stored)
         if tracking is not None:
             # MLflow learns the outcome only once the repository holds it: a failure above leaves
             # the parent run FAILED and the aliases where they were.
@@ -209,6 +228,9 @@ def _load(cfg: Config, opts: TrainOptions) -> Inputs:
     if not 0 <= seed <= MAX_SEED:  # numpy and scikit-learn take seeds in [0, 2**32)
         raise BadInput("--seed", f"{seed} is outside 0..{MAX_SEED}", "pass a seed in that range")
     types = resolve_model_types(cfg, opts.model_types)
+    from mlops import hpo
+
+    tuning = hpo.plan(cfg, types, enabled=opts.hpo, trials=opts.trials, shard=opts.shard)
     audit.check_can_record(repo)  # a missing signing key refuses now, not after reports are written
     if opts.track:
         from mlops.tracking import preflight
@@ -226,7 +248,7 @@ def _load(cfg: Config, opts: TrainOptions) -> Inputs:
     parts = split(prepared, cfg, seed)
     champion = _champion(cfg, prepared, parts)
     validation = _validate(cfg, dataset, opts, table)
-    return Inputs(seed, types, when, commit, dataset, prepared, parts, champion, validation)
+    return Inputs(seed, types, when, commit, dataset, prepared, parts, champion, validation, tuning)
 
 
 def _champion(cfg: Config, prepared: data.Prepared, parts: dict[str, Any]) -> dict[str, Any] | None:
@@ -308,21 +330,53 @@ def _open_tracking(cfg: Config, inputs: Inputs) -> Tracking:
 
 
 def _fit_and_assess(cfg: Config, inputs: Inputs, name: str, module: Any) -> Candidate | Failure:
-    """Fit one model type on the training split, score it on the held-out splits, gate it."""
+    """Tune (when on) and fit one model type on the training split, score it on the held-out splits, gate it."""
+    fitted = fit(cfg, inputs, name, module)
+    if isinstance(fitted, Failure):
+        return fitted
+    return assess(cfg, inputs, name, module, *fitted)
+
+
+def tune(cfg: Config, inputs: Inputs, name: str, module: Any) -> Any:
+    """The type's study (mlops.hpo) on the training split only; None when tuning is off."""
+    if inputs.tuning is None:
+        return None
+    from mlops import hpo
+
+    parts, prepared = inputs.parts, inputs.prepared
+    train_only = {"X_train": parts["X_train"], "y_train": parts["y_train"], "numeric": prepared.numeric,
+                  "categorical": prepared.categorical}  # fmt: skip
+    key = f"{inputs.dataset.sha256}-{inputs.seed}"
+    return hpo.tune(inputs.tuning, name, module, train_only, inputs.seed, cfg.dataset.name, key)
+
+
+def fit(cfg: Config, inputs: Inputs, name: str, module: Any) -> tuple[str, Any, float, Any] | Failure:
+    """(version, fitted pipeline, fit seconds, tuning outcome) or a Failure. Tuning errors (the study
+    storage failing) are not a type's failure: they end the run (exit 2)."""
     import numpy as np
 
-    parts, seed, champion = inputs.parts, inputs.seed, inputs.champion
+    parts, seed = inputs.parts, inputs.seed
     version = registry.new_version(inputs.when, name, inputs.dataset.sha256, str(seed), inputs.commit)
+    tuned = tune(cfg, inputs, name, module)
     began = time.perf_counter()
     try:
         np.random.seed(seed)  # for any third-party code that still reads the global RNG
         pipeline = module.build(inputs.prepared.numeric, inputs.prepared.categorical, seed)
+        if tuned is not None and tuned.params:
+            pipeline.set_params(**{f"model__{k}": v for k, v in tuned.params.items()})
         pipeline.fit(parts["X_train"], parts["y_train"])
         _single_threaded_predict(pipeline)
-        fit_seconds = time.perf_counter() - began
+        return version, pipeline, time.perf_counter() - began, tuned
     except Exception as exc:  # noqa: BLE001 - one failing type must not sink the others
         gha.warn(f"{name}: training failed: {type(exc).__name__}: {exc}")
         return Failure(name, version, f"{type(exc).__name__}: {exc}")
+
+
+def assess(
+    cfg: Config, inputs: Inputs, name: str, module: Any, version: str, pipeline: Any, fit_seconds: float, tuned: Any
+) -> Candidate | Failure:
+    """Score a fitted pipeline on the held-out splits and gate it against the thresholds and the champion."""
+    parts, seed, champion = inputs.parts, inputs.seed, inputs.champion
     try:
         evaluated = _evaluate(pipeline, parts["X_test"], parts["y_test"], cfg, seed)
         validation_metrics = _evaluate_on_validation(pipeline, parts, cfg)
@@ -339,7 +393,7 @@ def _fit_and_assess(cfg: Config, inputs: Inputs, name: str, module: Any) -> Cand
     )
     return Candidate(
         model_type=name, version=version, description=getattr(module, "DESCRIPTION", ""), pipeline=pipeline,
-        fit_seconds=fit_seconds, validation_metrics=validation_metrics, gate=verdict, **evaluated,
+        fit_seconds=fit_seconds, validation_metrics=validation_metrics, gate=verdict, tuned=tuned, **evaluated,
     )  # fmt: skip
 
 
@@ -409,12 +463,14 @@ def _record(
     results: list[Candidate | Failure],
     decision: Decision,
     tracking: Tracking | None,
+    stored: dict[str, Stored] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Stored]]:
     """Write everything the run decided; returns the outcome and where each candidate's model went."""
     repo, promoted = cfg.repo, decision.promoted
     trained = [r for r in results if isinstance(r, Candidate)]
     sample = inputs.parts["X_test"].head(5)
-    stored = {c.version: _store(cfg, c, inputs.seed, tracking, sample) for c in trained}
+    if stored is None:
+        stored = {c.version: store(cfg, c, inputs.seed, tracking, sample) for c in trained}
     profile = _build_profile(promoted, inputs.prepared, inputs.parts, inputs.seed) if promoted else None
     manifests = {}
     for c in trained:
@@ -451,9 +507,12 @@ def _record(
     return outcome, stored
 
 
-def _store(cfg: Config, c: Candidate, seed: int, tracking: Tracking | None, sample: Any) -> Stored:
-    """Write the candidate's skops file in its staging folder and log it to MLflow."""
-    folder = registry.stage(cfg.repo, c.version)
+def store(
+    cfg: Config, c: Candidate, seed: int, tracking: Tracking | None, sample: Any, folder: Path | None = None
+) -> Stored:
+    """Write the candidate's skops file in `folder` (default: its staging folder) and log it to MLflow:
+    a nested run under the parent, the study's trials nested under that (when tuned)."""
+    folder = folder or registry.stage(cfg.repo, c.version)
     sha256, trusted = registry.dump_model(c.pipeline, folder / registry.MODEL_FILE)
     if tracking is None:
         return Stored(folder, sha256, trusted, None)
@@ -472,6 +531,10 @@ def _store(cfg: Config, c: Candidate, seed: int, tracking: Tracking | None, samp
         sample=sample,
         proba=c.proba[: len(sample)],
     )
+    if c.tuned is not None:
+        from mlops.hpo import log_trials
+
+        log_trials(tracking.tracker, logged["run_id"], c.tuned, {**tracking.tags, "mlops.model_type": c.model_type})
     mlflow = {**logged, "tracking_uri": redact(tracking.tracker.uri), "parent_run_id": tracking.run_id}
     return Stored(folder, sha256, trusted, mlflow)
 
@@ -504,6 +567,8 @@ def _gate_record(
         "promotion_reason": decision.reason if c is (decision.promoted or decision.best_overall) else None,
         "force_retrain": opts.force_retrain,
         "mlflow_run_id": (stored.mlflow or {}).get("run_id"),
+        # the Optuna study behind the candidate's parameters (docs/training.md, Tuning); None: defaults, untuned
+        "hpo": c.tuned.summary if c.tuned is not None else None,
     }
 
 
@@ -546,6 +611,7 @@ def _manifest(
         "data_validation": inputs.validation,
         "overrides": {"allow_invalid_data": opts.allow_invalid_data, "force_retrain": opts.force_retrain},
         "fit_seconds": round(c.fit_seconds, 3),
+        "hpo": c.tuned.summary if c.tuned is not None else None,
         "environment": {"python": platform.python_version(), "scikit-learn": sklearn.__version__},
     }
 
@@ -562,7 +628,8 @@ def _outcome(
             continue
         candidates.append(
             {"model_type": r.model_type, "version": r.version, "decision": decision.of(r), "metrics": r.metrics,
-             "gate_record": repo.rel(repo.gates / f"{r.version}.json"), "regression": r.gate.regression}
+             "gate_record": repo.rel(repo.gates / f"{r.version}.json"), "regression": r.gate.regression,
+             "hpo": r.tuned.summary if r.tuned is not None else None}
         )  # fmt: skip
     return {
         "time": inputs.when,
@@ -685,4 +752,22 @@ def summary_markdown(outcome: dict[str, Any], primary: str) -> str:
     )
     table = gha.md_table(["model type", "version", "accuracy", "f1", "roc_auc", "ece", "gate"], rows)
     diff = outcome.get("diff_markdown")
-    return head + table + (f"\n\n#### Best candidate against the champion\n\n{diff}" if diff else "")
+    return (
+        head
+        + table
+        + _tuning_markdown(outcome["candidates"])
+        + (f"\n\n#### Best candidate against the champion\n\n{diff}" if diff else "")
+    )
+
+
+def _tuning_markdown(candidates: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in candidates:
+        h = c.get("hpo")
+        if h:
+            best = "-" if h["best_cv"] is None else f"{h['best_cv']:.4f}"
+            rows.append((c["model_type"], h["trials"], h["pruned"], best, f"{h['default_cv']:.4f}", h["chosen"]))
+    if not rows:
+        return ""
+    headers = ["model type", "trials", "pruned", "best CV", "default CV", "parameters"]
+    return "\n\n#### Tuning (cross-validation on the training split)\n\n" + gha.md_table(headers, rows)

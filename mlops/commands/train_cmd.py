@@ -1,4 +1,5 @@
-"""`mlops train`: train every configured model type, gate, promote, record."""
+"""`mlops train`: train every configured model type, gate, promote, record; `mlops gate --candidates`: the
+fan-in of `mlops train --shard I/N` (docs/training.md, "Workers and the training matrix")."""
 
 from __future__ import annotations
 
@@ -30,33 +31,111 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--until", type=checked.utc_time, help="production source: predictions before this time (default: now)"
     )
+    p.add_argument(
+        "--hpo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tune each type with Optuna before its final fit (default: config/training.json /hpo/enabled)",
+    )
+    p.add_argument("--trials", type=int, help="trials per model type's study (default: config /hpo/trials)")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="train only shard I of N (1-based) into --out; `mlops gate --candidates` gates them together",
+    )
+    p.add_argument("--out", help="with --shard: the (new or empty) folder for this shard's candidates")
     p.set_defaults(func=run)
+    register_gate(sub)
+
+
+def register_gate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gate", help="gate, promote and record the candidates of `mlops train --shard` runs")
+    p.add_argument("--candidates", nargs="+", required=True, metavar="DIR", help="the shards' --out folders")
+    p.add_argument("--no-download", action="store_true", help="never touch the network: local file, cache or synthetic")
+    p.add_argument("--force-retrain", action="store_true", help="as for `mlops train`")
+    p.add_argument("--allow-invalid-data", action="store_true", help="as for `mlops train`")
+    p.add_argument("--no-tracking", action="store_true", help="skip MLflow")
+    p.add_argument("--since", type=checked.utc_time, help="as for `mlops train` (the shards' window)")
+    p.add_argument("--until", type=checked.utc_time, help="as for `mlops train` (the shards' window)")
+    p.set_defaults(func=run_gate)
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlops import config
+    from mlops.repo import Repo
+    from mlops.shards import fan_in
+    from mlops.train import TrainOptions
+
+    repo = Repo.at(args.repo)
+    cfg = config.load(repo)
+    opts = TrainOptions(
+        no_download=args.no_download,
+        force_retrain=args.force_retrain,
+        allow_invalid_data=args.allow_invalid_data,
+        track=not args.no_tracking,
+        since=args.since,
+        until=args.until,
+    )
+    outcome = fan_in(cfg, [Path(d) for d in args.candidates], opts)
+    return _report(outcome, cfg, repo)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlops import config, gha
+    from mlops import config
     from mlops.repo import Repo
-    from mlops.train import TrainOptions, summary_markdown
+    from mlops.train import TrainOptions
     from mlops.train import run as train
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
     types = [t.strip() for t in args.model_types.split(",") if t.strip()] if args.model_types else None
-    outcome = train(
-        cfg,
-        TrainOptions(
-            model_types=types,
-            seed=args.seed,
-            no_download=args.no_download,
-            force_retrain=args.force_retrain,
-            allow_invalid_data=args.allow_invalid_data,
-            track=not args.no_tracking,
-            since=args.since,
-            until=args.until,
-        ),
+    opts = TrainOptions(
+        model_types=types,
+        seed=args.seed,
+        no_download=args.no_download,
+        force_retrain=args.force_retrain,
+        allow_invalid_data=args.allow_invalid_data,
+        track=not args.no_tracking,
+        since=args.since,
+        until=args.until,
+        hpo=args.hpo,
+        trials=args.trials,
     )
+    if args.shard is not None or args.out is not None:
+        return _shard(args, cfg, opts)
+    outcome = train(cfg, opts)
     if outcome.get("outcome") == "waiting_for_labels":
         return _waiting(outcome, cfg)
+    return _report(outcome, cfg, repo)
+
+
+def _shard(args: argparse.Namespace, cfg: object, opts: object) -> int:
+    from pathlib import Path
+
+    from mlops import gha
+    from mlops.errors import BadInput
+    from mlops.shards import parse_spec, run_shard
+
+    if args.shard is None or args.out is None:
+        raise BadInput("--shard/--out", "each needs the other", "pass both: --shard I/N --out DIR")
+    opts.shard = parse_spec(args.shard)
+    record = run_shard(cfg, opts, Path(args.out))
+    for c in record["candidates"]:
+        print(f"  {c['model_type']:<24} {c['version']}  -> {args.out}/{c['version']}/")
+    for f in record["failures"]:
+        print(f"  {f['model_type']:<24} FAILED {f['error'][:80]}")
+    print(f"shard {record['shard']}: {len(record['candidates'])} candidate(s) in {args.out}; "
+          f"gate them with `mlops gate --candidates DIR…`")  # fmt: skip
+    gha.set_outputs(outcome="sharded", candidates=len(record["candidates"]), out=args.out)
+    return 0
+
+
+def _report(outcome: dict, cfg: object, repo: object) -> int:
+    from mlops import gha
+    from mlops.train import summary_markdown
+
     gha.add_summary(summary_markdown(outcome, cfg.training.primary_metric))
     gates = {c["version"]: c["gate_record"] for c in outcome["candidates"] if "gate_record" in c}
     best_gate = gates.get(outcome["best_version"], "")

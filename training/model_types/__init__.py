@@ -2,7 +2,9 @@
 
 Each module defines NAME (the id used by `mlops train --model-types` and in version ids),
 DESCRIPTION, and build(numeric, categorical, seed) -> an unfitted sklearn Pipeline that takes
-the raw feature DataFrame and has predict_proba.
+the raw feature DataFrame and has predict_proba. SEARCH_SPACE, beside build, is what
+`mlops train --hpo` tunes: {parameter of the pipeline's "model" step: {"type": "float"|"int", "low", "high",
+"log"?, "step"?} or {"type": "categorical", "choices": [...]}} (docs/training.md, "Tuning").
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ from training.features import preprocessor
 NAME = "logistic_regression"
 DESCRIPTION = "L2-regularised logistic regression on scaled, one-hot-encoded features"
 
+# What `mlops train --hpo` searches (docs/training.md): parameters of the "model" step, Optuna-style.
+SEARCH_SPACE = {
+    "C": {"type": "float", "low": 0.001, "high": 100.0, "log": True},
+    "class_weight": {"type": "categorical", "choices": [None, "balanced"]},
+}
+
 
 def build(numeric: list[str], categorical: list[str], seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
