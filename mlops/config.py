@@ -238,6 +238,7 @@ class ModelCardConfig:
     owners: tuple[Owner, ...]
     license: str | None
     license_name: str | None
+    hub_dataset: str | None
     references: tuple[str, ...]
     intended_use: IntendedUse
     factors: Factors

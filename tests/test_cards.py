@@ -194,8 +194,9 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
                 assert got == metrics
                 assert f"| `{value}` | {metrics['n']} | {metrics['accuracy']:.4f} |" in md
         hf = card["huggingface"]["model-index"][0]["results"][0]
+        # every reported test metric, ECE and Brier included (issue 16); n is a count, not a metric
         assert {m["type"]: m["value"] for m in hf["metrics"]} == {
-            k: manifest["metrics"][k] for k in ("accuracy", "f1", "precision", "recall", "roc_auc")
+            k: v for k, v in manifest["metrics"].items() if k != "n"
         }
         assert hf["dataset"]["revision"] == manifest["dataset"]["sha256"]
         assert qa["confusion"] == manifest["curves"]["confusion"]
@@ -399,7 +400,7 @@ def test_cards_written_in_a_loop_are_the_same_bytes_and_one_failure_spares_the_o
     shutil.copytree(trained["repo"], repo)
     versions = [trained["champion"], *trained["second_run"]]
     before = _cards_of(repo, versions)
-    assert len(before) == len(versions) * (2 + len(cards.PLOTS))
+    assert len(before) == len(versions) * (3 + len(cards.PLOTS))  # JSON, Markdown, MCT export, plots
     for path in (repo / "metadata/cards").iterdir():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     missing = "20990101T000000Z-nope-00000000"

@@ -9,6 +9,8 @@ are pure functions of that JSON: `mlops card render` rebuilds them byte for byte
 - `build`: the card JSON from the records (`assemble` is the pure part);
 - `markdown`: the card's Markdown, and the metric diff the PR report shares;
 - `plots`: the PNGs;
+- `mct`: the Model Card Toolkit export (metadata/cards/<version>/mct.json), `hub`: the Hugging Face front matter,
+  `extras`: hyper-parameters, importance, how to load, citation;
 - `store`: paths, schema validation, writing, loading, re-rendering and checking the files.
 
 Everything other modules use is importable from `mlops.cards` itself.
@@ -24,6 +26,7 @@ from mlops.cards.store import (
     card_md_path,
     check,
     load_card,
+    mct_path,
     plot_path,
     render,
     rendered_files,
@@ -48,6 +51,7 @@ __all__ = [
     "diff_rows",
     "find_audit_entries",
     "load_card",
+    "mct_path",
     "metrics_diff_markdown",
     "plot_path",
     "render",

@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from mlops import jsonio
+from mlops.cards import extras as X
+from mlops.cards.hub import hf_metadata
 from mlops.config import Config, Factors, IntendedUse, ModelCardConfig, Owner
 from mlops.repo import Repo
 
@@ -40,6 +42,7 @@ _NO_TEAM_TEXT = ModelCardConfig(
     owners=(),
     license=None,
     license_name=None,
+    hub_dataset=None,
     references=(),
     intended_use=IntendedUse(primary_uses=(), primary_users=(), out_of_scope=()),
     factors=Factors(relevant=(), intersections=(), min_slice_rows=30, max_intersection_cells=24, evaluation=None),
@@ -74,6 +77,8 @@ def build_card(cfg: Config, version: str) -> dict[str, Any]:
         cfg.model_card,
         model_name=f"{cfg.dataset.name}-classifier",
         gate_record_path=repo.rel(gate_path) if gate_record is not None else None,
+        dataset_name=cfg.dataset.name,
+        records=X.read_records(repo, folder, manifest),
     )
 
 
@@ -135,8 +140,14 @@ def assemble(
     *,
     model_name: str,
     gate_record_path: str | None,
+    dataset_name: str | None = None,
+    records: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pure part of build_card: the card from already-read inputs (team: config/model-card.json, None without one)."""
+    """Pure part of build_card: the card from already-read inputs (team: config/model-card.json, None without one).
+
+    `records`: what `extras.read_records` read beside the manifest (hyper-parameters, permutation importance).
+    """
+    records = records or {}
     card: dict[str, Any] = {
         "format": CARD_FORMAT,
         "version": manifest["version"],
@@ -147,7 +158,11 @@ def assemble(
         "gate": _gate_section(manifest, gate_record, gate_record_path),
         "lineage": _lineage(manifest, audit_found, model_name),
     }
-    card["huggingface"] = _hf_metadata(card, manifest)
+    X.add_details(card, manifest, team or _NO_TEAM_TEXT, dataset_name, records)
+    metrics = manifest.get("metrics") or {}
+    card["huggingface"] = hf_metadata(
+        card, {m: metrics[m] for m in ordered_metrics(metrics)}, (team or _NO_TEAM_TEXT).hub_dataset
+    )
     return card
 
 
@@ -358,35 +373,4 @@ def _lineage(manifest: dict[str, Any], audit_found: dict[str, Any], model_name: 
         "data_validation": manifest.get("data_validation"),
         "overrides": manifest.get("overrides") or {},
         "environment": manifest.get("environment") or {},
-    }
-
-
-def _hf_metadata(card: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
-    """The Hugging Face model card metadata (the README's YAML header) for the same model, so Hub tools can read it."""
-    md = card["model_details"]
-    ds = card["lineage"]["dataset"]
-    metrics = manifest.get("metrics") or {}
-    dataset_name = ds.get("detail") if ds.get("synthetic") else (ds.get("path") or "")
-    result = {
-        "task": {"type": "tabular-classification", "name": "Tabular Classification"},
-        "dataset": {
-            "name": dataset_name,
-            "type": ds.get("source") or "",
-            "split": "test",
-            "revision": ds.get("sha256") or "",
-        },
-        "metrics": [
-            {"type": name, "value": metrics[name], "name": f"test {name}"}
-            for name in ("accuracy", "f1", "precision", "recall", "roc_auc")
-            if isinstance(metrics.get(name), (int, float))
-        ],
-    }
-    return {
-        "library_name": "sklearn",
-        "license": md["licenses"][0]["identifier"].lower() if md["licenses"] else "other",
-        "tags": sorted(
-            {"tabular-classification", "sklearn", "skops", md["model_type"] or "model"}
-            | ({"synthetic-data"} if ds.get("synthetic") else set())
-        ),
-        "model-index": [{"name": md["name"], "results": [result]}],
     }

@@ -5,11 +5,11 @@ Also the metric diff against the champion that the card's gate section and the P
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mlops import markdown
 from mlops.cards.build import HIGHER_IS_BETTER, LOWER_IS_BETTER, SLICE_METRICS, TEAM_FILE, ordered_metrics
+from mlops.cards.hub import front_matter
 
 TEAM_MISSING = f"not written: edit {TEAM_FILE} (docs/model-cards.md)"
 
@@ -129,7 +129,13 @@ def render_markdown(card: dict[str, Any]) -> str:
         _caveats,
         _gate_and_lineage,
     )
-    return "\n\n".join(block for section in sections for block in section(card)) + "\n"
+    # Hugging Face model card metadata first, as the Hub reads it (huggingface_hub.metadata_load).
+    return (
+        front_matter(card["huggingface"])
+        + "\n\n"
+        + "\n\n".join(block for section in sections for block in section(card))
+        + "\n"
+    )
 
 
 def _title(card: dict[str, Any]) -> list[str]:
@@ -321,14 +327,7 @@ def _caveats(card: dict[str, Any]) -> list[str]:
 
 def _gate_and_lineage(card: dict[str, Any]) -> list[str]:
     test = {p["type"]: p["value"] for p in overall_test(card["quantitative_analysis"]["performance_metrics"])}
-    # JSON is valid YAML: the block can be pasted as the front matter of a Hugging Face model card.
-    hf = json.dumps(card["huggingface"], indent=2, sort_keys=True, ensure_ascii=False)
-    return [
-        "## Gate and lineage",
-        _gate_markdown(card["gate"], test),
-        _lineage_markdown(card),
-        _details("Hugging Face model card metadata (YAML front matter)", f"```yaml\n{hf}\n```"),
-    ]
+    return ["## Gate and lineage", _gate_markdown(card["gate"], test), _lineage_markdown(card)]
 
 
 def _gate_markdown(gate: dict[str, Any], candidate_metrics: dict[str, Any]) -> str:

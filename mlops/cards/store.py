@@ -8,6 +8,7 @@ from typing import Any
 from mlops import gha, jsonio
 from mlops.cards.build import PLOTS, build_card
 from mlops.cards.markdown import render_markdown
+from mlops.cards.mct import EXPORT_NAME, mct_export
 from mlops.cards.plots import render_plots
 from mlops.config import Config
 from mlops.errors import BadInput, CheckFailed
@@ -29,6 +30,11 @@ def card_md_path(repo: Repo, version: str) -> Path:
 
 def plot_path(repo: Repo, version: str, name: str) -> Path:
     return repo.cards / version / f"{name}.png"
+
+
+def mct_path(repo: Repo, version: str) -> Path:
+    """The card as a Model Card Toolkit document (schema v0.0.2), rendered from the card JSON."""
+    return repo.cards / version / EXPORT_NAME
 
 
 def all_card_versions(repo: Repo) -> list[str]:
@@ -61,15 +67,17 @@ def validate(card: Any, repo: Repo, where: str) -> None:
 
 
 def rendered_files(repo: Repo, card: dict[str, Any]) -> dict[Path, bytes]:
-    """Every file a card consists of (JSON, Markdown, plots) and its exact bytes."""
+    """Every file a card consists of (JSON, Markdown, plots, MCT export) and its exact bytes."""
     version = card["version"]
     try:
         files = {
             card_json_path(repo, version): jsonio.dumps(card).encode("utf-8"),
             card_md_path(repo, version): render_markdown(card).encode("utf-8"),
         }
-        for name, data in render_plots(card).items():
+        plots = render_plots(card)
+        for name, data in plots.items():
             files[plot_path(repo, version, name)] = data
+        files[mct_path(repo, version)] = jsonio.dumps(mct_export(card, plots)).encode("utf-8")
     except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
         # The schema leaves some generated parts optional; a hand edit that removes one must be
         # one clear line, not a traceback.
@@ -99,6 +107,7 @@ def write_card(cfg: Config, version: str) -> dict[str, Any]:
         "json": repo.rel(card_json_path(repo, version)),
         "markdown": repo.rel(card_md_path(repo, version)),
         "plots": [repo.rel(plot_path(repo, version, n)) for n in PLOTS],
+        "mct": repo.rel(mct_path(repo, version)),
     }
 
 

@@ -72,3 +72,15 @@ def configure_fair(repo: Path) -> Path:
     contract = ROOT / "datasets" / "fair-affairs.schema.json"
     (repo / "datasets" / contract.name).write_bytes(contract.read_bytes())
     return repo / CSV
+
+
+def trained_fair(tmp: Path, types: str = "logistic_regression,hist_gradient_boosting") -> dict:
+    """A git repo trained once on the fair data set (for tests.support.trained.shared); ~6 s."""
+    from tests.support.repo import make_repo
+    from tests.support.trained import train
+
+    repo = make_repo(tmp, git=True, training={"bootstrap_iterations": 50})
+    configure_fair(repo)
+    manifest = train(repo, types=types)
+    versions = sorted(p.stem for p in (repo / "metadata/cards").glob("*.json"))
+    return {"repo": repo, "champion": manifest["version"], "versions": versions}
