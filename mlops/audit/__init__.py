@@ -6,7 +6,10 @@
 - append.py: the locked writer and record();
 - verify.py: `mlops audit verify [--against REF]`;
 - proofs.py: `prove`, `check-proof`;
-- keys.py: `keygen`;  repair.py: `repair --truncate-torn-tail`.
+- keys.py: `keygen`;  repair.py: `repair --truncate-torn-tail`;
+- note.py: C2SP signed notes, vkeys, tlog-checkpoint bodies, cosignatures;
+- witness.py: `cosign` (a witness) and the cosignature check of `verify --witness`;
+- tlog_proof.py: C2SP tlog-proof bundles for `prove` and `check-proof`.
 
 Stages call ``audit.record(repo, event_type, payload)``. The submodules import one another directly, never
 this package, so importing it has no cycle.
@@ -22,15 +25,19 @@ from mlops.audit.entries import (
     PUBLIC_KEY,
     SIGNING_KEY_ENV,
     STATE_CACHE,
+    VKEY,
+    WITNESS_KEY_ENV,
+    WITNESSED,
     EntryEncoder,
     default_actor,
     encode_payload,
 )
-from mlops.audit.keys import keygen
+from mlops.audit.keys import keygen, witness_keygen
 from mlops.audit.log import read_dir
 from mlops.audit.proofs import check_proof, compare_with_log, prove
 from mlops.audit.repair import repair_torn_tail
 from mlops.audit.verify import AgainstResult, VerifyResult, verify, verify_against
+from mlops.audit.witness import cosign_repo
 
 # What stages, commands, tests and the benchmark use. The segment size is read by the writer from
 # mlops.audit.append.SEGMENT_BYTES; it is not re-exported, since setting a copy here would change nothing.
@@ -40,6 +47,9 @@ __all__ = [
     "PUBLIC_KEY",
     "SIGNING_KEY_ENV",
     "STATE_CACHE",
+    "VKEY",
+    "WITNESSED",
+    "WITNESS_KEY_ENV",
     "AgainstResult",
     "AuditWriter",
     "EntryEncoder",
@@ -47,6 +57,7 @@ __all__ = [
     "check_can_record",
     "check_proof",
     "compare_with_log",
+    "cosign_repo",
     "default_actor",
     "encode_payload",
     "keygen",
@@ -59,5 +70,6 @@ __all__ = [
     "sign_checkpoint",
     "verify",
     "verify_against",
+    "witness_keygen",
     "writer",
 ]

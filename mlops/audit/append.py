@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops import jsonio
-from mlops.audit.checkpoint import next_checkpoint, parse_checkpoint, signing_key_for
+from mlops.audit.checkpoint import NOTE, log_origin, next_checkpoint, parse_checkpoint, signing_key_for
 from mlops.audit.entries import (
     CHECKPOINTS,
     LOCK,
@@ -37,6 +37,8 @@ from mlops.repo import Repo
 
 # ~5,000 entries of 200 bytes per segment: a diff stays small and git never rewrites an old segment.
 SEGMENT_BYTES = 1 << 20
+CHECKPOINT_FORMAT = "c2sp.org/tlog-checkpoint"
+LEGACY_FORMAT = "mlops-audit-checkpoint/v1"
 
 
 def _torn_message(path: str, line_no: int, nbytes: int, what: str) -> str:
@@ -66,6 +68,18 @@ def write_peak_cache(folder: Path, size: int, peaks: list[bytes]) -> None:
     os.replace(tmp, folder / STATE_CACHE)
 
 
+def switch_event(prev: dict, origin: str) -> tuple[str, dict]:
+    """The event recorded when legacy JSON checkpoints give way to C2SP notes (verify checks it is there)."""
+    payload = {
+        "checkpoint_format": CHECKPOINT_FORMAT,
+        "origin": origin,
+        "previous_format": LEGACY_FORMAT,
+        "previous_root": prev["root"],
+        "previous_size": prev["size"],
+    }
+    return "checkpoint_format", payload
+
+
 class AuditWriter:
     """Appends entries and checkpoints under the log's file lock; use as a context manager.
 
@@ -89,7 +103,13 @@ class AuditWriter:
         from filelock import FileLock, Timeout
 
         # Validated before anything is created.
-        self.signing_key = self._signing_key or signing_key_for(self.dir)
+        line = last_line(self.dir / CHECKPOINTS)
+        try:
+            last = parse_line(line) if line else None
+        except ValueError:
+            last = None  # _load names it
+        self.origin = log_origin(self.repo, last if isinstance(last, dict) else None)
+        self.signing_key = self._signing_key or signing_key_for(self.dir, self.origin)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.dir / LOCK))
         try:
@@ -236,7 +256,9 @@ class AuditWriter:
             return prev
         if self.size == 0:
             raise CheckFailed(f"{self.where}: the log is empty; there is no tree head to checkpoint")
-        ck = next_checkpoint(prev, self.size, root_from_peaks(self.peaks), self.signing_key)
+        if prev is not None and NOTE not in prev:  # the one event that marks the switch to C2SP notes
+            self.append_lines(self.encode([switch_event(prev, self.origin)]))
+        ck = next_checkpoint(prev, self.size, root_from_peaks(self.peaks), self.origin, self.signing_key)
         fd = os.open(self.dir / CHECKPOINTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             jsonio.write_all(fd, jsonio.canonical(ck) + b"\n")

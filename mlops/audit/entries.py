@@ -31,12 +31,17 @@ EVENT_TYPES = (
     "alert_closed",
     "retrain_dispatched",
     "retention_prune",
+    "checkpoint_format",
 )
 ENTRY_KEYS = frozenset({"seq", "time", "type", "actor", "commit", "run_id", "payload"})
 MAX_ENTRY_BYTES = 64 * 1024
 SEGMENT_RE = re.compile(r"^entries-(\d{12})\.jsonl$")
 CHECKPOINTS = "checkpoints.jsonl"
 PUBLIC_KEY = "checkpoint-key.pub"
+VKEY = "checkpoint.vkey"  # the log's C2SP verifier key (name = origin)
+WITNESSED = "checkpoint"  # the newest checkpoint as a signed note, with witness cosignatures
+ORIGIN_ENV = "MLOPS_AUDIT_ORIGIN"
+WITNESS_KEY_ENV = "MLOPS_AUDIT_WITNESS_KEY"
 LOCK = ".lock"
 STATE_CACHE = ".state.json"
 SIGNING_KEY_ENV = "MLOPS_AUDIT_SIGNING_KEY"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops.audit.checkpoint import load_public_key
-from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, SEGMENT_RE
+from mlops.audit.checkpoint import load_public_key, read_vkey
+from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, SEGMENT_RE, VKEY, WITNESSED
 from mlops.errors import CheckFailed
 
 
@@ -33,7 +33,9 @@ class LogData:
     checkpoint_lines: list[bytes] = field(default_factory=list)
     torn_entry: tuple[str, int] | None = None  # (segment name, bytes after the last newline)
     torn_checkpoint: int | None = None  # bytes after the last newline of checkpoints.jsonl
-    public_key: Any = None
+    public_key: Any = None  # the legacy PEM key (checkpoint-key.pub)
+    vkey: Any = None  # the log's C2SP verifier key (checkpoint.vkey)
+    witnessed: bytes | None = None  # the file `checkpoint`: the newest note with witness cosignatures
     where: str = "metadata/audit"
 
     def locate(self, seq: int) -> str:
@@ -86,6 +88,10 @@ def read_dir(audit_dir: Path, where: str | None = None) -> LogData:
     data = read_log(names, lambda n: (audit_dir / n).read_bytes(), where or "metadata/audit")
     if (audit_dir / PUBLIC_KEY).exists():
         data.public_key = load_public_key(audit_dir / PUBLIC_KEY)
+    if (audit_dir / VKEY).exists():
+        data.vkey = read_vkey(audit_dir / VKEY)
+    if (audit_dir / WITNESSED).is_file():
+        data.witnessed = (audit_dir / WITNESSED).read_bytes()
     return data
 
 

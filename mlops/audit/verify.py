@@ -15,8 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from mlops import jsonio
-from mlops.audit.checkpoint import check_signature, load_public_key, parse_checkpoint, public_raw
-from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, REPAIR_COMMAND, SEGMENT_RE, check_entry_line, parse_line
+from mlops.audit.checkpoint import (
+    NOTE,
+    check_signature,
+    is_signed,
+    load_public_key,
+    note_of,
+    parse_checkpoint,
+    public_raw,
+    read_vkey,
+)
+from mlops.audit.entries import (
+    CHECKPOINTS,
+    PUBLIC_KEY,
+    REPAIR_COMMAND,
+    SEGMENT_RE,
+    VKEY,
+    check_entry_line,
+    parse_line,
+)
 from mlops.audit.log import LogData, read_dir, read_log
 from mlops.errors import BadInput, CheckFailed
 from mlops.merkle import EMPTY_ROOT, MerkleTree, ProofError, leaf_hash, verify_consistency
@@ -34,6 +51,8 @@ class VerifyResult:
     unchecked_tail: int  # complete entries after the latest checkpoint
     warnings: list[str] = field(default_factory=list)
     tree: MerkleTree | None = field(default=None, repr=False)
+    last: dict | None = field(default=None, repr=False)  # the newest checkpoint line, parsed
+    notes: int = 0  # checkpoints in the C2SP note format
 
 
 @dataclass
@@ -44,6 +63,8 @@ class _Chain:
     root: bytes = EMPTY_ROOT
     signed: int = 0
     last: dict | None = None
+    origin: str | None = None  # of the notes, once the first one is seen
+    notes: int = 0
 
 
 def _first_bad_entry(data: LogData, lo: int, hi: int) -> str | None:
@@ -89,10 +110,56 @@ def _check_tree_head(data: LogData, tree: MerkleTree, chain: _Chain, ck: dict, a
     return root
 
 
+def _check_format(data: LogData, chain: _Chain, ck: dict, at: str) -> None:
+    """Legacy JSON checkpoints, then (from the recorded switch event on) C2SP notes of one origin; never back."""
+    if NOTE not in ck:
+        if chain.notes:
+            raise CheckFailed(f"{at}: is a legacy JSON checkpoint after C2SP note checkpoints (a format downgrade)")
+        return
+    origin = note_of(ck, at)[0].origin
+    if chain.origin is not None and origin != chain.origin:
+        raise CheckFailed(f"{at}: its note has origin {origin!r}, but the log's notes so far have {chain.origin!r}")
+    if chain.origin is None and chain.last is not None:
+        # The first note after legacy checkpoints: the switch must be recorded among the entries it adds.
+        switch = _switch_event(data, chain.size, ck["size"])
+        if switch is None:
+            raise CheckFailed(
+                f"{at}: is the first C2SP note after legacy checkpoints, but entries seq "
+                f"{chain.size}..{ck['size'] - 1} hold no checkpoint_format event recording the switch"
+            )
+        want = {"origin": origin, "previous_size": chain.size, "previous_root": chain.root.hex()}
+        if {k: switch["payload"].get(k) for k in want} != want:
+            raise CheckFailed(
+                f"{at}: the checkpoint_format event (seq {switch['seq']}) records origin/previous tree head "
+                f"{switch['payload'].get('origin')!r}/{switch['payload'].get('previous_size')}, not this note's "
+                f"{origin!r}/{chain.size}"
+            )
+    chain.origin = origin
+    chain.notes += 1
+
+
+def _switch_event(data: LogData, lo: int, hi: int) -> dict | None:
+    for seq in range(lo, min(hi, len(data.lines))):
+        if b'"type":"checkpoint_format"' in data.lines[seq]:
+            entry = parse_line(data.lines[seq])
+            if entry.get("type") == "checkpoint_format" and isinstance(entry.get("payload"), dict):
+                return entry
+    return None
+
+
 def _check_signed(data: LogData, chain: _Chain, ck: dict, at: str) -> None:
     """The signature, and no unsigned checkpoint after a signed one (a downgrade)."""
     seen_signed = chain.signed > 0
-    if data.public_key is not None:
+    if NOTE in ck and (data.vkey is not None or data.public_key is not None):
+        problem = None if not is_signed(ck) and not seen_signed else check_signature(ck, data.public_key, data.vkey)
+        if problem:
+            raise CheckFailed(f"{at}: {problem}" + ("; a signed checkpoint precedes it" if seen_signed else ""))
+    elif NOTE in ck:
+        if seen_signed and not is_signed(ck):
+            raise CheckFailed(
+                f"{at}: is not signed but a signed checkpoint precedes it (a signing downgrade; was {VKEY} removed?)"
+            )
+    elif data.public_key is not None:
         problem = None if "signature" not in ck and not seen_signed else check_signature(ck, data.public_key)
         if problem:
             raise CheckFailed(f"{at}: {problem}" + ("; a signed checkpoint precedes it" if seen_signed else ""))
@@ -110,15 +177,18 @@ def _check_checkpoints(data: LogData, tree: MerkleTree) -> _Chain:
         at = f"{data.where}/{CHECKPOINTS} line {k + 1} (checkpoint #{k})"
         ck = parse_checkpoint(line, at)
         root = _check_tree_head(data, tree, chain, ck, at)
+        _check_format(data, chain, ck, at)
         _check_signed(data, chain, ck, at)
-        chain.signed += "signature" in ck
+        chain.signed += is_signed(ck)
         chain.size, chain.root, chain.last = ck["size"], root, ck
-    if data.public_key is not None and chain.last is not None and "signature" not in chain.last:
+    committed = data.public_key is not None or data.vkey is not None
+    if committed and chain.last is not None and not is_signed(chain.last):
         # Otherwise stripping every signature would pass as "a log from before the key".
         k = len(data.checkpoint_lines) - 1
         raise CheckFailed(
             f"{data.where}/{CHECKPOINTS} line {k + 1} (checkpoint #{k}): the latest checkpoint is not signed but "
-            f"{PUBLIC_KEY} is committed; signatures were stripped, or run `mlops audit keygen --force` to re-key"
+            f"{PUBLIC_KEY if data.public_key is not None else VKEY} is committed; signatures were stripped, or run "
+            "`mlops audit keygen --force` to re-key"
         )
     return chain
 
@@ -155,9 +225,9 @@ def verify_data(data: LogData) -> VerifyResult:
             f"{tree.size - chain.size} entries after the latest checkpoint (an append stopped before its "
             "checkpoint); the next append checkpoints them"
         )
-    if data.public_key is None and chain.signed:
+    if data.public_key is None and data.vkey is None and chain.signed:
         warnings.append(
-            f"{chain.signed} checkpoints are signed but no {PUBLIC_KEY} is committed: signatures not checked"
+            f"{chain.signed} checkpoints are signed but no {VKEY} or {PUBLIC_KEY} is committed: signatures not checked"
         )
     return VerifyResult(
         entries=tree.size,
@@ -169,6 +239,8 @@ def verify_data(data: LogData) -> VerifyResult:
         unchecked_tail=tree.size - chain.size,
         warnings=warnings,
         tree=tree,
+        last=chain.last,
+        notes=chain.notes,
     )
 
 
@@ -299,12 +371,15 @@ def read_git(repo: Repo, ref: str) -> LogData:
     rel = prefix + repo.rel(repo.audit_dir)
     listing = _git(repo, "ls-tree", "-z", "--name-only", f"{ref}:{rel}") if _tree_exists(repo, ref, rel) else b""
     names = [n for n in listing.decode().split("\0") if n]
-    wanted = [n for n in names if SEGMENT_RE.match(n) or n in (CHECKPOINTS, PUBLIC_KEY)]
+    wanted = [n for n in names if SEGMENT_RE.match(n) or n in (CHECKPOINTS, PUBLIC_KEY, VKEY)]
     blobs = _cat_files(repo, [f"{ref}:{rel}/{n}" for n in wanted])
     files = dict(zip(wanted, blobs, strict=True))
     data = read_log(set(files), files.__getitem__, f"{ref}:{repo.rel(repo.audit_dir)}")
     if PUBLIC_KEY in files:
         data.public_key = load_public_key(Path(f"{ref}:{repo.rel(repo.audit_dir)}/{PUBLIC_KEY}"), files[PUBLIC_KEY])
+    if VKEY in files:
+        where = Path(f"{ref}:{repo.rel(repo.audit_dir)}/{VKEY}")
+        data.vkey = read_vkey(where, files[VKEY].decode("utf-8", errors="replace"))
     return data
 
 
@@ -370,6 +445,11 @@ def verify_against(repo: Repo, ref: str) -> AgainstResult:
 
 
 def _check_key_and_checkpoints_kept(old: LogData, data: LogData, ref: str) -> None:
+    if old.vkey is not None and data.vkey != old.vkey:
+        raise CheckFailed(
+            f"{data.where}/{VKEY} is {'missing' if data.vkey is None else 'not the one'} committed at {ref}: the "
+            "log's key was removed or swapped (re-keying is `mlops audit keygen --force`, reviewed)"
+        )
     if old.public_key is not None and (
         data.public_key is None or public_raw(data.public_key) != public_raw(old.public_key)
     ):

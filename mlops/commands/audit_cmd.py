@@ -1,4 +1,5 @@
-"""`mlops audit ...`: verify the Merkle-rooted audit log, prove and check inclusion, repair a torn tail, keys."""
+"""`mlops audit ...`: verify the Merkle-rooted audit log, prove and check inclusion, repair a torn tail, keys,
+and witness cosignatures (C2SP signed notes, tlog-checkpoint, tlog-cosignature, tlog-proof)."""
 
 from __future__ import annotations
 
@@ -20,21 +21,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--against", metavar="REF", help="also prove the log is an append-only extension of the log at git REF"
     )
+    verify.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a witness's verifier key (or a file holding it); repeatable",
+    )
+    verify.add_argument(
+        "--min-witnesses",
+        type=int,
+        metavar="N",
+        help="require N valid cosignatures by --witness keys on the newest checkpoint (default 1 with --witness)",
+    )
     verify.set_defaults(func=run_verify)
 
-    prove = inner.add_parser("prove", help="print an inclusion proof (JSON) of entry N against the latest checkpoint")
+    prove = inner.add_parser("prove", help="write an inclusion proof of entry N against the latest checkpoint")
     prove.add_argument("--seq", type=int, required=True, metavar="N", help="sequence number of the entry")
     prove.add_argument("--output", "-o", metavar="FILE", help="write the proof here instead of stdout")
+    prove.add_argument(
+        "--format",
+        choices=("tlog-proof", "json"),
+        default="tlog-proof",
+        help="c2sp.org/tlog-proof (default; needs a signed checkpoint) or the legacy JSON document",
+    )
     prove.set_defaults(func=run_prove)
 
     check = inner.add_parser("check-proof", help="verify a proof offline from the proof and its checkpoint")
-    check.add_argument("file", metavar="FILE", help="proof written by `mlops audit prove`")
+    check.add_argument("file", metavar="FILE", help="proof written by `mlops audit prove` (tlog-proof or JSON)")
     check.add_argument(
         "--public-key",
         metavar="PEM",
-        help="check the checkpoint's signature with this key (default: metadata/audit/checkpoint-key.pub if present)",
+        help="legacy JSON proofs: check the signature with this key (default: metadata/audit/checkpoint-key.pub)",
+    )
+    check.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        help="the log's verifier key (or a file holding it; default: metadata/audit/checkpoint.vkey if present)",
     )
     check.set_defaults(func=run_check_proof)
+
+    cosign = inner.add_parser("cosign", help="as a witness: cosign the newest checkpoint if it extends the last seen")
+    cosign.add_argument(
+        "--key", metavar="K", help="the witness's private key, or a file holding it (default: $MLOPS_AUDIT_WITNESS_KEY)"
+    )
+    cosign.add_argument("--state", required=True, metavar="DIR", help="the witness's state folder (kept between runs)")
+    cosign.add_argument(
+        "--log-key", metavar="VKEY", help="the log's verifier key (default: metadata/audit/checkpoint.vkey)"
+    )
+    cosign.set_defaults(func=run_cosign)
 
     repair = inner.add_parser("repair", help="remove an incomplete final line left by an interrupted append")
     repair.add_argument(
@@ -44,8 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     repair.set_defaults(func=run_repair)
 
-    keygen = inner.add_parser("keygen", help="create an ed25519 checkpoint signing key pair")
-    keygen.add_argument("--force", action="store_true", help="replace an existing checkpoint-key.pub")
+    keygen = inner.add_parser("keygen", help="create the log's signing key (C2SP signed-note form), or a witness's")
+    keygen.add_argument("--force", action="store_true", help="replace an existing checkpoint.vkey")
+    keygen.add_argument(
+        "--witness", metavar="NAME", help="instead create a witness's cosigning key named NAME; writes nothing"
+    )
     keygen.set_defaults(func=run_keygen)
 
     record = inner.add_parser("record", help="append one event (for workflows and manual notes)")
@@ -59,6 +97,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from mlops import audit
 
     repo = Repo.at(args.repo)
+    witnesses = _witness_policy(args)
     if args.against:
         res = audit.verify_against(repo, args.against)
         result = res.new
@@ -66,6 +105,13 @@ def run_verify(args: argparse.Namespace) -> int:
     else:
         result = audit.verify(repo)
         extra = ""
+    if witnesses is not None:
+        from mlops.audit import witness
+
+        data = audit.read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
+        where = repo.rel(repo.audit_dir / audit.WITNESSED)
+        good = witness.check_witnessed(data.witnessed, result.last, witnesses[0], witnesses[1], where)
+        extra += f"; cosigned by {len(good)} witnesses ({', '.join(good)})"
     for warning in result.warnings:
         gha.warn(warning)
     print(
@@ -84,13 +130,31 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _witness_policy(args: argparse.Namespace) -> tuple[list, int] | None:
+    """(witness verifier keys, minimum) from --witness/--min-witnesses; None when neither is given."""
+    from mlops.audit import witness
+
+    if args.min_witnesses is not None and not args.witness:
+        raise BadInput("--min-witnesses", "needs the witnesses' keys", "pass --witness VKEY for each witness")
+    if not args.witness:
+        return None
+    minimum = 1 if args.min_witnesses is None else args.min_witnesses
+    if not 1 <= minimum <= len(args.witness):
+        raise BadInput("--min-witnesses", f"{minimum} is not between 1 and the {len(args.witness)} witnesses", "fix N")
+    return witness.load_vkeys(args.witness, "--witness"), minimum
+
+
 def run_prove(args: argparse.Namespace) -> int:
     from mlops import audit, jsonio
+    from mlops.audit import tlog_proof
 
     repo = Repo.at(args.repo)
     if args.output:
         _check_output_path(Path(args.output))
-    text = jsonio.dumps(audit.prove(repo, args.seq))
+    if args.format == "tlog-proof":
+        text = tlog_proof.prove_tlog(repo, args.seq)
+    else:
+        text = jsonio.dumps(audit.prove(repo, args.seq))
     if args.output:
         jsonio.write_text(Path(args.output), text)
         print(f"wrote inclusion proof of entry {args.seq} to {args.output}")
@@ -110,9 +174,30 @@ def _check_output_path(path: Path) -> None:
 
 def run_check_proof(args: argparse.Namespace) -> int:
     from mlops import audit, jsonio
+    from mlops.audit import tlog_proof, witness
 
     repo = Repo.at(args.repo)
-    doc = jsonio.read_json(Path(args.file), "proof file")
+    path = Path(args.file)
+    if path.is_dir():
+        raise BadInput(args.file, "is a directory, not a proof file", "name the file itself")
+    try:
+        head = path.read_bytes()[: len(tlog_proof.HEADER)]
+    except OSError as exc:
+        raise BadInput(args.file, f"cannot be read ({exc.strerror})", "pass the proof file") from None
+    if head == tlog_proof.HEADER.encode():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(args.file, "is not UTF-8", "pass a file written by `mlops audit prove`") from None
+        log_key = witness.load_vkeys([args.log_key], "--log-key")[0] if args.log_key else None
+        res = tlog_proof.check(text, args.file, log_key or tlog_proof.committed_log_key(repo))
+        committed = tlog_proof.compare_with_log(repo, res, args.file)
+        print(
+            f"proof ok: entry seq {res['seq']} is in {res['origin']} at size {res['tree_size']} with root "
+            f"{res['root']} (log signature: {res['signature']}; {committed})"
+        )
+        return 0
+    doc = jsonio.read_json(path, "proof file")
     key_path = Path(args.public_key) if args.public_key else repo.audit_dir / audit.PUBLIC_KEY
     if args.public_key and not key_path.exists():
         raise BadInput("--public-key", f"{key_path} does not exist", "pass the path of checkpoint-key.pub")
@@ -140,13 +225,31 @@ def run_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cosign(args: argparse.Namespace) -> int:
+    from mlops.audit import cosign_repo
+
+    repo = Repo.at(args.repo)
+    message = cosign_repo(repo, args.key, Path(args.state), args.log_key)
+    print(message)
+    return 0
+
+
 def run_keygen(args: argparse.Namespace) -> int:
     from mlops import audit
 
+    if args.witness is not None:
+        private, vkey = audit.witness_keygen(args.witness)
+        gha.info(
+            f"witness verifier key (give it to whoever runs `mlops audit verify --witness`): {vkey}; keep the "
+            f"private key printed on stdout secret (e.g. as {audit.WITNESS_KEY_ENV}); it is not saved anywhere."
+        )
+        print(private)
+        return 0
     repo = Repo.at(args.repo)
     private, path = audit.keygen(repo, force=args.force)
     gha.info(
-        f"wrote {repo.rel(path)}; commit it. Store the private key printed on stdout as the repository secret "
+        f"wrote {repo.rel(path)} ({path.read_text().strip()}) and {audit.PUBLIC_KEY}; commit both. Store the "
+        "private key printed on stdout as the repository secret "
         f"{audit.SIGNING_KEY_ENV} (e.g. `gh secret set {audit.SIGNING_KEY_ENV}`); it is not saved anywhere."
     )
     print(private)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mlops import audit, jsonio
+from mlops.audit import note as notes
 from mlops.errors import BadInput
 from mlops.merkle import MerkleTree
 from mlops.repo import Repo
@@ -42,15 +43,16 @@ def test_unsigned_checkpoint_after_a_signed_one_and_bad_signature_fail(signed, m
     logged(repo, 2)
     cks = lines(repo, CKPTS)
     unsigned = json.loads(cks[1])
-    del unsigned["signature"], unsigned["key_id"]
+    unsigned["note"] = unsigned["note"].split("\n\n")[0] + "\n"  # the checkpoint body without its signature
     write_lines(repo, [cks[0], jsonio.canonical(unsigned)], CKPTS)
     rc, _, err = cli(repo, "verify", capsys=capsys)
     assert rc == 1 and "(checkpoint #1): is not signed; a signed checkpoint precedes it" in err
     bad = json.loads(cks[1])
-    bad["signature"] = bad["signature"][:-4] + ("AAA=" if not bad["signature"].endswith("AAA=") else "BBB=")
+    sig = bad["note"].rstrip("\n").rsplit(" ", 1)[1]
+    bad["note"] = bad["note"].replace(sig, sig[:-4] + ("AAA=" if not sig.endswith("AAA=") else "BBB="))
     write_lines(repo, [cks[0], jsonio.canonical(bad)], CKPTS)
     rc, _, err = cli(repo, "verify", capsys=capsys)
-    assert rc == 1 and "(checkpoint #1): has a signature that does not verify" in err
+    assert rc == 1 and "(checkpoint #1): its note: the signature of " in err and "does not verify" in err
 
 
 def test_committed_key_requires_a_signing_key(signed, monkeypatch):
@@ -63,8 +65,15 @@ def test_committed_key_requires_a_signing_key(signed, monkeypatch):
     with pytest.raises(BadInput, match=r"MLOPS_AUDIT_SIGNING_KEY: is not an ed25519 private key"):
         audit.record(Repo.at(repo), "promotion", {})
     other, _ = audit.keygen(Repo.at(make_repo(repo.parent / "other")))
-    monkeypatch.setenv(audit.SIGNING_KEY_ENV, other)
-    with pytest.raises(BadInput, match=r"does not match the committed checkpoint-key.pub"):
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, other)  # another log's key: named after that log
+    with pytest.raises(BadInput, match=r"is named 'localhost/other/audit', not the log's origin"):
+        audit.record(Repo.at(repo), "promotion", {})
+    origin = (repo / "metadata/audit/checkpoint.vkey").read_text().split("+")[0]
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, notes.generate(origin).skey())  # right name, wrong key
+    with pytest.raises(BadInput, match=r"does not match the committed checkpoint.vkey"):
+        audit.record(Repo.at(repo), "promotion", {})
+    monkeypatch.setenv(audit.SIGNING_KEY_ENV, notes.generate(origin, notes.ALG_COSIGNATURE).skey())
+    with pytest.raises(BadInput, match=r"is a witness key \(type 0x04\), not the log's key"):
         audit.record(Repo.at(repo), "promotion", {})
     assert tree_snapshot(repo) == before
 
@@ -77,6 +86,7 @@ def test_removing_the_public_key_does_not_turn_signing_off(tmp_path, monkeypatch
     git(root, "add", "metadata")
     git(root, "commit", "-qm", "log and key")
     (root / "metadata/audit/checkpoint-key.pub").unlink()  # then append unsigned, as an attacker without the key
+    (root / "metadata/audit/checkpoint.vkey").unlink()
     monkeypatch.delenv(audit.SIGNING_KEY_ENV, raising=False)
     audit.record(r, "promotion", {"model_version": "evil"})
     rc, _, err = cli(root, "verify", capsys=capsys)
@@ -88,3 +98,7 @@ def test_removing_the_public_key_does_not_turn_signing_off(tmp_path, monkeypatch
     (root / "metadata/audit/checkpoint-key.pub").unlink()
     rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
     assert rc == 1 and "checkpoint-key.pub is missing committed at HEAD" in err
+    git(root, "checkout", "--", "metadata")
+    (root / "metadata/audit/checkpoint.vkey").unlink()
+    rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
+    assert rc == 1 and "checkpoint.vkey is missing committed at HEAD" in err

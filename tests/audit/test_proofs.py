@@ -13,7 +13,7 @@ from tests.support.repo import tree_snapshot
 def test_prove_and_check_proof_round_trip_and_tampering(signed, capsys, tmp_path):
     repo = signed
     logged(repo, 7)
-    rc, out, _ = cli(repo, "prove", "--seq", "3", capsys=capsys)
+    rc, out, _ = cli(repo, "prove", "--seq", "3", "--format", "json", capsys=capsys)
     assert rc == 0
     doc = json.loads(out)
     assert doc["tree_size"] == 7 and len(doc["proof"]) == 3  # ceil(log2 7)
@@ -26,8 +26,12 @@ def test_prove_and_check_proof_round_trip_and_tampering(signed, capsys, tmp_path
         (lambda d: d.update(seq=4), "has seq 3 where seq 4 belongs"),
         (lambda d: d["proof"].pop(), "proof is shorter"),
         (lambda d: d["proof"].__setitem__(0, "f" * 64), "computed root does not match"),
-        (lambda d: d["checkpoint"].update(root="0" * 64), "computed root does not match"),
-        (lambda d: d["checkpoint"].update(time="2026-11-23T00:00:00Z"), "signature that does not verify"),
+        (
+            lambda d: d["checkpoint"].update(root="0" * 64),
+            "not size 7 root 0000000000000000…; the checkpoint was edited",
+        ),
+        (lambda d: d["checkpoint"].update(note=d["checkpoint"]["note"].replace("\n7\n", "\n8\n")), "its note is for"),
+        (lambda d: d["checkpoint"].update(note=_flip_signature(d["checkpoint"]["note"])), "does not verify"),
         (lambda d: d.update(tree_size=8), "tree_size 8 is not the checkpoint's size 7"),
     ]:
         bad = json.loads(path.read_text())
@@ -40,6 +44,12 @@ def test_prove_and_check_proof_round_trip_and_tampering(signed, capsys, tmp_path
     assert rc == 2 and "is not an mlops-audit-inclusion-proof/v1 document" in err
     rc, _, err = cli(repo, "prove", "--seq", "7", capsys=capsys)
     assert rc == 2 and "--seq: 7 is not covered by the latest checkpoint (size 7); use 0..6" in err
+
+
+def _flip_signature(note: str) -> str:
+    """The note with the last bytes of its (last) signature changed."""
+    tail = note[-5:-1]
+    return note[:-5] + ("AAA=" if tail != "AAA=" else "BBB=") + "\n"
 
 
 def test_prove_on_an_empty_log_and_repair_without_a_flag_are_bad_usage(repo, capsys):
@@ -91,8 +101,8 @@ def test_a_genuine_proof_checks_after_keygen_re_signed_its_tree_head(repo, monke
     logged(repo, 3)
     rc, key, _ = cli(repo, "keygen", capsys=capsys)  # a second, signed checkpoint of size 3
     monkeypatch.setenv(audit.SIGNING_KEY_ENV, key.strip())
-    rc, out, _ = cli(repo, "prove", "--seq", "1", capsys=capsys)
-    assert rc == 0 and json.loads(out)["checkpoint"]["signature"]
+    rc, out, _ = cli(repo, "prove", "--seq", "1", "--format", "json", capsys=capsys)
+    assert rc == 0 and "\n\n\u2014 " in json.loads(out)["checkpoint"]["note"]
     path = tmp_path / "proof.json"
     path.write_text(out)
     rc, out, err = cli(repo, "check-proof", str(path), capsys=capsys)

@@ -99,12 +99,27 @@ def test_duplicated_last_entry_is_detected(repo, capsys):
     assert "not yet covered by a checkpoint" in err
 
 
+def _renote(ck: dict, **changes) -> dict:
+    """The (unsigned) checkpoint line with `changes` made and its note rewritten to match, as a forger would."""
+    import base64
+
+    out = {**ck, **changes}
+    origin = ck["note"].split("\n")[0]
+    out["note"] = f"{origin}\n{out['size']}\n{base64.b64encode(bytes.fromhex(out['root'])).decode()}\n"
+    return out
+
+
 @pytest.mark.parametrize(
     ("forge", "message"),
     [
-        (lambda ck: {**ck, "root": "0" * 64}, r"line 3 \(checkpoint #2\): root 0000000000000000… does not match"),
+        (lambda ck: _renote(ck, root="0" * 64), r"line 3 \(checkpoint #2\): root 0000000000000000… does not match"),
+        (
+            lambda ck: {**ck, "root": "0" * 64},
+            r"\(checkpoint #2\): its note is for size 3 root .*the checkpoint was edited",
+        ),
         (lambda ck: {**ck, "prev_root": "1" * 64}, r"\(checkpoint #2\): names previous checkpoint size 2 root 1111"),
-        (lambda ck: {**ck, "size": 9}, r"\(checkpoint #2\): covers 9 entries but the log holds only 5"),
+        (lambda ck: _renote(ck, size=9), r"\(checkpoint #2\): covers 9 entries but the log holds only 5"),
+        (lambda ck: {**ck, "note": ck["note"].replace("\n3\n", "\n03\n")}, r"tree size '03' is not a decimal"),
         (lambda ck: {**ck, "prev_size": 1}, r"\(checkpoint #2\): names previous checkpoint size 1"),
         (lambda ck: {**ck, "time": "yesterday"}, r"\(checkpoint #2\): time 'yesterday' is not YYYY"),
         (lambda ck: {**ck, "extra": 1}, r"\(checkpoint #2\): has keys \['extra'"),
