@@ -17,7 +17,7 @@ A Follower keeps its own clone of the remote in `--workdir` (folder `checkout/`)
 A commit that fails a check is not served: the previous router keeps answering and `status()` names the
 check and the commit; the work tree goes back to the served commit. Checks (c) and (d) run only when the
 state or a model folder it names changed (git object ids); (a) and (b) run for every new commit.
-`mlops.serving.make_server(..., serving=follower)` serves it: `refresh()` is a no-op, fetching happens here.
+`mlops.serving_http.make_server(..., serving=follower)` serves it: `refresh()` is a no-op, fetching happens here.
 """
 
 from __future__ import annotations

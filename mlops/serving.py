@@ -11,8 +11,7 @@ the one the deployment state pins is refused before it is loaded.
 from __future__ import annotations
 
 import hashlib
-import json
-import socket
+import math
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from mlops.repo import Repo
 
 THRESHOLD = 0.5  # same as mlops.metrics.THRESHOLD; kept here so the router needs no numpy at import
 _SCALE = float(2**64)
-MAX_BODY_BYTES = 8 * 1024 * 1024  # a POST body above this is refused with 413 (docs/deployment.md)
+FAST_ROWS = 32  # requests of up to this many rows skip the general frame building (fast_frame)
 
 
 def bucket(request_id: str) -> float:
@@ -65,6 +64,22 @@ def _number_or_none(value: Any) -> Any:
     return "not a number"
 
 
+def one_job(pipeline: Any) -> Any:
+    """Set every n_jobs of a fitted pipeline to 1, in place; returns it.
+
+    A forest with n_jobs=-1 hands each prediction to a joblib thread pool: for a request's few rows
+    the hand-off costs more than the trees (measured: random forest 21.4 -> 8.9 ms per row, and 36 -> 22 ms
+    for 6,000 rows on 2 cores), the trees' sum comes out in whichever order the threads finish (the
+    last bit of a score differs between two calls), and work on other threads escapes the gate's CPU
+    clock. The server runs requests side by side instead.
+    """
+    params = pipeline.get_params(deep=True) if hasattr(pipeline, "get_params") else {}
+    jobs = {name: 1 for name in params if name == "n_jobs" or name.endswith("__n_jobs")}
+    if jobs:
+        pipeline.set_params(**jobs)
+    return pipeline
+
+
 def load_pinned(repo: Repo, role: str, version: str, sha256: str) -> Loaded:
     """Load a model only if its file hashes to the pinned sha256 (and to its manifest's)."""
     folder = registry.find_version(repo, version)
@@ -81,7 +96,86 @@ def load_pinned(repo: Repo, role: str, version: str, sha256: str) -> Loaded:
         pipeline, manifest = registry.load_model(folder, repo)
     except BadInput as exc:
         raise ModelRefused(f"refusing the {role} model {version}: {exc}") from None
-    return Loaded(role, version, sha256, pipeline, manifest)
+    return Loaded(role, version, sha256, one_job(pipeline), manifest)
+
+
+def fast_frame(rows: list[Any], features: list[str], numeric: set[str]) -> Any:
+    """The frame of a few JSON rows built column by column, checked in plain Python; None when any value
+    needs the general path (its checks, its error messages, its dtype inference).
+
+    The general path's from_records, per-column maps and to_numeric cost more than the model's own
+    preparation for a single row. Columns come out as it makes them for these values: numeric
+    features float64 (null as NaN), categorical ones object (text or None), so the scores are the
+    same bits (tests/test_serving_fast.py, every bundled model type). Used for requests of up to FAST_ROWS rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for name in features:
+        is_number = name in numeric
+        values = []
+        for row in rows:
+            if not isinstance(row, dict) or name not in row:
+                return None
+            value = row[name]
+            if is_number:
+                if value is None:
+                    value = math.nan
+                elif type(value) is int or type(value) is float:
+                    value = float(value)
+                    if math.isinf(value):
+                        return None
+                else:
+                    return None
+            elif value is not None and type(value) is not str:
+                return None
+            values.append(value)
+        columns[name] = np.array(values, dtype=float if is_number else object)
+    return pd.DataFrame(columns)
+
+
+def refuse_bad_values(frame: Any, features: list[str], numeric: set[str], where: str) -> None:
+    """A list or object is no feature value, and a numeric feature takes numbers (or null).
+
+    Refused as the caller's error (HTTP 400, exit 2), never scored: the model would raise, and
+    the error would count against the serving model's error rate.
+    """
+    import pandas as pd
+
+    for name in features:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        bad = column.map(lambda v: isinstance(v, (list, dict, tuple, set))).to_numpy()
+        if name in numeric:
+            numbers = pd.to_numeric(column.map(_number_or_none), errors="coerce")
+            bad = bad | (column.notna().to_numpy() & numbers.isna().to_numpy())
+        if bad.any():
+            kind = "a number (or null)" if name in numeric else "a single value"
+            raise BadInput(
+                where,
+                f"feature {name!r} is not {kind} in {int(bad.sum())} row(s), first row {int(bad.argmax())}",
+                "send one value per feature: numbers for numeric features, null for a missing value",
+            )
+        if name in numeric:
+            frame[name] = numbers.astype(float)
+
+
+def refuse_infinities(frame: Any, features: list[str], where: str) -> None:
+    """±inf is no feature value: the model would score it, and no prediction log could hold it."""
+    import numpy as np
+
+    for name in features:
+        column = frame[name]
+        if column.dtype.kind in "fc":
+            bad = np.flatnonzero(np.isinf(column.to_numpy()))
+            if len(bad):
+                raise BadInput(
+                    where,
+                    f"feature {name!r} is infinite in {len(bad)} row(s), first row {int(bad[0])}",
+                    "send finite numbers (null for a missing value)",
+                )
 
 
 class Router:
@@ -121,6 +215,10 @@ class Router:
     def _frame(self, rows: Any, where: str) -> Any:
         import pandas as pd
 
+        if isinstance(rows, list) and len(rows) <= FAST_ROWS:
+            fast = fast_frame(rows, self.features, self.numeric)
+            if fast is not None:
+                return fast
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
@@ -131,50 +229,9 @@ class Router:
                 f"send every feature the deployed models read: {', '.join(self.features)}",
             )
         frame = frame.reset_index(drop=True)
-        self._refuse_bad_values(frame, where)
-        self._refuse_infinities(frame, where)
+        refuse_bad_values(frame, self.features, self.numeric, where)
+        refuse_infinities(frame, self.features, where)
         return frame
-
-    def _refuse_bad_values(self, frame: Any, where: str) -> None:
-        """A list or object is no feature value, and a numeric feature takes numbers (or null).
-
-        Refused as the caller's error (HTTP 400, exit 2), never scored: the model would raise, and
-        the error would count against the serving model's error rate.
-        """
-        import pandas as pd
-
-        for name in self.features:
-            column = frame[name]
-            if column.dtype != object:
-                continue
-            bad = column.map(lambda v: isinstance(v, (list, dict, tuple, set))).to_numpy()
-            if name in self.numeric:
-                numbers = pd.to_numeric(column.map(_number_or_none), errors="coerce")
-                bad = bad | (column.notna().to_numpy() & numbers.isna().to_numpy())
-            if bad.any():
-                kind = "a number (or null)" if name in self.numeric else "a single value"
-                raise BadInput(
-                    where,
-                    f"feature {name!r} is not {kind} in {int(bad.sum())} row(s), first row {int(bad.argmax())}",
-                    "send one value per feature: numbers for numeric features, null for a missing value",
-                )
-            if name in self.numeric:
-                frame[name] = numbers.astype(float)
-
-    def _refuse_infinities(self, frame: Any, where: str) -> None:
-        """±inf is no feature value: the model would score it, and no prediction log could hold it."""
-        import numpy as np
-
-        for name in self.features:
-            column = frame[name]
-            if column.dtype.kind in "fc":
-                bad = np.flatnonzero(np.isinf(column.to_numpy()))
-                if len(bad):
-                    raise BadInput(
-                        where,
-                        f"feature {name!r} is infinite in {len(bad)} row(s), first row {int(bad[0])}",
-                        "send finite numbers (null for a missing value)",
-                    )
 
     def predict(self, rows: Any, request_ids: list[str] | None = None, *, where: str = "request") -> Any:
         """Answer rows (DataFrame or list of dicts); returns request_id, score, prediction, model_version, role."""
@@ -364,306 +421,3 @@ def predict_file(repo: Repo, input_path: Path, output_path: Path) -> dict[str, A
         jsonio.atomic_write_bytes(output_path, answer.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     counts = answer["role"].value_counts().to_dict()
     return {"rows": len(answer), "roles": {k: int(v) for k, v in counts.items()}, "output": str(output_path)}
-
-
-# -------------------------------------------------------------------------------------- HTTP
-
-
-def head_commit(root: Path) -> str | None:
-    """The checked-out commit of `root`, or None when it is no git checkout (or git is missing)."""
-    from mlops import git
-
-    try:
-        out = git.run(root, "rev-parse", "--verify", "--quiet", "HEAD", timeout=10)
-    except BadInput:  # git is not installed
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-class _Serving:
-    """The live router, rebuilt when the state file changes (a `git pull` or revert takes effect)."""
-
-    def __init__(self, repo: Repo):
-        self.repo = repo
-        self.lock = threading.Lock()
-        self.router: Router | None = None
-        self.error: str | None = None
-        self.stamp: tuple | None = None
-        self.refresh()
-
-    def _stat(self) -> tuple | None:
-        try:
-            st = self.repo.deployment_state.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def refresh(self) -> None:
-        stamp = self._stat()
-        if stamp == self.stamp and (self.router is not None or self.error is not None):
-            return
-        try:
-            router = Router(self.repo)
-        except (BadInput, CheckFailed) as exc:
-            # Keep answering with the last good router; /health says why the new state is not served.
-            self.error, self.stamp = str(exc), stamp
-            return
-        self.router, self.error, self.stamp = router, None, stamp
-
-    def status(self) -> dict[str, Any]:
-        """What this source serves: the checkout's commit, the state's versions, the traffic split, the error."""
-        router = self.router
-        state = router.state if router is not None else {}
-        versions = {role: (state.get(role) or {}).get("version") for role in ("production", "canary", "shadow")}
-        traffic: dict[str, float] = {}
-        if router is not None:
-            traffic = {"production": 1.0 - router.traffic}
-            if "canary" in router.models:
-                traffic["canary"] = router.traffic
-        return {
-            "commit": head_commit(self.repo.root),
-            "state": versions,
-            "traffic": traffic,
-            "error": self.error,
-        }
-
-
-class _RequestError(Exception):
-    """A request the server answers with 400 and this message."""
-
-
-def parse_predict_body(raw: bytes) -> tuple[list[dict[str, Any]], bool]:
-    """(instances, whether the body was a single instance) of a POST /predict body, or _RequestError."""
-    try:
-        payload = jsonio.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _RequestError(f'request body: not JSON ({exc}); send {{"features": {{...}}}}') from None
-    single = isinstance(payload, dict) and isinstance(payload.get("features"), dict)
-    if single:
-        items = [payload]
-    elif isinstance(payload, dict) and isinstance(payload.get("instances"), list):
-        items = payload["instances"]
-    else:
-        raise _RequestError('request body: expected {"request_id": ..., "features": {...}} or {"instances": [...]}')
-    if not items or not all(isinstance(i, dict) and isinstance(i.get("features"), dict) for i in items):
-        raise _RequestError("request body: every instance needs a 'features' object")
-    return items, single
-
-
-def _handler_class() -> type:
-    """The request handler (http.server is imported here, not when the module is)."""
-    from http.server import BaseHTTPRequestHandler
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: one connection serves many requests
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body leave in separate writes; with Nagle on, the client's delayed ACK
-            # adds ~40 ms to every keep-alive response (measured by benchmarks/serve.py).
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def parse_request(self) -> bool:
-            self._start = time.perf_counter()  # for mlops_request_seconds
-            return super().parse_request()
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the prediction log is the record
-            return
-
-        def _send(self, code: int, body: Any) -> None:
-            data = json.dumps(body, sort_keys=True).encode("utf-8")
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            self.server.metrics.observe(self.path, code, body, getattr(self, "_start", None))  # type: ignore[attr-defined]
-
-        def _router(self) -> tuple[Any, str | None]:
-            serving = self.server.serving  # type: ignore[attr-defined]
-            with serving.lock:
-                serving.refresh()
-                return serving.router, serving.error
-
-        def do_GET(self) -> None:
-            route = self.path.split("?")[0]
-            if route == "/status":
-                return self._send(200, server_status(self.server))
-            if route == "/metrics":
-                return self.server.metrics.respond(self, server_status(self.server))  # type: ignore[attr-defined]
-            if route != "/health":
-                hint = "use GET /health, /status, /metrics or POST /predict"
-                return self._send(404, {"error": f"no route {self.path}; {hint}"})
-            router, error = self._router()
-            if router is None:
-                return self._send(503, {"status": "unavailable", "error": error})
-            body = {"status": "ok" if error is None else "degraded", "models": router.describe()}
-            if error:
-                body["error"] = error
-            return self._send(200, body)
-
-        def _body(self) -> bytes | None:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self._send(400, {"error": "Content-Length: not a byte count"})
-                return None
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True  # the body is not read, so the connection cannot carry another request
-                self._send(413, {"error": f"request body: {length} bytes over the {MAX_BODY_BYTES} limit; send fewer"})
-                return None
-            return self.rfile.read(length)
-
-        def do_POST(self) -> None:
-            route = self.path.split("?")[0]
-            if route not in ("/predict", "/feedback"):
-                return self._send(404, {"error": f"no route {self.path}; use POST /predict or POST /feedback"})
-            raw = self._body()
-            if raw is None:
-                return None
-            answer = answer_feedback if route == "/feedback" else answer_predict
-            return self._send(*answer(self.server, self._router, raw))
-
-    return Handler
-
-
-def durable(write: Any, records: list[dict[str, Any]]) -> str | None:
-    """Run a WAL write; None once the rows are durable, else the reason nothing is acknowledged (a 503)."""
-    from mlops.wal import BufferFull, WalBroken
-
-    try:
-        write(records)
-    except BufferFull as exc:
-        return f"prediction log buffer full: {exc}; the store is not taking rows, see GET /status"
-    except WalBroken as exc:
-        return str(exc)
-    return None
-
-
-def parse_feedback_body(raw: bytes) -> list[Any]:
-    """The items of a POST /feedback body ({"request_id", "label"} or {"feedback": [...]}), or _RequestError."""
-    try:
-        payload = jsonio.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _RequestError(f'request body: not JSON ({exc}); send {{"request_id": ..., "label": ...}}') from None
-    if isinstance(payload, dict) and isinstance(payload.get("feedback"), list) and payload["feedback"]:
-        return payload["feedback"]
-    if isinstance(payload, dict) and "request_id" in payload and "label" in payload:
-        return [payload]
-    raise _RequestError('request body: expected {"request_id": ..., "label": ...} or {"feedback": [...]}')
-
-
-def answer_predict(server: Any, current: Any, raw: bytes) -> tuple[int, Any]:
-    """POST /predict: (status, body); 200 only once the rows are durable in the WAL. `current()` is (router, error)."""
-    try:
-        items, single = parse_predict_body(raw)
-    except _RequestError as exc:
-        return 400, {"error": str(exc)}
-    ids = [str(i["request_id"]) if i.get("request_id") is not None else uuid.uuid4().hex for i in items]
-    router, error = current()
-    if router is None:
-        return 503, {"error": error}
-    try:
-        answer, records, errors = router.route([i["features"] for i in items], ids)
-    except BadInput as exc:
-        return 400, {"error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - a failed production prediction is a 500, not a crash
-        return 500, {"error": f"{type(exc).__name__}: {exc}"}
-    if errors:
-        router._log_errors(errors)
-    refused = durable(server.log.log_predictions, records)
-    if refused:
-        return 503, {"error": refused}
-    out = [
-        {"request_id": r, "score": float(s), "prediction": int(p), "model_version": v, "role": role}
-        for r, s, p, v, role in answer.itertuples(index=False, name=None)
-    ]
-    return 200, out[0] if single else {"predictions": out}
-
-
-def answer_feedback(server: Any, current: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
-    """POST /feedback: (status, body). Every item is checked before any is written."""
-    from mlops.shipping import FeedbackRefused
-
-    log = server.log
-    router = current()[0]
-    try:
-        items = parse_feedback_body(raw)
-        records = log.feedback_records(items, lambda version: _classes_of(server.repo, router, version))
-    except (_RequestError, FeedbackRefused) as exc:
-        return 400, {"error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - the store could not be asked about an older request id
-        return 503, {"error": f"cannot check request ids against the store ({type(exc).__name__}: {exc}); retry"}
-    refused = durable(log.log_feedback, records)
-    if refused:
-        return 503, {"error": refused}
-    return 200, {"accepted": len(records)}
-
-
-def _classes_of(repo: Repo, router: Router | None, version: str) -> list[Any]:
-    """The label classes of a model version: from the loaded model, else from its manifest in the registry."""
-    for model in router.models.values() if router is not None else []:
-        if model.version == version:
-            return list(model.manifest.get("label", {}).get("classes", []))
-    try:
-        manifest = jsonio.loads((registry.find_version(repo, version) / "manifest.json").read_bytes())
-    except (BadInput, OSError, json.JSONDecodeError):
-        return []
-    return list(manifest.get("label", {}).get("classes", []))
-
-
-def server_status(server: Any) -> dict[str, Any]:
-    """GET /status: the serving source's status, and the store backlog under "store"."""
-    serving = server.serving
-    with serving.lock:
-        serving.refresh()
-        body = dict(serving.status())
-    body["store"] = server.log.status()
-    return body
-
-
-def make_server(repo: Repo, host: str = "127.0.0.1", port: int = 8000, *, serving: Any = None, log: Any = None) -> Any:
-    """A ThreadingHTTPServer answering POST /predict, POST /feedback, GET /health and GET /status.
-
-    `serving` is the source of the router: any object with `.lock`, `.router`, `.error`, `.refresh()`
-    and `.status() -> dict`; None serves the repository's deployment state (`_Serving`). `log` is
-    the mlops.shipping.ServingLog rows go to; None opens config/store.json's WAL and store. The
-    shipper starts here (rows an earlier run left are shipped at once); `server_close()` stops it
-    and ships what is left."""
-    from http.server import ThreadingHTTPServer
-
-    from threadpoolctl import threadpool_limits
-
-    from mlops.serving_metrics import Metrics
-
-    # Requests are single rows: one BLAS/OpenMP thread each (see mlops.deploy.gates.one_thread), for the process.
-    threadpool_limits(limits=1)
-    if serving is None:
-        serving = _Serving(repo)  # loads the deployed models before the port is taken
-    if log is None:
-        from mlops import config
-        from mlops.shipping import ServingLog
-
-        log = ServingLog.open(repo, config.load(repo))
-
-    class Server(ThreadingHTTPServer):
-        def server_close(self) -> None:
-            super().server_close()
-            # A failed bind closes the server before the log is attached (make_server closes the log then).
-            if hasattr(self, "log"):
-                self.log.close()
-
-    try:
-        server = Server((host, port), _handler_class())
-    except OSError:
-        log.close()
-        raise
-    server.daemon_threads = True
-    server.repo = repo  # type: ignore[attr-defined]
-    server.serving = serving  # type: ignore[attr-defined]
-    server.log = log  # type: ignore[attr-defined]
-    server.metrics = Metrics()  # type: ignore[attr-defined]
-    log.start()
-    return server

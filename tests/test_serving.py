@@ -275,7 +275,7 @@ def _serve_in_thread(server):
 
 
 def test_status_of_the_local_source_names_versions_traffic_and_no_commit_outside_git(canary):
-    from mlops.serving import make_server
+    from mlops.serving_http import make_server
 
     repo, v1, v2 = canary
     server = make_server(Repo.at(repo), port=0)
@@ -295,7 +295,7 @@ def test_status_of_the_local_source_names_versions_traffic_and_no_commit_outside
 def test_make_server_serves_any_source_given_as_serving(canary):
     import threading
 
-    from mlops.serving import make_server
+    from mlops.serving_http import make_server
 
     repo, v1, _v2 = canary
     router = Router(Repo.at(repo), log=False)

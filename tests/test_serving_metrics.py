@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlops.repo import Repo
-from mlops.serving import MAX_BODY_BYTES, make_server
+from mlops.serving_http import MAX_BODY_BYTES, make_server
 from mlops.serving_metrics import Metrics, route_label
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template

@@ -191,7 +191,7 @@ def store_rows(repo: Path, kind: str) -> list[dict]:
 
 
 def test_feedback_good_and_bad(deployed):
-    from mlops.serving import make_server
+    from mlops.serving_http import make_server
 
     repo, v1 = deployed
     server = make_server(Repo.at(repo), port=0)
@@ -232,7 +232,7 @@ def test_feedback_good_and_bad(deployed):
 
 
 def test_store_outage_grows_the_backlog_then_503_beyond_the_bound_then_recovery_ships_it(deployed):
-    from mlops.serving import make_server
+    from mlops.serving_http import make_server
 
     repo, _v1 = deployed
     blocker = repo / "datasets/production/store"

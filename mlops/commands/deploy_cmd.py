@@ -164,7 +164,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from mlops import config
     from mlops.reconcile import follow
     from mlops.repo import Repo
-    from mlops.serving import make_server
+    from mlops.serving_http import make_server
 
     repo = Repo.at(args.repo)
     follower = follow(args)  # None without --follow; else cloned, first commit reconciled, fetching every --interval
