@@ -10,6 +10,9 @@ from typing import Any
 
 from mlops.repo import Repo
 
+INPUT_EXAMPLE_ROWS = 5
+DIGEST_CHARS = 36  # the longest dataset digest MLflow's stores accept
+
 
 def _quiet() -> None:
     for name in ("mlflow", "alembic", "urllib3"):
@@ -124,30 +127,45 @@ class Tracker:
         sample: Any,
         proba: Any,
     ) -> dict[str, str]:
-        """Log one candidate in a nested run and register it; returns run id and model version."""
+        """Log one candidate in a nested run and register it; returns run id and model version.
+
+        The logged model's pyfunc returns the positive-class score (mlops/mlflow_pyfunc.py), which is what
+        its signature describes; `sample` (its first rows) is the input example.
+        """
         import contextlib
         import io
+        import tempfile
 
         import sklearn
         import skops
         from mlflow.models import infer_signature
 
+        from mlops import registry
+
         mlflow = self.mlflow
         # MLflow prints "Registered model ... Created version ..." straight to stderr; keep CI logs readable.
         with (
             contextlib.redirect_stderr(io.StringIO()),
+            tempfile.TemporaryDirectory() as tmp,
             mlflow.start_run(experiment_id=self.experiment_id, run_name=model_type, nested=True, tags=tags) as run,
         ):
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
-            info = mlflow.sklearn.log_model(
-                pipeline,
+            model_file = Path(tmp) / registry.MODEL_FILE
+            sha256, _ = registry.dump_model(pipeline, model_file)
+            info = mlflow.pyfunc.log_model(
                 name="model",
-                serialization_format="skops",
-                skops_trusted_types=trusted_types,
+                python_model=str(Path(__file__).with_name("mlflow_pyfunc.py")),
+                artifacts={"model": str(model_file)},
+                model_config={"sha256": sha256, "trusted_types": list(trusted_types)},
                 signature=infer_signature(sample, proba),
+                input_example=sample.head(INPUT_EXAMPLE_ROWS),
                 # Explicit requirements: MLflow's inference would spend seconds importing and probing.
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"],
+                pip_requirements=[
+                    f"mlflow=={mlflow.__version__}",
+                    f"scikit-learn=={sklearn.__version__}",
+                    f"skops=={skops.__version__}",
+                ],
                 tags={"mlops.version": version},
             )
             # Registering separately carries the version's tags in the one create call.
@@ -174,3 +192,61 @@ class Tracker:
             f"name = '{self.registered_model}' and tags.`mlops.version` = '{mlops_version}'"
         )
         return str(found[0].version) if found else None
+
+
+def log_records(repo: Repo, versions: list[str], dataset_name: str) -> None:
+    """Attach each version's context to its MLflow run, once its files exist: the card (JSON, Markdown,
+    MCT export, plots), the gate record, the reference profile (promoted versions) and the data set as a
+    run input (`mlflow.log_input`: source and sha256 digest). A version trained with --no-tracking is skipped;
+    a store that refuses warns and changes nothing else (the records are in git already)."""
+    from mlops import gha, jsonio, registry
+
+    todo = []
+    for version in versions:
+        try:
+            folder = registry.find_version(repo, version)
+        except Exception:  # noqa: BLE001 - a card for a version with no model folder has no run to attach to
+            continue
+        manifest = jsonio.read_json(folder / registry.MANIFEST, "model manifest")
+        if (manifest.get("mlflow") or {}).get("run_id"):
+            todo.append((folder, manifest))
+    if not todo:
+        return
+    try:
+        _quiet()
+        import mlflow
+
+        _quiet()
+        client = mlflow.MlflowClient(tracking_uri=repo.tracking_uri())
+        for folder, manifest in todo:
+            _log_one(client, repo, folder, manifest, dataset_name)
+    except Exception as exc:  # noqa: BLE001 - logging context must never fail a recorded training run
+        gha.warn(f"MLflow: card, gate record and data set not logged to the runs ({type(exc).__name__}: {exc})")
+
+
+def _log_one(client: Any, repo: Repo, folder: Path, manifest: dict[str, Any], dataset_name: str) -> None:
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from mlops import registry
+
+    run_id, version = manifest["mlflow"]["run_id"], manifest["version"]
+    files = [(repo.cards / f"{version}.{ext}", "card") for ext in ("json", "md")]
+    files += [(p, f"card/{version}") for p in sorted((repo.cards / version).glob("*")) if p.is_file()]
+    files += [(repo.gates / f"{version}.json", "gate"), (folder / registry.PROFILE, "profile")]
+    for path, where in files:
+        if path.is_file():
+            client.log_artifact(run_id, str(path), where)
+    ds = manifest.get("dataset") or {}
+    if not ds.get("sha256"):
+        return
+    source = ds.get("detail") or ds.get("path") or ds.get("source") or ""
+    dataset = Dataset(
+        name=dataset_name,
+        digest=ds["sha256"][:DIGEST_CHARS],  # MLflow's column limit; the full sha256 is in source and tags
+        source_type=ds.get("source") or "local",
+        source=json.dumps({"uri": source, "sha256": ds["sha256"]}, sort_keys=True),
+    )
+    tags = [InputTag("mlflow.data.context", "training"), InputTag("mlops.dataset_sha256", ds["sha256"])]
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])

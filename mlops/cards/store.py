@@ -112,9 +112,15 @@ def write_card(cfg: Config, version: str) -> dict[str, Any]:
 
 
 def write_for_versions(cfg: Config, versions: list[str]) -> None:
-    """Write several versions' cards, one after the other; one that fails warns and the others are still written."""
+    """Write several versions' cards, one after the other; one that fails warns and the others are still written.
+
+    Then each version's card, gate record, reference profile and data set are logged to its MLflow run.
+    """
     for version in versions:
         write_for_version(cfg, version)
+    from mlops import tracking
+
+    tracking.log_records(cfg.repo, versions, cfg.dataset.name)
 
 
 def write_for_version(cfg: Config, version: str) -> dict[str, Any]:
