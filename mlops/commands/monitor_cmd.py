@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     mon.add_argument("--since", help="window start, ISO-8601 UTC, e.g. 2026-11-22T06:00:00Z (default: --until - 6 h)")
     mon.add_argument("--until", help="window end (exclusive), ISO-8601 UTC (default: now)")
+    mon.add_argument("--metrics-file", help="also write the window's figures here for node_exporter (a .prom file)")
     mon.set_defaults(func=run_monitor)
 
     sim = sub.add_parser(
@@ -48,7 +49,15 @@ def run_monitor(args: argparse.Namespace) -> int:
     from mlops import monitor
 
     cfg = config.load(Repo.at(args.repo))
+    if args.metrics_file:  # refused before the run writes anything
+        from pathlib import Path
+
+        from mlops import jsonio, monitor_metrics
+
+        jsonio.check_output_file(Path(args.metrics_file), "mlops monitor: --metrics-file")
     report = monitor.run(cfg, since=args.since, until=args.until)
+    if args.metrics_file:
+        monitor_metrics.write(Path(args.metrics_file), report)
     w = report["window"]
     if report["outcome"] == "insufficient_data":
         print(f"insufficient data: {report['rows']} rows in {w['since']}..{w['until']} (need {report['min_rows']})")

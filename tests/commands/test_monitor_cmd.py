@@ -12,7 +12,7 @@ from tests.support.repo import tree_snapshot
 
 
 def test_help_lists_every_flag():
-    assert options("monitor") == {"--help", "--since", "--until"}
+    assert options("monitor") == {"--help", "--since", "--until", "--metrics-file"}
     assert options("simulate-traffic") == {
         "--help", "--rows", "--shift", "--features", "--seed", "--label-noise", "--hours", "--until", "--format",
         "--no-feedback",

@@ -1,0 +1,66 @@
+"""`mlops monitor --metrics-file`: the node_exporter textfile parses with prometheus_client's own parser
+and holds the report's drift scores, positive rate and accuracy (issue 17)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.cli import run
+from tests.test_monitor import repo, simulate, trained_template  # noqa: F401 - fixtures shared with the monitor tests
+
+
+def samples(text: str) -> dict[tuple, float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.slow
+def test_a_drifted_window_is_written_as_a_textfile_that_matches_the_report(repo, tmp_path):  # noqa: F811
+    simulate(repo, "--rows", "2000", "--seed", "2", "--shift", "0.8", "--features", "5", "--label-noise", "0.3")
+    prom = tmp_path / "textfile" / "mlops.prom"
+    result = run(repo, "monitor", "--metrics-file", str(prom))
+    assert result.code == 0, result.err
+    report = json.loads((repo / "metadata/reports/monitoring/20261122T120000Z.json").read_text())
+    got = samples(prom.read_text())
+    assert got[("mlops_monitor_window_rows", (("model_version", report["model_version"]),))] == 2000
+    assert got[("mlops_monitor_judged", ())] == 1 and got[("mlops_monitor_drift_alarm", ())] == 1
+    assert got[("mlops_monitor_drift_share", ())] == pytest.approx(report["drift_score"])
+    assert got[("mlops_monitor_weighted_drift_score", ())] == pytest.approx(report["weighted_drift_score"])
+    for col in report["columns"]:
+        key = ("mlops_monitor_feature_drift_score", (("feature", col["column"]), ("method", col["method"])))
+        assert got[key] == pytest.approx(col["score"])
+        assert got[("mlops_monitor_feature_drifted", (("feature", col["column"]),))] == int(col["drifted"])
+    drifted = [c for c in report["columns"] if c["drifted"]]
+    assert len(drifted) == 5
+    assert got[("mlops_monitor_positive_rate", (("which", "current"),))] == pytest.approx(
+        report["positive_rate"]["current"]
+    )
+    assert got[("mlops_monitor_accuracy", (("which", "current"),))] == pytest.approx(report["feedback"]["accuracy"])
+    assert got[("mlops_monitor_ece", ())] == pytest.approx(report["feedback"]["ece"])
+    end = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC).timestamp()
+    assert got[("mlops_monitor_window_end_timestamp_seconds", ())] == end
+
+
+def test_an_empty_window_writes_rows_and_judged_0_only(repo, tmp_path):  # noqa: F811
+    prom = tmp_path / "mlops.prom"
+    result = run(repo, "monitor", "--metrics-file", str(prom))
+    assert result.code == 0 and result.out.startswith("insufficient data"), result.err
+    got = samples(prom.read_text())
+    assert got[("mlops_monitor_judged", ())] == 0
+    assert not [k for k in got if k[0].startswith(("mlops_monitor_drift", "mlops_monitor_accuracy"))]
+
+
+def test_a_metrics_file_that_is_a_directory_is_refused_before_the_run_writes_anything(repo, tmp_path):  # noqa: F811
+    result = run(repo, "monitor", "--metrics-file", str(tmp_path))
+    assert result.code == 2
+    assert result.err.strip().startswith("error: mlops monitor: --metrics-file:") and "is a directory" in result.err
+    assert not (repo / "metadata/reports/monitoring").exists() or not list(
+        (repo / "metadata/reports/monitoring").glob("*.json")
+    )
