@@ -22,7 +22,6 @@ from mlops import gha, jsonio, predlog
 from mlops.config import Config, MonitoringConfig
 from mlops.errors import BadInput
 
-EVIDENTLY_SEED = 0
 STATE_FIX = "fix it or delete it (the next runs rebuild it; open issues are then closed by `mlops alerts resolve`)"
 
 
@@ -319,8 +318,14 @@ def markdown(report: dict[str, Any]) -> str:
     headers = ["feature", "type", "test", "value", "threshold", "drift", "PSI", "importance", "rows", "missing"]
     lines.append(gha.md_table(headers, rows))
     if report.get("evidently_html"):
-        lines += ["", f"Evidently's HTML report (sample of {report['evidently_sample_rows']} rows): "
-                      f"`{report['evidently_html']}` (workflow artifact; not committed)."]  # fmt: skip
+        ev = report["evidently"]
+        said = "drift detected" if ev["dataset_drift"] else "drift NOT detected"
+        lines += ["", f"Evidently's HTML report (sample of {report['evidently_sample_rows']} rows, the alert's "
+                      f"per-column methods and thresholds, drift share {ev['drift_share']}): "
+                      f"`{report['evidently_html']}` (workflow artifact; not committed). Its verdict: {said} "
+                      f"({ev['drifted_columns']} columns, share {ev['share']:.2f})"
+                      + ("." if ev["dataset_drift"] == ev["alert_drift"] else
+                         "; the alert, on the whole window, says otherwise.")]  # fmt: skip
     lines += ["", "![drift score history](trend.png)"]
     return "\n".join(lines) + "\n"
 
@@ -355,44 +360,6 @@ def trend_png(history: list[dict], threshold: float) -> bytes:
         return buf.getvalue()
     finally:
         plt.close(fig)
-
-
-def evidently_html(frame: Any, profile: dict, sample_rows: int) -> str:
-    """Evidently's own drift report on a seeded sample of the window and a sample drawn from the profile."""
-    import os
-
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    import pandas as pd
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    numeric, categorical = profile["features"]["numeric"], profile["features"]["categorical"]
-    k = min(sample_rows, len(frame))
-    cur = frame.sample(n=k, random_state=EVIDENTLY_SEED)[numeric + categorical].reset_index(drop=True)
-    cur[numeric] = cur[numeric].astype(float)
-    ref = pd.DataFrame({c: reference_sample(profile, c, sample_rows) for c in numeric + categorical})
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition)
-    )
-    return snapshot.get_html_str(as_iframe=False)
-
-
-def reference_sample(profile: dict, column: str, rows: int) -> Any:
-    """`rows` values with the profile's marginal distribution (stratified quantiles, seeded shuffle)."""
-    import numpy as np
-
-    col = profile["columns"][column]
-    rng = np.random.default_rng(EVIDENTLY_SEED)
-    u = (np.arange(rows) + 0.5) / rows
-    if "quantiles" in col:
-        values = np.interp(u, profile["quantile_levels"], col["quantiles"])
-    else:
-        counts = np.asarray(col["counts"], dtype=float)
-        idx = np.searchsorted(np.cumsum(counts) / counts.sum(), u, side="right")
-        pool = np.asarray(col["values"], dtype=object if col["kind"] == "categorical" else float)
-        values = pool[np.minimum(idx, len(pool) - 1)]
-    return values[rng.permutation(rows)]
 
 
 def _feedback(cfg: Config, inputs: Inputs) -> tuple[dict[str, Any], bool]:
@@ -594,9 +561,13 @@ def _render(cfg: Config, inputs: Inputs, analysis: Analysis, report: dict[str, A
     """Every report file's bytes, in the order they are written; adds the Evidently fields to `report`."""
     mon, out, stamp = cfg.monitoring, report_dir(cfg), inputs.stamp
     files: dict[Any, bytes] = {}
-    if inputs.frame is not None and mon.evidently_report:
+    if inputs.frame is not None and analysis.drift is not None and mon.evidently_report:
         html_path = out / "html" / f"{stamp}.html"
-        text = evidently_html(inputs.frame, inputs.profile, mon.evidently_sample_rows)
+        from mlops.evidently_report import evidently_report
+
+        text, report["evidently"] = evidently_report(
+            inputs.frame, inputs.profile, mon.evidently_sample_rows, analysis.drift, analysis.thresholds["share"]
+        )
         # HTML reports are MBs of inlined JS: kept out of git by html/.gitignore, uploaded as an artifact.
         files[out / "html" / ".gitignore"] = b"*\n!.gitignore\n"
         files[html_path] = text.encode("utf-8")
