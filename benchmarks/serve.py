@@ -1,9 +1,11 @@
-"""`mlops serve` over loopback: single-row throughput and p95 latency, against anchors measured in the same run.
+"""`mlops serve` over loopback against the model alone and `mlflow models serve`, in one run, same model and rows.
 
-Anchors: the model's own predict_proba on one row (in process), the router's predict on one row in
-process (routing + prediction-log append with fsync), and a bare http.server echo endpoint on the same
-loopback (the HTTP floor). Then `mlops serve` runs as a subprocess and answers N single-row requests
-from one keep-alive client, and from C concurrent clients. Ratios say where the time goes.
+Measured: the model's own predict_proba on one row in process (the floor), the router in process,
+a bare http.server echo and a bare uvicorn echo (the two HTTP stacks' floors), `mlops serve`
+(subprocess) and `mlflow models serve` (subprocess, 127.0.0.1, --env-manager local, the same
+pipeline saved with mlflow.sklearn) with one keep-alive client and with C concurrent clients:
+p50, p95 and requests/s. Goals (issue 17): mlops serve single-client p50 <= 1.5x the model alone;
+C-client throughput >= 2x mlflow models serve's.
 
     .venv/bin/python benchmarks/serve.py [--requests 1000] [--clients 4]
 """
@@ -24,6 +26,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from scratch import scratch_repo
 
@@ -87,6 +90,84 @@ def anchors(repo: Path, rows: list[dict], n: int) -> dict[str, list[float]]:
     return out
 
 
+async def _asgi_echo(scope: dict, receive: object, send: object) -> None:
+    """The smallest ASGI app: what uvicorn costs before any framework (FastAPI, as MLflow's server adds)."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()  # type: ignore[operator]
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+
+def uvicorn_echo(rows: list[dict], n: int) -> list[float]:
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(_asgi_echo, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        return client(sock.getsockname()[1], rows, n, "uvicorn")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow(repo: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
+    """The production pipeline saved as an MLflow model, served by `mlflow models serve` on 127.0.0.1."""
+    import mlflow.sklearn
+
+    from mlops.repo import Repo
+    from mlops.serving import Router
+
+    model = Router(Repo.at(repo), log=False).models["production"]
+    import skops.io
+
+    # MLflow saves with skops and refuses types it was not told to trust: trust exactly the model file's own.
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model.pipeline))
+    mlflow.sklearn.save_model(model.pipeline, tmp / "mlflow-model", skops_trusted_types=trusted)
+    port = free_port()
+    bin_dir = str(Path(sys.executable).parent)  # mlflow runs `uvicorn` from PATH: this environment's
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_TRACKING_URI": f"file://{tmp}/mlruns",
+    }
+    proc = subprocess.Popen(
+        [str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", str(tmp / "mlflow-model"),
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"mlflow models serve exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("mlflow models serve did not answer /ping within 120 s")
+
+
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -106,13 +187,16 @@ class _Echo(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def client(port: int, rows: list[dict], n: int, prefix: str) -> list[float]:
+def client(port: int, rows: list[dict], n: int, prefix: str, mlflow: bool = False) -> list[float]:
+    """n single-row requests on one keep-alive connection (mlflow: POST /invocations dataframe_records)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    path = "/invocations" if mlflow else "/predict"
     times = []
     for i in range(n):
-        body = json.dumps({"request_id": f"{prefix}-{i}", "features": rows[i % len(rows)]})
+        row = rows[i % len(rows)]
+        body = json.dumps({"dataframe_records": [row]} if mlflow else {"request_id": f"{prefix}-{i}", "features": row})
         t0 = time.perf_counter()
-        conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
         resp = conn.getresponse()
         data = resp.read()
         times.append((time.perf_counter() - t0) * 1000)
@@ -122,11 +206,12 @@ def client(port: int, rows: list[dict], n: int, prefix: str) -> list[float]:
     return times
 
 
-def concurrent(port: int, rows: list[dict], n: int, clients: int) -> tuple[float, list[float]]:
+def concurrent(port: int, rows: list[dict], n: int, clients: int, mlflow: bool = False) -> tuple[float, list[float]]:
     results: list[list[float]] = [[] for _ in range(clients)]
     per = n // clients
     threads = [
-        threading.Thread(target=lambda k=k: results[k].extend(client(port, rows, per, f"c{k}"))) for k in range(clients)
+        threading.Thread(target=lambda k=k: results[k].extend(client(port, rows, per, f"c{k}", mlflow)))
+        for k in range(clients)
     ]
     t0 = time.perf_counter()
     for t in threads:
@@ -137,6 +222,26 @@ def concurrent(port: int, rows: list[dict], n: int, clients: int) -> tuple[float
     return per * clients / wall, [x for r in results for x in r]
 
 
+def measure(port: int, rows: list[dict], n: int, clients: int, mlflow: bool = False) -> dict[str, Any]:
+    """One client, then `clients` concurrent ones: latencies and requests/s."""
+    client(port, rows, 20, "warmup", mlflow)
+    t0 = time.perf_counter()
+    one = client(port, rows, n, "seq", mlflow)
+    one_tput = n / (time.perf_counter() - t0)
+    many_tput, many = concurrent(port, rows, n, clients, mlflow)
+    return {"one": one, "one_tput": one_tput, "many": many, "many_tput": many_tput}
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="single-row requests per measurement")
@@ -145,7 +250,7 @@ def main() -> int:
     n = max(50, min(args.requests, 20000))  # bounded: the prediction log grows by one line per request
 
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-serve-"))
-    proc = None
+    proc = flow = None
     try:
         repo, rows = setup(tmp)
         anchor = anchors(repo, rows, n)
@@ -154,6 +259,7 @@ def main() -> int:
         threading.Thread(target=echo.serve_forever, daemon=True).start()
         echo_times = client(echo.server_address[1], rows, n, "echo")
         echo.shutdown()
+        uvicorn_times = uvicorn_echo(rows, n)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
         proc = subprocess.Popen(
@@ -162,32 +268,36 @@ def main() -> int:
         )  # fmt: skip
         line = proc.stdout.readline()
         port = int(line.strip().rsplit(":", 1)[1].split()[0])
-        client(port, rows, 20, "warmup")
-        t0 = time.perf_counter()
-        serve_times = client(port, rows, n, "seq")
-        seq_tput = n / (time.perf_counter() - t0)
-        conc_tput, conc_times = concurrent(port, rows, n, args.clients)
+        ours = measure(port, rows, n, args.clients)
+        stop(proc)
+        flow, flow_port = start_mlflow(repo, tmp)
+        theirs = measure(flow_port, rows, n, args.clients, mlflow=True)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+        stop(proc)
+        stop(flow)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def row(name: str, times: list[float]) -> str:
-        return f"  {name:<44} p50 {statistics.median(times):7.3f} ms   p95 {pct(times, 95):7.3f} ms"
+    def row(name: str, times: list[float], tput: float | None = None) -> str:
+        rate = f"   {tput:8.1f} req/s" if tput is not None else ""
+        return f"  {name:<44} p50 {statistics.median(times):7.3f} ms   p95 {pct(times, 95):7.3f} ms{rate}"
 
-    print(f"single-row requests: {n} per measurement, {os.cpu_count()} CPUs")
-    print("anchors (same run):")
-    print(row("model.predict_proba, in process", anchor["model"]))
-    print(row("Router.predict + prediction log, in process", anchor["router"]))
-    print(row("http.server echo over loopback", echo_times))
-    print("mlops serve over loopback:")
-    print(row("1 keep-alive client", serve_times) + f"   {seq_tput:8.1f} req/s")
-    print(row(f"{args.clients} concurrent clients", conc_times) + f"   {conc_tput:8.1f} req/s")
-    print("ratios:")
-    print(f"  serve p95 / in-process router p95: {pct(serve_times, 95) / pct(anchor['router'], 95):6.2f}x")
-    print(f"  serve p95 / http echo p95:         {pct(serve_times, 95) / pct(echo_times, 95):6.2f}x")
-    print(f"  router p95 / model p95:            {pct(anchor['router'], 95) / pct(anchor['model'], 95):6.2f}x")
+    c = args.clients
+    print(f"single-row requests: {n} per measurement, {os.cpu_count()} CPUs, logistic_regression model")
+    print("in process:")
+    print(row("model alone: predict_proba, one row", anchor["model"]))
+    print(row("Router.predict + prediction log", anchor["router"]))
+    print("HTTP floors over loopback (echo, no model):")
+    print(row("http.server (ThreadingHTTPServer)", echo_times))
+    print(row("uvicorn (bare ASGI app)", uvicorn_times))
+    for name, m in (("mlops serve", ours), ("mlflow models serve --env-manager local", theirs)):
+        print(f"{name}:")
+        print(row("1 keep-alive client", m["one"], m["one_tput"]))
+        print(row(f"{c} concurrent clients", m["many"], m["many_tput"]))
+    p50_ratio = statistics.median(ours["one"]) / statistics.median(anchor["model"])
+    tput_ratio = ours["many_tput"] / theirs["many_tput"]
+    print("goals:")
+    print(f"  mlops serve 1-client p50 / model alone p50: {p50_ratio:5.2f}x (goal <= 1.5x)")
+    print(f"  mlops serve / mlflow models serve, {c} clients req/s: {tput_ratio:5.2f}x (goal >= 2x)")
     return 0
 
 

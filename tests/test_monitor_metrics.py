@@ -64,3 +64,33 @@ def test_a_metrics_file_that_is_a_directory_is_refused_before_the_run_writes_any
     assert not (repo / "metadata/reports/monitoring").exists() or not list(
         (repo / "metadata/reports/monitoring").glob("*.json")
     )
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_exported():
+    import re
+    from pathlib import Path
+
+    from prometheus_client import generate_latest
+
+    from mlops.monitor_metrics import registry_for
+    from mlops.serving_metrics import Metrics
+
+    report = {
+        "model_version": "v1", "rows": 10, "window": {"since": "2026-11-22T06:00:00Z", "until": "2026-11-22T12:00:00Z"},
+        "drift_score": 0.2, "drift": True, "weighted_drift_score": 0.3,
+        "columns": [{"column": "age", "method": "ks", "score": 0.1, "drifted": True}],
+        "prediction_drift": {"method": "ks", "score": 0.05}, "positive_rate": {"current": 0.3, "reference": 0.25},
+        "feedback": {"rows": 5, "accuracy": 0.8, "reference_accuracy": 0.85, "ece": 0.04},
+    }  # fmt: skip
+    server = Metrics()
+    server.observe("/predict", 200, {"model_version": "v1", "role": "production"}, 0.0)
+    exported = {
+        s.name
+        for text in (generate_latest(server.registry), generate_latest(registry_for(report)))
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+    dashboard = json.loads((Path(__file__).parents[1] / "docs/grafana-mlops.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    queried = {name for e in exprs for name in re.findall(r"\bmlops_[a-z0-9_]+", e)}
+    assert len(queried) >= 14 and queried <= exported, queried - exported
