@@ -22,6 +22,7 @@ from mlops.audit.checkpoint import check_can_record, load_private_key, load_publ
 from mlops.audit.entries import (
     EVENT_TYPES,
     MAX_ENTRY_BYTES,
+    ORIGIN_ENV,
     PUBLIC_KEY,
     SIGNING_KEY_ENV,
     STATE_CACHE,
@@ -44,6 +45,7 @@ from mlops.audit.witness import cosign_repo
 __all__ = [
     "EVENT_TYPES",
     "MAX_ENTRY_BYTES",
+    "ORIGIN_ENV",
     "PUBLIC_KEY",
     "SIGNING_KEY_ENV",
     "STATE_CACHE",

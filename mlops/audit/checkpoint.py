@@ -84,7 +84,7 @@ def next_checkpoint(prev: dict | None, size: int, root: bytes, origin: str, sign
     """The checkpoint that follows `prev` for a tree of `size` leaves with `root`: a tlog-checkpoint note,
     signed by the log's key when one is given, in a JSON line with the time and the previous tree head."""
     body = notes.Checkpoint(origin, size, root).body()
-    text = notes.Note(body, [notes.sign_note(body, signer)]).encode() if signer is not None else body
+    text = notes.Note(body, [notes.sign_note(body, signer)]).render() if signer is not None else body
     return {
         "note": text,
         "prev_root": prev["root"] if prev else EMPTY_ROOT.hex(),

@@ -168,7 +168,7 @@ class Note:
     text: str
     signatures: list[Signature]
 
-    def encode(self) -> str:
+    def render(self) -> str:
         return self.text + "\n" + "".join(s.line() for s in self.signatures)
 
 

@@ -42,7 +42,7 @@ class Bundle:
 
 def encode(index: int, extra: bytes | None, hashes: list[bytes], note: notes.Note) -> str:
     head = [HEADER] + ([f"extra {notes.b64(extra)}"] if extra is not None else []) + [f"index {index}"]
-    return "\n".join(head + [notes.b64(h) for h in hashes]) + "\n\n" + note.encode()
+    return "\n".join(head + [notes.b64(h) for h in hashes]) + "\n\n" + note.render()
 
 
 def prove_tlog(repo: Repo, seq: int, data: LogData | None = None) -> str:

@@ -190,6 +190,8 @@ def cosign_repo(repo: Repo, key: str | None, state_dir: Path, log_key_text: str 
     data = read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
     if log_key_text:
         log_key = load_vkeys([log_key_text], "--log-key")[0]
+        if log_key.alg != notes.ALG_ED25519:
+            raise BadInput("--log-key", "is a witness key (type 0x04), not a log key", "pass the log's vkey")
     elif data.vkey is not None:
         log_key = data.vkey
     else:
@@ -212,7 +214,7 @@ def cosign_repo(repo: Repo, key: str | None, state_dir: Path, log_key_text: str 
     done = cosign(state_dir, newest[NOTE], log_key, proof, signer, now)
     path = repo.audit_dir / WITNESSED
     note = merged(path.read_bytes() if path.is_file() else None, done.note)
-    jsonio.atomic_write_bytes(path, note.encode().encode("utf-8"))
+    jsonio.atomic_write_bytes(path, note.render().encode("utf-8"))
     seen = "first sight of this log" if done.previous_size is None else f"extends size {done.previous_size}"
     return (
         f"cosigned {body.origin} size {body.size} as {signer.name}+{signer.verifier.id.hex()} ({seen}); wrote "
