@@ -234,6 +234,14 @@ class EthicalConsideration:
 
 
 @dataclass(frozen=True)
+class Condition:
+    text: str
+    metric: str
+    op: str
+    threshold: Any
+
+
+@dataclass(frozen=True)
 class ModelCardConfig:
     owners: tuple[Owner, ...]
     license: str | None
@@ -246,6 +254,7 @@ class ModelCardConfig:
     tradeoffs: tuple[str, ...]
     ethical_considerations: tuple[EthicalConsideration, ...]
     caveats_and_recommendations: tuple[str, ...]
+    conditional_recommendations: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 PRIMARY = ("accuracy", "f1", "roc_auc", "ece")
+# Every other reported metric gets an interval too (issue 16); `n` is a count.
+SECONDARY = ("precision", "recall", "brier", "log_loss", "positive_rate", "predicted_positive_rate")
+SLICE_KEYS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "ece", "positive_rate")
+SLICE_ITERATIONS = 200  # resamples per slice: enough for a 95 % interval's width at a fraction of the cost
 THRESHOLD = 0.5
 
 
@@ -96,7 +100,7 @@ def classification_metrics(y_true: Any, proba: Any, bins: int = 10) -> dict[str,
 def bootstrap_intervals(
     y_true: Any, proba: Any, *, iterations: int, seed: int, bins: int = 10
 ) -> dict[str, dict[str, float]]:
-    """Percentile 95 % intervals of the primary metrics over `iterations` resamples of the test split.
+    """Percentile 95 % intervals of every metric (PRIMARY, SECONDARY) over `iterations` resamples of the test split.
 
     A resample is represented by how many times it draws each row (a weight vector), so every
     metric is a weighted sum over the rows sorted once: O(n) per resample instead of a re-sort
@@ -116,7 +120,10 @@ def bootstrap_intervals(
     pred_pos = (ps >= THRESHOLD).astype(float)
     bin_idx = np.minimum((ps * bins).astype(int), bins - 1)
     rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {m: [] for m in PRIMARY}
+    pc = np.clip(ps, 1e-15, 1 - 1e-15)
+    row_log_loss = -(ys * np.log(pc) + (1 - ys) * np.log(1 - pc))
+    row_brier = (ps - ys) ** 2
+    samples: dict[str, list[float]] = {m: [] for m in (*PRIMARY, *SECONDARY)}
     for _ in range(iterations):
         w = np.bincount(rng.integers(0, n, n), minlength=n)[order].astype(float)
         wp, wn = w * ys, w * (1 - ys)
@@ -126,6 +133,12 @@ def bootstrap_intervals(
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         samples["f1"].append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        samples["precision"].append(prec)
+        samples["recall"].append(rec)
+        samples["brier"].append(float(w @ row_brier) / n)
+        samples["log_loss"].append(float(w @ row_log_loss) / n)
+        samples["positive_rate"].append(float(wp.sum()) / n)
+        samples["predicted_positive_rate"].append(float(w @ pred_pos) / n)
         pos_g, neg_g = np.add.reduceat(wp, starts), np.add.reduceat(wn, starts)
         total_pos, total_neg = pos_g.sum(), neg_g.sum()
         if total_pos and total_neg:
@@ -151,16 +164,49 @@ def slice_metrics(frame: Any, y_true: Any, proba: Any, columns: list[str], bins:
     for col in columns:
         if col not in frame.columns:
             continue
-        values = frame[col].astype(object).where(frame[col].notna(), "(missing)").astype(str).to_numpy()
+        values = _values(frame, col)
         per: dict[str, Any] = {}
         for value in sorted(set(values)):
             mask = values == value
             m = classification_metrics(y[mask], p[mask], bins)
-            per[value] = {
-                k: m[k] for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "ece", "positive_rate")
-            }
+            per[value] = {k: m[k] for k in SLICE_KEYS}
         out[col] = per
     return out
+
+
+def evaluated_slices(cfg: Any, X: Any, y_true: Any, proba: Any, seed: int) -> dict[str, Any]:
+    """Per-slice metrics with bootstrap intervals, plus the intersections config/model-card.json asks for.
+
+    An intersection of two slice columns is reported as the column `a x b` with values `va & vb`: only cells
+    with at least /factors/min_slice_rows test rows, the largest /factors/max_intersection_cells of them.
+    """
+    import numpy as np
+
+    bins, iterations = cfg.training.ece_bins, min(cfg.training.bootstrap_iterations, SLICE_ITERATIONS)
+    factors = cfg.model_card.factors if cfg.model_card else None
+    y, p = np.asarray(y_true, dtype=int), np.asarray(proba, dtype=float)
+    out = slice_metrics(X, y, p, list(cfg.dataset.slices), bins)
+    masks = {(c, v): _values(X, c) == v for c in out for v in out[c]}
+    for a, b in factors.intersections if factors else ():
+        if a not in X.columns or b not in X.columns:
+            continue
+        va, vb = _values(X, a), _values(X, b)
+        cells = {(x, z): (va == x) & (vb == z) for x in sorted(set(va)) for z in sorted(set(vb))}
+        kept = sorted((c for c in cells.items() if c[1].sum() >= factors.min_slice_rows), key=lambda c: -c[1].sum())
+        column = f"{a} x {b}"
+        out[column] = {}
+        for (x, z), mask in sorted(kept[: factors.max_intersection_cells]):
+            m = classification_metrics(y[mask], p[mask], bins)
+            out[column][f"{x} & {z}"] = {k: m[k] for k in SLICE_KEYS}
+            masks[(column, f"{x} & {z}")] = mask
+    for (column, value), mask in masks.items():
+        intervals = bootstrap_intervals(y[mask], p[mask], iterations=iterations, seed=seed, bins=bins)
+        out[column][value]["intervals"] = {k: v for k, v in intervals.items() if k in SLICE_KEYS}
+    return out
+
+
+def _values(frame: Any, column: str) -> Any:
+    return frame[column].astype(object).where(frame[column].notna(), "(missing)").astype(str).to_numpy()
 
 
 def curves(y_true: Any, proba: Any, points: int = 101) -> dict[str, Any]:
@@ -178,4 +224,14 @@ def curves(y_true: Any, proba: Any, points: int = 101) -> dict[str, Any]:
         out["roc"] = [
             [round(float(f), 6), round(float(t), 6)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)
         ]
+        out["pr"] = precision_recall(y, p, grid)
     return out
+
+
+def precision_recall(y: Any, p: Any, grid: Any) -> list[list[float]]:
+    """[recall, precision] at each recall of `grid`: the interpolated precision (the best at that recall or more)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, p)
+    best = [float(precision[recall >= g].max()) for g in grid]  # recall 0 is always on the curve
+    return [[round(float(g), 6), round(b, 6)] for g, b in zip(grid, best, strict=True)]

@@ -420,7 +420,7 @@ def _evaluate(pipeline: Any, X: Any, y: Any, cfg: Config, seed: int) -> dict[str
         "reliability": M.reliability_table(y, proba, bins),
         "curves": M.curves(y, proba),
         "proba": proba,
-        "slices": M.slice_metrics(X, y, proba, list(cfg.dataset.slices), bins),
+        "slices": M.evaluated_slices(cfg, X, y, proba, seed),  # with intervals and intersections (issue 16)
     }
 
 

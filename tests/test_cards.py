@@ -74,7 +74,7 @@ def test_card_json_validates_and_render_reproduces_markdown_and_plots_byte_for_b
         assert key in card
     folder = repo / "metadata/cards"
     originals = {p: p.read_bytes() for p in [folder / f"{version}.md", *(folder / version).glob("*.png")]}
-    assert len(originals) == 5
+    assert len(originals) == 1 + len(cards.PLOTS)
     for p in originals:
         p.unlink()
     r = run(repo, "card", "render", version)
@@ -190,8 +190,14 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
         assert val == manifest["validation_metrics"]
         for column, values in manifest["slices"].items():
             for value, metrics in values.items():
-                got = {p["type"]: p["value"] for p in qa["performance_metrics"] if p["slice"] == f"{column}={value}"}
-                assert got == metrics
+                mine = [p for p in qa["performance_metrics"] if p["slice"] == f"{column}={value}"]
+                assert {p["type"]: p["value"] for p in mine} == {k: v for k, v in metrics.items() if k != "intervals"}
+                for p in mine:  # every slice metric but n carries the manifest's bootstrap interval (issue 16)
+                    bounds = metrics["intervals"].get(p["type"])
+                    ci = p.get("confidence_interval")
+                    assert (ci and (ci["lower_bound"], ci["upper_bound"])) == (
+                        bounds and (bounds["low"], bounds["high"])
+                    )
                 assert f"| `{value}` | {metrics['n']} | {metrics['accuracy']:.4f} |" in md
         hf = card["huggingface"]["model-index"][0]["results"][0]
         # every reported test metric, ECE and Brier included (issue 16); n is a count, not a metric
@@ -221,6 +227,16 @@ def test_every_number_equals_the_manifest_and_mlflow(trained):
             assert f"| {check['name']} | {check['value']:.4f} | {check['op']} | {check['threshold']:.4f} |" in md
         # Every number in every table cell of the Markdown is one the manifest or the gate record holds.
         recorded = _numbers(manifest) | _numbers(gate)
+        # ...or the model file (its non-default hyper-parameters) or the reference profile (permutation importance)
+        from mlops import registry
+        from mlops.cards.extras import non_default_params
+
+        pipeline, _ = registry.load_model(folder)
+        assert card["model_details"]["hyperparameters"]["non_default"] == non_default_params(pipeline.steps[-1][1])
+        profile = folder / registry.PROFILE
+        importance = json.loads(profile.read_text())["importance"] if profile.exists() else None
+        assert card["quantitative_analysis"]["importance"] == importance
+        recorded |= _numbers(card["model_details"]["hyperparameters"]) | _numbers(importance)
         if gate["champion"]:  # the diff column: this model's metric minus the champion's, as the gate measured both
             champ = gate["champion"]["metrics"]
             ours = gate["candidate"]["metrics"]
@@ -306,7 +322,8 @@ def test_plots_are_deterministic_and_carry_no_software_or_time_metadata(trained)
     changed = copy.deepcopy(card)
     changed["quantitative_analysis"]["confusion"]["tp"] += 1
     other = cards.render_plots(changed)
-    assert other["confusion"] != first["confusion"] and other["roc"] == first["roc"]
+    assert other["confusion"] != first["confusion"] and other["reliability"] == first["reliability"]
+    assert other["roc"] != first["roc"]  # the operating point on the ROC curve comes from the confusion counts
 
 
 def test_missing_curves_render_a_not_recorded_note(trained):

@@ -18,7 +18,7 @@ from mlops.repo import Repo
 
 CARD_FORMAT = "mlops-model-card/v1"
 TEAM_FILE = "config/model-card.json"
-PLOTS = ("roc", "reliability", "confusion", "slices")
+PLOTS = ("roc", "pr", "reliability", "confusion", "slices", "importance")
 # Metrics in the order the card lists them; anything else the manifest holds follows alphabetically.
 METRIC_ORDER = (
     "accuracy",
@@ -50,6 +50,7 @@ _NO_TEAM_TEXT = ModelCardConfig(
     tradeoffs=(),
     ethical_considerations=(),
     caveats_and_recommendations=(),
+    conditional_recommendations=(),
 )
 
 
@@ -229,6 +230,7 @@ def _quantitative_analysis(manifest: dict[str, Any]) -> dict[str, Any]:
         "performance_metrics": _performance_metrics(manifest),
         "reliability": manifest.get("reliability") or [],
         "roc": curves.get("roc"),
+        "pr": curves.get("pr"),
         "confusion": curves.get("confusion"),
         "graphics": {
             "description": "Plots rendered from this card's own numbers (metadata/cards/<version>/*.png).",
@@ -247,24 +249,26 @@ def _performance_metrics(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     for name in ordered_metrics(metrics):
         item: dict[str, Any] = {"type": name, "value": metrics[name], "slice": "overall", "split": "test"}
         if name in intervals:
-            item["confidence_interval"] = {
-                "lower_bound": intervals[name]["low"],
-                "upper_bound": intervals[name]["high"],
-                "level": 0.95,
-                "method": "percentile bootstrap over the test split",
-            }
+            item["confidence_interval"] = _interval(intervals[name], "percentile bootstrap over the test split")
         performance.append(item)
     for name in ordered_metrics(val):
         performance.append({"type": name, "value": val[name], "slice": "overall", "split": "validation"})
     for column in sorted(slices):
         for value in sorted(slices[column]):
             row = slices[column][value]
-            performance += [
-                {"type": name, "value": row[name], "slice": f"{column}={value}", "split": "test"}
-                for name in SLICE_METRICS
-                if name in row
-            ]
+            ci = row.get("intervals") or {}
+            for name in SLICE_METRICS:
+                if name not in row:
+                    continue
+                item = {"type": name, "value": row[name], "slice": f"{column}={value}", "split": "test"}
+                if name in ci:
+                    item["confidence_interval"] = _interval(ci[name], "percentile bootstrap within the slice")
+                performance.append(item)
     return performance
+
+
+def _interval(bounds: dict[str, float], method: str) -> dict[str, Any]:
+    return {"lower_bound": bounds["low"], "upper_bound": bounds["high"], "level": 0.95, "method": method}
 
 
 def _considerations(

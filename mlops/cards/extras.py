@@ -92,3 +92,27 @@ def add_details(
         "mlflow_model_uri": f"models:/{md['name']}/{mlflow['model_version']}" if mlflow.get("model_version") else None,
     }
     card["quantitative_analysis"]["importance"] = records.get("importance")
+    card["quantitative_analysis"]["min_slice_rows"] = team.factors.min_slice_rows
+    card["considerations"]["conditional_recommendations"] = conditions(card, team)
+
+
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def conditions(card: dict[str, Any], team: ModelCardConfig) -> list[dict[str, Any]]:
+    """Each conditional recommendation evaluated against this card's own test metric and gate thresholds."""
+    test = {
+        p["type"]: p["value"]
+        for p in card["quantitative_analysis"]["performance_metrics"]
+        if p["slice"] == "overall" and p["split"] == "test"
+    }
+    gate_thresholds = card["gate"].get("thresholds") or {}
+    out = []
+    for c in team.conditional_recommendations:
+        threshold = gate_thresholds.get(c.threshold) if isinstance(c.threshold, str) else c.threshold
+        value = test.get(c.metric)
+        holds = None if value is None or threshold is None else bool(_OPS[c.op](value, threshold))
+        named = c.threshold if isinstance(c.threshold, str) else None
+        out.append({"text": c.text, "metric": c.metric, "op": c.op, "threshold": threshold,
+                    "threshold_name": named, "value": value, "applies": holds})  # fmt: skip
+    return out

@@ -68,6 +68,33 @@ def slice_rows(performance: list[dict[str, Any]]) -> dict[str, list[list[Any]]]:
     }
 
 
+def slice_table(card: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per slice column (or `a x b` intersection), one entry per value: n, metrics, intervals, too small or not."""
+    qa = card["quantitative_analysis"]
+    least = qa.get("min_slice_rows") or 0
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for p in qa["performance_metrics"]:
+        if p["slice"] == "overall" or p["split"] != "test":
+            continue
+        column, _, value = p["slice"].partition("=")
+        entry = grouped.setdefault(column, {}).setdefault(value, {"value": value, "metrics": {}, "ci": {}})
+        entry["metrics"][p["type"]] = p["value"]
+        if p.get("confidence_interval"):
+            entry["ci"][p["type"]] = (p["confidence_interval"]["lower_bound"], p["confidence_interval"]["upper_bound"])
+    out = {}
+    for column, values in grouped.items():
+        out[column] = []
+        for entry in values.values():
+            entry["n"] = entry["metrics"].get("n") or 0
+            entry["small"] = entry["n"] < least
+            out[column].append(entry)
+    return out
+
+
+def interval(ci: tuple[float, float] | None) -> str:
+    return f"{number(ci[0])} – {number(ci[1])}" if ci else ""
+
+
 # ---------------------------------------------------------------------------------------------- metric diff
 
 
@@ -151,6 +178,17 @@ def _title(card: dict[str, Any]) -> list[str]:
             "not real customers."
         )
     decision = gate.get("decision") or "unknown"
+    if decision != "promoted":
+        reasons = gate.get("reasons") or []
+        why = (
+            ("The gate's reasons: " + "; ".join(reasons) + ".")
+            if reasons
+            else (
+                "It passed the gate, but another candidate was promoted or the champion was kept"
+                + (f": {gate['promotion_reason']}." if gate.get("promotion_reason") else ".")
+            )
+        )
+        out.append(f"> [!IMPORTANT]\n> **Not promoted** (gate decision: {decision}). {why}")
     out.append(
         f"**{md['model_type']}** · trained {md['version']['date']} · gate: **{decision}**"
         + (" · REGRESSION" if gate.get("regression") else "")
@@ -178,10 +216,44 @@ def _model_details(card: dict[str, Any]) -> list[str]:
         ["license", licenses],
         ["synthetic data", md["synthetic_data"]],
     ]
-    out = ["## Model details", _table(["field", "value"], rows)]
+    out = ["## Model details", md["overview"], _table(["field", "value"], rows)]
+    out.append(_hyperparameters(md.get("hyperparameters"), md.get("tuning")))
+    if md.get("how_to_load"):
+        out.append(_details("How to load this model", _how_to_load(card)))
     if md["references"]:
         out.append("References:\n\n" + _bullets([r["reference"] for r in md["references"]], ""))
+    if md.get("citation"):
+        out.append(_details("How to cite this model", f"```bibtex\n{md['citation']}\n```"))
     return out
+
+
+def _hyperparameters(hp: dict[str, Any] | None, tuning: Any) -> str:
+    if not hp:
+        return "_Hyper-parameters: not recorded._"
+    if "error" in hp:
+        return f"_Hyper-parameters: the model file could not be read ({hp['error']})._"
+    rows = [[f"`{k}`", f"`{v!r}`" if isinstance(v, str) else v] for k, v in hp["non_default"].items()]
+    tuned = " (tuned: see the manifest's `hpo`)" if tuning else ""
+    table = _table(["parameter", "value"], rows) if rows else "_every parameter at its scikit-learn default_"
+    return _details(f"Hyper-parameters of `{hp['estimator']}` that differ from its defaults{tuned}", table)
+
+
+def _how_to_load(card: dict[str, Any]) -> str:
+    how = card["model_details"]["how_to_load"]
+    version = card["version"]
+    text = (
+        "The skops file (check its sha256 first; `mlops` does):\n\n```python\nimport skops.io as sio\n\n"
+        f"# models/current/model.skops while {version} is the champion, else models/candidates|archived/{version}/\n"
+        f"model = sio.load(path, trusted={how['skops_trusted_types']!r})\n"
+        f"score = model.predict_proba(rows)[:, -1]  # sha256 {how['model_sha256']}\n```"
+    )
+    if how.get("mlflow_model_uri"):
+        text += (
+            "\n\nFrom MLflow (the pyfunc answers the positive-class score):\n\n```python\nimport mlflow\n\n"
+            f"score = mlflow.pyfunc.load_model({how['mlflow_model_uri']!r}).predict(rows)\n```\n\n"
+            f"or `mlflow models serve -m {how['mlflow_model_uri']} --env-manager local`."
+        )
+    return text
 
 
 def _intended_use(card: dict[str, Any]) -> list[str]:
@@ -275,7 +347,8 @@ def _quantitative_analyses(card: dict[str, Any]) -> list[str]:
     images = {g["name"]: g["image"] for g in qa["graphics"]["collection"]}
     out = ["## Quantitative analyses"]
     if qa.get("roc"):
-        out.append(f"![ROC curve]({images['roc']})")
+        out.append(f"![ROC curve]({images['roc']}) ![Precision-recall curve]({images['pr']})")
+        out.append("The marker on each curve is the operating point at the 0.5 decision threshold.")
     else:
         out.append("_ROC curve: not recorded (the test split had a single class, or the manifest has no `curves`)._")
     out.append(f"![Reliability diagram]({images['reliability']})")
@@ -296,13 +369,45 @@ def _quantitative_analyses(card: dict[str, Any]) -> list[str]:
     ]
     reliability = _table(["bin", "count", "mean predicted", "observed rate"], bins)
     out.append(_details("Reliability table (calibration per probability bin)", reliability))
-    sliced = slice_rows(qa["performance_metrics"])
+    out += _slices_markdown(qa, images)
+    return out + _importance_markdown(qa, images)
+
+
+def _slices_markdown(qa: dict[str, Any], images: dict[str, str]) -> list[str]:
+    sliced = slice_table({"quantitative_analysis": qa})
     if not sliced:
-        return out + ["_Per-slice metrics: no slice columns configured (config/dataset.json /slices)._"]
-    out += ["### Per-slice metrics", f"![Per-slice metrics]({images['slices']})"]
-    for column, rows in sliced.items():
-        out.append(_details(f"By `{column}` ({len(rows)} values)", _table(["value", *SLICE_METRICS], rows)))
+        return ["_Per-slice metrics: no slice columns configured (config/dataset.json /slices)._"]
+    least = qa.get("min_slice_rows") or 0
+    out = [
+        "### Per-slice metrics",
+        f"![Per-slice metrics]({images['slices']})",
+        f"Intervals: 95 % percentile bootstrap within each slice. A slice with fewer than {least} test rows is "
+        "marked **too small to judge**: read its interval, not its value. `a x b` rows are intersections of two "
+        "slice columns (only cells with at least that many rows).",
+    ]
+    headers = ["value", *SLICE_METRICS, "accuracy 95 %", "f1 95 %", "judged"]
+    for column, entries in sliced.items():
+        rows = [
+            [f"`{e['value']}`", *(e["metrics"].get(m) for m in SLICE_METRICS), interval(e["ci"].get("accuracy")),
+             interval(e["ci"].get("f1")), f"**too small to judge** (n < {least})" if e["small"] else "yes"]
+            for e in entries
+        ]  # fmt: skip
+        out.append(_details(f"By `{column}` ({len(rows)} values)", _table(headers, rows)))
     return out
+
+
+def _importance_markdown(qa: dict[str, Any], images: dict[str, str]) -> list[str]:
+    imp = qa.get("importance")
+    out = ["### Permutation importance", f"![Permutation importance]({images['importance']})"]
+    if not imp or not imp.get("features"):
+        return out + ["_Not computed for this version: only a promoted model gets a reference profile, where "
+                      "permutation importance is measured._"]  # fmt: skip
+    rows = sorted(imp["features"].items(), key=lambda kv: (-kv[1]["mean"], kv[0]))
+    note = (
+        f"Drop in test {imp['scoring']} (baseline {number(imp['baseline'])}) when one feature is shuffled, "
+        f"mean and standard deviation over {imp['repeats']} repeats on {imp['rows']} test rows."
+    )
+    return out + [note, _table(["feature", "mean drop", "std"], [[f"`{f}`", v["mean"], v["std"]] for f, v in rows])]
 
 
 def _ethical_considerations(card: dict[str, Any]) -> list[str]:
@@ -322,7 +427,20 @@ def _caveats(card: dict[str, Any]) -> list[str]:
     if co["tradeoffs"]:
         out.append("**Trade-offs**\n\n" + _descriptions(co["tradeoffs"], ""))
     out.append("**Recommendations**\n\n" + _descriptions(co["caveats_and_recommendations"], TEAM_MISSING))
+    conditional = [_condition(c) for c in co.get("conditional_recommendations") or []]
+    if conditional:
+        out.append(
+            "**Conditional recommendations**, checked against this card's numbers\n\n" + _bullets(conditional, "")
+        )
     return out
+
+
+def _condition(c: dict[str, Any]) -> str:
+    named = f" ({c['threshold_name']})" if c.get("threshold_name") else ""
+    test = f"test {c['metric']} {number(c['value'])} {c['op']} {number(c['threshold'])}{named}"
+    if c["applies"] is None:
+        return f"_cannot be checked ({test}: a value is missing)_: {c['text']}"
+    return f"**applies** ({test}): {c['text']}" if c["applies"] else f"_does not apply_ (not {test}): ~~{c['text']}~~"
 
 
 def _gate_and_lineage(card: dict[str, Any]) -> list[str]:
