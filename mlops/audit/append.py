@@ -22,6 +22,7 @@ from mlops.audit.entries import (
     REPAIR_COMMAND,
     SEGMENT_RE,
     STATE_CACHE,
+    VKEY,
     EntryEncoder,
     check_entry_line,
     check_event_type,
@@ -258,6 +259,8 @@ class AuditWriter:
             raise CheckFailed(f"{self.where}: the log is empty; there is no tree head to checkpoint")
         if prev is not None and NOTE not in prev:  # the one event that marks the switch to C2SP notes
             self.append_lines(self.encode([switch_event(prev, self.origin)]))
+            if self.signing_key is not None and not (self.dir / VKEY).exists():  # the legacy key, as a vkey
+                jsonio.atomic_write_bytes(self.dir / VKEY, (self.signing_key.verifier.vkey() + "\n").encode())
         ck = next_checkpoint(prev, self.size, root_from_peaks(self.peaks), self.origin, self.signing_key)
         fd = os.open(self.dir / CHECKPOINTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
