@@ -628,7 +628,7 @@ def check_factors(card: ModelCardConfig | None, dataset: DatasetConfig) -> None:
                            fix)  # fmt: skip
     for i, pair in enumerate(card.factors.intersections):
         for j, column in enumerate(pair):
-            if column not in slices or pair.count(column) > 1:
+            if column not in slices or column in pair[:j]:
                 raise BadInput(f"config/model-card.json: /factors/intersections/{i}/{j}",
                                f"{column!r} is not a distinct slice column (slices: {named})", fix)  # fmt: skip
 
