@@ -8,14 +8,24 @@ STAMP := $(VENV)/.installed
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
+UV_VERSION := 0.13.9
+# uv reads no pip config: hand it pip's extra indexes and wheel folders, so both install from the same registry.
+UV_ENV = UV_EXTRA_INDEX_URL="$$($(PYTHON) -m pip config get global.extra-index-url 2>/dev/null)" \
+	UV_FIND_LINKS="$$($(PYTHON) -m pip config get global.find-links 2>/dev/null)" UV_INDEX_STRATEGY=unsafe-best-match
+
 $(STAMP): pyproject.toml requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(UV_ENV) $(BIN)/uv pip install --quiet --python $(BIN)/python --verify-hashes -c requirements-lock.txt -e '.[dev]'
 	touch $(STAMP)
 
-## install: create .venv and install the package with its dev tools
+## install: create .venv and install the package with its dev tools (uv, the lock's pins and hashes)
 install: $(STAMP)
+
+## lock: regenerate requirements-lock.txt from pyproject.toml (pins and hashes for every supported Python)
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra report --universal --python-version 3.11 \
+		--generate-hashes --no-config -o requirements-lock.txt
 
 ## demo: run the whole loop on the embedded synthetic default in a scratch copy (.demo/)
 demo: $(STAMP)
@@ -38,4 +48,4 @@ mlflow-ui: $(STAMP)
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
-.PHONY: help install demo test lint mlflow-ui bench
+.PHONY: help install lock demo test lint mlflow-ui bench

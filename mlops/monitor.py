@@ -561,7 +561,8 @@ def _render(cfg: Config, inputs: Inputs, analysis: Analysis, report: dict[str, A
     """Every report file's bytes, in the order they are written; adds the Evidently fields to `report`."""
     mon, out, stamp = cfg.monitoring, report_dir(cfg), inputs.stamp
     files: dict[Any, bytes] = {}
-    if inputs.frame is not None and analysis.drift is not None and mon.evidently_report:
+    # Without Evidently (the `report` extra) everything else is written; the report and the log say how to get it.
+    if inputs.frame is not None and analysis.drift is not None and mon.evidently_report and not _no_evidently(report):
         html_path = out / "html" / f"{stamp}.html"
         from mlops.evidently_report import evidently_report
 
@@ -581,6 +582,18 @@ def _render(cfg: Config, inputs: Inputs, analysis: Analysis, report: dict[str, A
     files[out / "history.json"] = jsonio.dumps(history).encode("utf-8")
     files[out / "trend.png"] = trend_png(history, cfg.schedule.performance_thresholds.drift_alert_threshold)
     return files
+
+
+def _no_evidently(report: dict[str, Any]) -> bool:
+    """True (and noted in the report and the log) when Evidently, the optional `report` extra, is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("evidently") is not None:
+        return False
+    report["evidently_html"] = None
+    report["evidently_skipped"] = "Evidently is not installed: pip install -e '.[report]' for the HTML report"
+    gha.warn(f"monitor: no Evidently HTML report; {report['evidently_skipped']}")
+    return True
 
 
 def _updated_history(history: list[dict], report: dict[str, Any], points: int) -> list[dict]:

@@ -94,3 +94,26 @@ def test_every_metric_the_grafana_dashboard_queries_is_exported():
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     queried = {name for e in exprs for name in re.findall(r"\bmlops_[a-z0-9_]+", e)}
     assert len(queried) >= 14 and queried <= exported, queried - exported
+
+
+@pytest.mark.slow
+def test_without_the_report_extra_monitoring_writes_everything_else_and_says_how_to_get_the_html(
+    repo,  # noqa: F811
+    monkeypatch,
+):
+    import importlib.util
+
+    from tests.support.deployed import set_config
+
+    set_config(repo, "monitoring", {"evidently_report": True})
+    simulate(repo, "--rows", "600", "--seed", "3")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "evidently" else real(name, *a))
+    result = run(repo, "monitor")
+    assert result.code == 0, result.err
+    assert "no Evidently HTML report" in result.err and "pip install -e '.[report]'" in result.err
+    out = repo / "metadata/reports/monitoring"
+    report = json.loads((out / "20261122T120000Z.json").read_text())
+    assert report["evidently_html"] is None and "'.[report]'" in report["evidently_skipped"]
+    assert report["outcome"] == "ok" and (out / "20261122T120000Z.md").exists() and (out / "trend.png").exists()
+    assert not (out / "html").exists()

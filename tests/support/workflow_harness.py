@@ -24,9 +24,10 @@ What replaces each `uses:` step (refused unless pinned to a 40-hex commit):
 - actions/checkout: the clone is the checkout. `persist-credentials: false` makes pushing
   impossible (push URL set to a path that does not exist), as a runner without the token;
 - actions/setup-python: this interpreter's venv, first on PATH; its version must match;
-- the install step (`pip install -c requirements-lock.txt -e .` / `'.[dev]'`): that venv was
-  installed from the same lock; actually running it would repoint the shared venv at the temp
-  clone, so the harness checks the command's exact form and that the lock file exists instead;
+- the install step (`uses: $/.github/actions/install`, extras "", "dev" or "report"; or the older
+  `pip install -c requirements-lock.txt -e .`): that venv was installed from the same lock;
+  actually running it would repoint the shared venv at the temp clone, so the harness checks the
+  step's form and that the lock file (and the action) exist instead;
 - actions/upload-artifact and download-artifact: a copy to and from a folder per artifact name
   (hidden files only with include-hidden-files, as upload-artifact v4.4+);
 - actions/cache/restore and actions/cache/save: a folder per key under `actions-cache/` beside the
@@ -58,6 +59,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 VENV_BIN = Path(sys.executable).parent
 PIN_RE = re.compile(r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)@([0-9a-f]{40})$")
 INSTALL_RE = re.compile(r"^pip install -c requirements-lock\.txt -e (\.|'\.\[dev\]')$")
+INSTALL_ACTION = "$/.github/actions/install"  # uv + the lock's hashes (.github/actions/install/action.yml)
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "harness",
     "GIT_AUTHOR_EMAIL": "harness@example.invalid",
@@ -648,9 +650,21 @@ class Runner:
         outcome = "success" if proc.returncode == 0 else "failure"
         return StepResult(name, step.get("id"), "run", outcome, proc.returncode, proc.stdout, proc.stderr)
 
+    def _install(self, step: dict[str, Any], name: str, ctx: dict[str, Any]) -> StepResult:
+        """The local install action: this venv was installed from the same lock (see the module docstring)."""
+        extras = to_text(interpolate((step.get("with") or {}).get("extras", ""), ctx))
+        if extras not in ("", "dev", "report"):
+            raise HarnessError(f"step {name!r}: install extras {extras!r} is not one of '', 'dev', 'report'")
+        for needed in ("requirements-lock.txt", INSTALL_ACTION[2:] + "/action.yml"):
+            if not (self.workspace / needed).exists():
+                return StepResult(name, step.get("id"), "install", "failure", 1, "", f"{needed} missing")
+        return StepResult(name, step.get("id"), "install", "success", 0, "(venv already installed from the lock)")
+
     def _use_step(
         self, step: dict[str, Any], name: str, ctx: dict[str, Any], extra_path: list[str], artifacts: Path
     ) -> StepResult:
+        if step["uses"] == INSTALL_ACTION:
+            return self._install(step, name, ctx)
         m = PIN_RE.match(step["uses"].split()[0])
         if not m:
             raise HarnessError(f"step {name!r}: {step['uses']!r} is not pinned to a full commit SHA")
