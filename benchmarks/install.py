@@ -93,9 +93,7 @@ def main() -> int:
     print(f"  uv  (uv pip install --verify-hashes -c requirements-lock.txt -e .)   {uv_s:7.1f} s")
     print(f"  pip (pip install --require-hashes -r <same pins>; --no-deps -e .)   {pip_s:7.1f} s")
     print(f"  uv / pip: {uv_s / pip_s:5.2f} (goal <= 0.33)")
-    print(
-        f"  core venv without the report extra: {core_mb:7.1f} MB (goal <= 700 MB); evidently installed: {evidently}"
-    )
+    print(f"  core venv without the report extra: {core_mb:7.1f} MB (goal <= 700 MB); evidently installed: {evidently}")
     return 0
 
 
