@@ -125,7 +125,7 @@ def _covering_checkpoint(checkpoints: list[tuple[int, dict[str, Any]]], seq: int
                 "size": ck["size"],
                 "root": ck.get("root"),
                 "time": ck.get("time"),
-                "signed": "signature" in ck,
+                "signed": "signature" in ck or "\n\n" in str(ck.get("note", "")),  # legacy line, or a signed note
             }
     return None
 
