@@ -69,7 +69,11 @@ def test_the_proof_is_rejected_after_any_byte_of_the_audit_entry_changes(fork, t
     lines[doc["seq"]] = bad["entry"].encode()
     forged_tree = MerkleTree()
     forged_tree.extend(lines)
-    forged = dict(bad, checkpoint=dict(doc["checkpoint"], root=forged_tree.root().hex()))
+    import base64
+
+    origin = doc["checkpoint"]["note"].split("\n")[0]  # and the C2SP checkpoint text (unsigned) to match
+    note = f"{origin}\n{doc['tree_size']}\n{base64.b64encode(forged_tree.root()).decode()}\n"
+    forged = dict(bad, checkpoint=dict(doc["checkpoint"], root=forged_tree.root().hex(), note=note))
     forged["proof"] = [h.hex() for h in forged_tree.inclusion_proof(doc["seq"])]
     forged["leaf_hash"] = forged_tree.leaf(doc["seq"]).hex()
     assert audit.check_proof(forged)["seq"] == doc["seq"]  # self-consistent on its own

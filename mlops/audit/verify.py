@@ -65,6 +65,7 @@ class _Chain:
     last: dict | None = None
     origin: str | None = None  # of the notes, once the first one is seen
     notes: int = 0
+    legacy_signed: int = 0
 
 
 def _first_bad_entry(data: LogData, lo: int, hi: int) -> str | None:
@@ -180,6 +181,7 @@ def _check_checkpoints(data: LogData, tree: MerkleTree) -> _Chain:
         _check_format(data, chain, ck, at)
         _check_signed(data, chain, ck, at)
         chain.signed += is_signed(ck)
+        chain.legacy_signed += "signature" in ck
         chain.size, chain.root, chain.last = ck["size"], root, ck
     committed = data.public_key is not None or data.vkey is not None
     if committed and chain.last is not None and not is_signed(chain.last):
@@ -229,6 +231,8 @@ def verify_data(data: LogData) -> VerifyResult:
         warnings.append(
             f"{chain.signed} checkpoints are signed but no {VKEY} or {PUBLIC_KEY} is committed: signatures not checked"
         )
+    elif data.public_key is None and chain.legacy_signed:
+        warnings.append(f"{chain.legacy_signed} legacy checkpoints are signed but no {PUBLIC_KEY}: not checked")
     return VerifyResult(
         entries=tree.size,
         segments=len(data.segments),

@@ -220,3 +220,56 @@ def cosign_repo(repo: Repo, key: str | None, state_dir: Path, log_key_text: str 
         f"cosigned {body.origin} size {body.size} as {signer.name}+{signer.verifier.id.hex()} ({seen}); wrote "
         f"{repo.rel(path)}"
     )
+
+
+def ask_witness(repo: Repo, url: str, witnesses: list[notes.Verifier], timeout: float = 30.0) -> str:
+    """Ask a witness's c2sp.org/tlog-witness `add-checkpoint` endpoint at `url` to cosign the newest checkpoint,
+    and keep its cosignatures (those that verify under `witnesses`) in metadata/audit/checkpoint."""
+    if not url.startswith(("https://", "http://")):
+        raise BadInput("--url", f"{url!r} is not an http(s) URL", "pass the witness's submission prefix")
+    data = read_dir(repo.audit_dir, repo.rel(repo.audit_dir))
+    newest = parse_checkpoint(data.checkpoint_lines[-1], "newest checkpoint") if data.checkpoint_lines else None
+    if newest is None or NOTE not in newest or note_of(newest, "newest checkpoint")[1] is None:
+        raise BadInput(repo.rel(repo.audit_dir / CHECKPOINTS), "has no signed C2SP checkpoint", "run keygen and record")
+    body, note = note_of(newest, "newest checkpoint")
+    assert note is not None
+    tree = MerkleTree()
+    tree.extend(data.lines[: body.size])
+    old, status, text = 0, 0, ""
+    for _ in range(2):  # the witness names the size it last cosigned (409, text/x.tlog.size): retry from there
+        proof = tree.consistency_proof(old, body.size) if 0 < old < body.size else []
+        request = f"old {old}\n" + "".join(notes.b64(h) + "\n" for h in proof) + "\n" + note.render()
+        status, ctype, text = _post(url.rstrip("/") + "/add-checkpoint", request, timeout)
+        if status == 409 and ctype.startswith("text/x.tlog.size") and text.strip().isdigit() and old == 0:
+            old = int(text.strip())
+            if old > body.size:
+                raise CheckFailed(f"{url}: the witness has cosigned size {old}, beyond this log's {body.size}")
+            continue
+        break
+    if status != 200:
+        raise CheckFailed(f"{url}: the witness refused the checkpoint of size {body.size}: HTTP {status} {text[:200]}")
+    try:
+        answer = notes.parse_note(note.text + "\n" + text, f"{url} (response)")
+        good = notes.open_note(answer, witnesses, f"{url} (response)")
+    except BadInput as exc:
+        raise CheckFailed(str(exc)) from None
+    keys = {(w.name, w.id) for w in good}
+    cosigned = notes.Note(note.text, [*note.signatures, *(s for s in answer.signatures if (s.name, s.id) in keys)])
+    path = repo.audit_dir / WITNESSED
+    jsonio.atomic_write_bytes(path, merged(path.read_bytes() if path.is_file() else None, cosigned).render().encode())
+    names = ", ".join(sorted(w.name for w in good))
+    return f"{names} cosigned {body.origin} size {body.size}; wrote {repo.rel(path)}"
+
+
+def _post(url: str, body: str, timeout: float) -> tuple[int, str, str]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers={"Content-Type": "text/plain"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (ask_witness checks the scheme)
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read(65536).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read(65536).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise CheckFailed(f"{url}: cannot reach the witness ({exc})") from None

@@ -61,15 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.set_defaults(func=run_check_proof)
 
-    cosign = inner.add_parser("cosign", help="as a witness: cosign the newest checkpoint if it extends the last seen")
-    cosign.add_argument(
-        "--key", metavar="K", help="the witness's private key, or a file holding it (default: $MLOPS_AUDIT_WITNESS_KEY)"
-    )
-    cosign.add_argument("--state", required=True, metavar="DIR", help="the witness's state folder (kept between runs)")
-    cosign.add_argument(
-        "--log-key", metavar="VKEY", help="the log's verifier key (default: metadata/audit/checkpoint.vkey)"
-    )
-    cosign.set_defaults(func=run_cosign)
+    _register_witness(inner)
 
     repair = inner.add_parser("repair", help="remove an incomplete final line left by an interrupted append")
     repair.add_argument(
@@ -91,6 +83,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     record.add_argument("--payload", default="{}", help="JSON object (default {})")
     record.add_argument("--actor", help="who acted (default: $GITHUB_ACTOR or the local user)")
     record.set_defaults(func=run_record)
+
+
+def _register_witness(inner: argparse._SubParsersAction) -> None:
+    cosign = inner.add_parser("cosign", help="as a witness: cosign the newest checkpoint if it extends the last seen")
+    cosign.add_argument(
+        "--key", metavar="K", help="the witness's private key, or a file holding it (default: $MLOPS_AUDIT_WITNESS_KEY)"
+    )
+    cosign.add_argument("--state", required=True, metavar="DIR", help="the witness's state folder (kept between runs)")
+    cosign.add_argument(
+        "--log-key", metavar="VKEY", help="the log's verifier key (default: metadata/audit/checkpoint.vkey)"
+    )
+    cosign.set_defaults(func=run_cosign)
+
+    ask = inner.add_parser("ask-witness", help="ask a c2sp.org/tlog-witness server to cosign the newest checkpoint")
+    ask.add_argument("--url", required=True, help="the witness's submission prefix (POSTs <url>/add-checkpoint)")
+    ask.add_argument(
+        "--witness", action="append", required=True, metavar="VKEY", help="the witness's verifier key; repeatable"
+    )
+    ask.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
+    ask.set_defaults(func=run_ask_witness)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -231,6 +243,14 @@ def run_cosign(args: argparse.Namespace) -> int:
     repo = Repo.at(args.repo)
     message = cosign_repo(repo, args.key, Path(args.state), args.log_key)
     print(message)
+    return 0
+
+
+def run_ask_witness(args: argparse.Namespace) -> int:
+    from mlops.audit import witness
+
+    repo = Repo.at(args.repo)
+    print(witness.ask_witness(repo, args.url, witness.load_vkeys(args.witness, "--witness"), args.timeout))
     return 0
 
 

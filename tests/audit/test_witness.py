@@ -8,7 +8,7 @@ import shutil
 from mlops import audit
 from mlops.repo import Repo
 from tests.audit import spec_verifier as spec
-from tests.audit.support import cli, logged
+from tests.audit.support import cli, lines, logged
 from tests.support.repo import make_repo, tree_snapshot
 
 CHECKPOINT = "metadata/audit/checkpoint"
@@ -125,3 +125,98 @@ def test_witness_bad_input_is_one_line_exit_2(signed, tmp_path, capsys, monkeypa
     logged(repo, 1)
     rc, _, err = cli(repo, "cosign", "--key", key, "--state", str(tmp_path / "s"), capsys=capsys)
     assert rc == 2 and "--log-key: not given and no checkpoint.vkey is committed" in err
+
+
+class _TlogWitness:
+    """A c2sp.org/tlog-witness `add-checkpoint` endpoint on loopback (port 0), built on witness.cosign()."""
+
+    def __init__(self, state, signer, log_key):
+        import http.server
+        import threading
+
+        from mlops.audit import note as notes
+        from mlops.audit import witness
+        from mlops.errors import BadInput, CheckFailed
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body, ctype="text/plain"):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                text = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                outer.requests.append(text)
+                head, _, checkpoint = text.partition("\n\n")
+                old, *proof = head.split("\n")
+                try:
+                    origin = notes.parse_checkpoint_body(notes.parse_note(checkpoint).text).origin
+                    known = witness.read_state(state, origin)
+                    if int(old.removeprefix("old ")) != (known["size"] if known else 0):
+                        return self._reply(409, f"{known['size'] if known else 0}\n".encode(), "text/x.tlog.size")
+                    hashes = [notes.b64decode(h) for h in proof]
+                    done = witness.cosign(state, checkpoint, log_key, hashes, signer, 1_800_000_000)
+                except (BadInput, CheckFailed) as exc:
+                    return self._reply(409, str(exc).encode())
+                self._reply(200, done.note.signatures[-1].line().encode())
+
+        self.requests: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/witness"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_ask_witness_speaks_the_tlog_witness_protocol_and_a_fork_is_refused(signed, tmp_path, capsys, monkeypatch):
+    from mlops.audit import note as notes
+
+    repo = signed
+    logged(repo, 3)
+    private, vkey = audit.witness_keygen("witness.example/w1")
+    log_key = notes.parse_vkey((repo / "metadata/audit/checkpoint.vkey").read_text())
+    server = _TlogWitness(tmp_path / "state", notes.parse_skey(private), log_key)
+    try:
+        rc, out, err = cli(repo, "ask-witness", "--url", server.url, "--witness", vkey, capsys=capsys)
+        assert rc == 0 and "witness.example/w1 cosigned localhost/repo/audit size 3" in out, err
+        assert server.requests[0].startswith("old 0\n\nlocalhost/repo/audit\n3\n")
+        assert cli(repo, "verify", "--witness", vkey, capsys=capsys)[0] == 0
+        logged(repo, 2)
+        rc, out, _ = cli(repo, "ask-witness", "--url", server.url, "--witness", vkey, capsys=capsys)
+        # first "old 0", answered 409 with the size it cosigned (3), then "old 3" with the consistency proof
+        assert rc == 0 and [r.split("\n")[0] for r in server.requests[1:]] == ["old 0", "old 3"]
+        from mlops.merkle import MerkleTree
+
+        tree = MerkleTree()
+        tree.extend(lines(repo))
+        sent = server.requests[2].split("\n\n")[0].split("\n")[1:]
+        assert sent == [notes.b64(h) for h in tree.consistency_proof(3, 5)] and len(sent) == 4
+        assert cli(repo, "verify", "--witness", vkey, capsys=capsys)[0] == 0
+        # the owner's rewritten log, same key and origin, is refused by the witness
+        monkeypatch.setenv(audit.ORIGIN_ENV, "localhost/repo/audit")
+        fork = make_repo(tmp_path / "fork")
+        _same_log_key(fork, repo)
+        for i in range(6):
+            audit.record(Repo.at(fork), "training_run", {"i": i, "model": "rewritten"})
+        rc, _, err = cli(fork, "ask-witness", "--url", server.url, "--witness", vkey, capsys=capsys)
+        assert (
+            rc == 1
+            and "the witness refused the checkpoint of size 6: HTTP 409" in err
+            and "history was rewritten" in err
+        )
+        assert not (fork / CHECKPOINT).exists()
+    finally:
+        server.close()
+    rc, _, err = cli(repo, "ask-witness", "--url", server.url, "--witness", vkey, "--timeout", "5", capsys=capsys)
+    assert rc == 1 and "cannot reach the witness" in err
+    rc, _, err = cli(repo, "ask-witness", "--url", "ftp://x", "--witness", vkey, capsys=capsys)
+    assert rc == 2 and "--url: 'ftp://x' is not an http(s) URL" in err

@@ -14,12 +14,13 @@ from tests.support.repo import tree_snapshot
 EMPTY_ROOT = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of nothing
 
 
-def test_help_lists_the_seven_actions_and_their_flags():
-    assert actions("audit") == ["verify", "prove", "check-proof", "cosign", "repair", "keygen", "record"]
+def test_help_lists_the_eight_actions_and_their_flags():
+    assert actions("audit") == ["verify", "prove", "check-proof", "cosign", "ask-witness", "repair", "keygen", "record"]
     assert options("audit", "verify") == {"--help", "--against", "--witness", "--min-witnesses"}
     assert options("audit", "prove") == {"--help", "--seq", "--output", "--format"}
     assert options("audit", "check-proof") == {"--help", "--public-key", "--log-key"}
     assert options("audit", "cosign") == {"--help", "--key", "--state", "--log-key"}
+    assert options("audit", "ask-witness") == {"--help", "--url", "--witness", "--timeout"}
     assert options("audit", "repair") == {"--help", "--truncate-torn-tail"}
     assert options("audit", "keygen") == {"--help", "--force", "--witness"}
     assert options("audit", "record") == {"--help", "--type", "--payload", "--actor"}
