@@ -167,10 +167,19 @@ def open_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # noqa: BLE001 - driver, DNS and SQL errors all mean the same here
-        raise storage_error(url, exc, "cannot open") from None
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(4):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except OperationalError as exc:  # cannot connect: no point in retrying
+            raise storage_error(url, exc, "cannot open") from None
+        except Exception as exc:  # noqa: BLE001 - driver, DNS and SQL errors all mean the same here
+            # Workers starting together race to create Optuna's tables; the loser finds them made.
+            if attempt == 3:
+                raise storage_error(url, exc, "cannot open") from None
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def storage_error(url: str, exc: BaseException, doing: str) -> BadInput:

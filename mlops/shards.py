@@ -103,6 +103,7 @@ def _write_candidate(
         "fit_seconds": round(fit_seconds, 3),
         "hpo": tuned.summary if tuned is not None else None,
         "hpo_params": tuned.params if tuned is not None else None,
+        "hpo_trials": tuned.trials if tuned is not None else None,
         "mlflow": stored.mlflow,
     }
     jsonio.write_json(folder / registry.MANIFEST, manifest)
@@ -198,20 +199,18 @@ def fan_in(cfg: Config, folders: list[Path], opts: train.TrainOptions) -> dict[s
             f"the shards trained on {dataset_sha[:12]}…, this data is {inputs.dataset.sha256[:12]}…",
             "run the gate on the data the shards trained on (same source, window and commit)",
         )
-    # The shards logged and registered the models; the gate's run records the decision and moves the aliases.
-    tracked = [bool(r.get("mlflow_parent_run_id")) for _, r in records]
-    if opts.track and not all(tracked):
-        raise BadInput(
-            "--candidates",
-            "some shards ran with --no-tracking" if any(tracked) else "the shards ran with --no-tracking",
-            "pass --no-tracking to the gate too, or rerun the shards with MLflow",
-        )
     tracking = train._open_tracking(cfg, inputs) if opts.track else None
     stored: dict[str, train.Stored] = {}
-    return train.conclude(cfg, opts, inputs, tracking, lambda: _rescored(cfg, inputs, records, stored), stored)
+    return train.conclude(
+        cfg, opts, inputs, tracking, lambda: _rescored(cfg, inputs, records, stored, tracking), stored
+    )
 
 
-def _rescored(cfg: Config, inputs: train.Inputs, records: list, stored: dict[str, train.Stored]) -> list[Any]:
+def _rescored(
+    cfg: Config, inputs: train.Inputs, records: list, stored: dict[str, train.Stored], tracking: Any
+) -> list[Any]:
+    """Every shard's candidate re-scored and gated here; its model staged for the record. A shard that logged
+    to MLflow (a shared tracking server) keeps its runs; otherwise the gate logs the model in its own store."""
     from mlops.hpo import Tuned
 
     results: list[Any] = []
@@ -222,12 +221,20 @@ def _rescored(cfg: Config, inputs: train.Inputs, records: list, stored: dict[str
             source = folder / entry["version"]
             pipeline, manifest = registry.load_model(source)
             name = manifest["model_type"]
-            tuned = Tuned(manifest.get("hpo_params") or {}, manifest["hpo"], []) if manifest.get("hpo") else None
-            results.append(train.assess(cfg, inputs, name, inputs.types[name], entry["version"], pipeline,
-                                        manifest.get("fit_seconds", 0.0), tuned))  # fmt: skip
+            tuned = None
+            if manifest.get("hpo"):
+                tuned = Tuned(manifest.get("hpo_params") or {}, manifest["hpo"], manifest.get("hpo_trials") or [])
+            result = train.assess(cfg, inputs, name, inputs.types[name], entry["version"], pipeline,
+                                  manifest.get("fit_seconds", 0.0), tuned)  # fmt: skip
+            results.append(result)
             staged = registry.stage(cfg.repo, entry["version"])
+            if tracking is not None and not manifest.get("mlflow") and isinstance(result, train.Candidate):
+                sample = inputs.parts["X_test"].head(5)
+                stored[entry["version"]] = train.store(cfg, result, inputs.seed, tracking, sample, folder=staged)
+                continue
             shutil.copy2(source / registry.MODEL_FILE, staged / registry.MODEL_FILE)
+            mlflow = manifest.get("mlflow") if tracking is not None else None
             stored[entry["version"]] = train.Stored(
-                staged, manifest["model_sha256"], manifest["skops_trusted_types"], manifest.get("mlflow")
+                staged, manifest["model_sha256"], manifest["skops_trusted_types"], mlflow
             )
     return results
