@@ -73,8 +73,8 @@ def test_card_json_validates_and_render_reproduces_markdown_and_plots_byte_for_b
     for key in ("model_details", "model_parameters", "quantitative_analysis", "considerations"):
         assert key in card
     folder = repo / "metadata/cards"
-    originals = {p: p.read_bytes() for p in [folder / f"{version}.md", *(folder / version).glob("*.png")]}
-    assert len(originals) == 1 + len(cards.PLOTS)
+    originals = {p: p.read_bytes() for p in [folder / f"{version}.md", *(folder / version).glob("*.*")]}
+    assert len(originals) == 2 + len(cards.PLOTS)  # Markdown, MCT export, plots
     for p in originals:
         p.unlink()
     r = run(repo, "card", "render", version)

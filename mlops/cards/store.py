@@ -152,7 +152,7 @@ def load_card(repo: Repo, version: str) -> dict[str, Any]:
 
 
 def render(repo: Repo, version: str) -> list[str]:
-    """Regenerate the Markdown and plots from the committed card JSON; returns the files that changed."""
+    """Regenerate the Markdown, plots and MCT export from the committed card JSON; returns the files that changed."""
     card = load_card(repo, version)
     files = {p: b for p, b in rendered_files(repo, card).items() if p != card_json_path(repo, version)}
     changed = [repo.rel(p) for p, b in files.items() if not p.exists() or p.read_bytes() != b]
@@ -161,7 +161,7 @@ def render(repo: Repo, version: str) -> list[str]:
 
 
 def check(repo: Repo, version: str) -> None:
-    """CheckFailed when the committed Markdown or plots differ from what the card JSON renders to."""
+    """CheckFailed when the committed Markdown, plots or MCT export differ from what the card JSON renders to."""
     card = load_card(repo, version)
     stale = []
     for path, data in rendered_files(repo, card).items():
