@@ -25,7 +25,7 @@ MODEL = "fair-affairs-classifier"
 
 @pytest.fixture(scope="module")
 def fair(tmp_path_factory):
-    return shared(tmp_path_factory, "fair", lambda folder: trained_fair(folder / "repo"))
+    return shared(tmp_path_factory, "fair-cards", lambda folder: trained_fair(folder / "repo"))
 
 
 def _store(repo: Path) -> str:

@@ -24,7 +24,7 @@ MCT_SCHEMA = json.loads((ROOT / "tests/mct/model_card.schema.json").read_text())
 def trained(request, tmp_path_factory):
     if request.param == "synthetic":
         return shared(tmp_path_factory, "cards", lambda folder: trained_twice(folder / "repo"))
-    return shared(tmp_path_factory, "fair", lambda folder: trained_fair(folder / "repo"))
+    return shared(tmp_path_factory, "fair-cards", lambda folder: trained_fair(folder / "repo"))
 
 
 def _versions(repo):
