@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -102,3 +103,49 @@ def test_removing_the_public_key_does_not_turn_signing_off(tmp_path, monkeypatch
     (root / "metadata/audit/checkpoint.vkey").unlink()
     rc, _, err = cli(root, "verify", "--against", "HEAD", capsys=capsys)
     assert rc == 1 and "checkpoint.vkey is missing committed at HEAD" in err
+
+
+def _mutate_note(note: str, what: str) -> str:
+    body, sigs = note.split("\n\n")
+    origin, size, root = body.split("\n")
+    name, sig = sigs.rstrip("\n").split(" ")[1:]
+    stranger = notes.generate(origin)
+    if what == "origin":
+        return note.replace(origin + "\n", origin + "x\n", 1)
+    if what == "key name":
+        return note.replace(f"— {name} ", "— example.com/other ", 1)
+    if what == "signature byte":
+        raw = bytearray(notes.b64decode(sig))
+        raw[10] ^= 1
+        return note.replace(sig, notes.b64(bytes(raw)))
+    if what == "unknown key":  # the log's signature replaced by another key's (same name)
+        return body + "\n\n" + notes.sign_note(body + "\n", stranger).line()
+    if what == "extra unknown line":  # added beside the log's: ignored
+        return note + notes.sign_note(body + "\n", stranger).line()
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        (
+            "origin",
+            r"its note has origin 'localhost/repo/auditx', but the log's notes so far have 'localhost/repo/audit'",
+        ),
+        ("key name", r"no signature by a trusted key verifies \(signed by: example.com/other\+"),
+        ("signature byte", r"its note: the signature of localhost/repo/audit\+[0-9a-f]{8} does not verify"),
+        ("unknown key", r"no signature by a trusted key verifies"),
+        ("extra unknown line", None),
+    ],
+)
+def test_every_mutation_of_a_committed_note_fails_verify_and_unknown_lines_are_ignored(signed, capsys, what, message):
+    logged(signed, 2)
+    cks = lines(signed, CKPTS)
+    ck = json.loads(cks[-1])
+    ck["note"] = _mutate_note(ck["note"], what)
+    write_lines(signed, cks[:-1] + [jsonio.canonical(ck)], CKPTS)
+    rc, out, err = cli(signed, "verify", capsys=capsys)
+    if message is None:
+        assert rc == 0 and "2 checkpoints (2 signed)" in out
+    else:
+        assert rc == 1 and "(checkpoint #1)" in err and re.search(message, err), err
