@@ -618,6 +618,9 @@ def check_factors(card: ModelCardConfig | None, dataset: DatasetConfig) -> None:
     """Every factor the card declares must be evaluated: it names a slice column of config/dataset.json."""
     if card is None:
         return
+    if card.license == "other" and not card.license_name:
+        raise BadInput("config/model-card.json: /license", "is `other` without /license_name",
+                       "add /license_name (the Hub's name for the licence), or use an SPDX id")  # fmt: skip
     slices = tuple(dataset.slices)
     named = ", ".join(slices) or "none"
     fix = "add the column to /slices in config/dataset.json, or point the factor at one of them"

@@ -107,3 +107,15 @@ def test_the_precision_recall_curve_is_the_interpolated_one():
     for r, best in pr:
         assert best == pytest.approx(max(pp for pp, rr in zip(precision, recall, strict=True) if rr >= r), abs=1e-6)
     assert [b for _, b in pr] == sorted((b for _, b in pr), reverse=True)  # never rises with recall
+
+
+def test_a_licence_other_needs_its_name_for_the_hub(tmp_path):
+    repo = make_repo(tmp_path)
+    _edit_card(repo, lambda d: d.update(license="other"))
+    r = run(repo, "config", "check")
+    assert r.code == 2 and r.err.startswith("error: config/model-card.json: /license: is `other` without /license_name")
+    _edit_card(repo, lambda d: d.update(license_name="acme-model-licence"))
+    assert run(repo, "config", "check").code == 0
+    _edit_card(repo, lambda d: d.update(license="Apache 2.0"))  # free text is not a licence id
+    r = run(repo, "config", "check")
+    assert r.code == 2 and "config/model-card.json: /license" in r.err
