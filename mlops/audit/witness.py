@@ -60,7 +60,19 @@ def cosign(
 
     BadInput for a malformed note or key; CheckFailed (nothing written) when the log's signature does not
     verify, the tree is smaller than or forks from the one remembered, or the consistency proof fails.
+    The check and the new state are one step under the state folder's lock (tlog-witness: otherwise two
+    requests could roll the remembered size back).
     """
+    from filelock import FileLock
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(state_dir / ".lock")):
+        return _cosign_locked(state_dir, note_text, log_key, proof, signer, now)
+
+
+def _cosign_locked(
+    state_dir: Path, note_text: str, log_key: notes.Verifier, proof: list[bytes], signer: notes.Signer, now: int
+) -> Cosigned:
     note = notes.parse_note(note_text, "checkpoint")
     notes.open_note(note, [log_key], "checkpoint")
     ck = notes.parse_checkpoint_body(note.text, "checkpoint")
@@ -95,7 +107,6 @@ def cosign(
                 ) from None
     line = notes.cosign_note(note.text, signer, now)
     kept = [s for s in note.signatures if (s.name, s.id) != (line.name, line.id)]
-    state_dir.mkdir(parents=True, exist_ok=True)
     new_state = {"log_key": log_key.vkey(), "origin": ck.origin, "root": notes.b64(ck.root), "size": ck.size}
     jsonio.atomic_write_bytes(_state_path(state_dir, ck.origin), jsonio.canonical(new_state) + b"\n")
     return Cosigned(notes.Note(note.text, [*kept, line]), ck.size, old_size)
