@@ -142,8 +142,12 @@ def _check_format(data: LogData, chain: _Chain, ck: dict, at: str) -> None:
 def _switch_event(data: LogData, lo: int, hi: int) -> dict | None:
     for seq in range(lo, min(hi, len(data.lines))):
         if b'"type":"checkpoint_format"' in data.lines[seq]:
-            entry = parse_line(data.lines[seq])
-            if entry.get("type") == "checkpoint_format" and isinstance(entry.get("payload"), dict):
+            try:
+                entry = parse_line(data.lines[seq])
+            except (ValueError, UnicodeDecodeError):
+                continue  # not an entry: _first_bad_entry names it
+            is_switch = isinstance(entry, dict) and entry.get("type") == "checkpoint_format"
+            if is_switch and isinstance(entry.get("payload"), dict):
                 return entry
     return None
 
