@@ -4,8 +4,9 @@ Measured: the model's own predict_proba on one row in process (the floor), the r
 a bare http.server echo and a bare uvicorn echo (the two HTTP stacks' floors), `mlops serve`
 (subprocess) and `mlflow models serve` (subprocess, 127.0.0.1, --env-manager local, the same
 pipeline saved with mlflow.sklearn) with one keep-alive client and with C concurrent clients:
-p50, p95 and requests/s. Goals (issue 17): mlops serve single-client p50 <= 1.5x the model alone;
-C-client throughput >= 2x mlflow models serve's.
+p50, p95 and requests/s. The model alone and the two servers are measured in five interleaved rounds
+(this VM's speed drifts within minutes), the HTTP floors once. Goals (issue 17): mlops serve
+single-client p50 <= 1.5x the model alone; C-client throughput >= 2x mlflow models serve's.
 
     .venv/bin/python benchmarks/serve.py [--requests 1000] [--clients 4]
 """
@@ -26,11 +27,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from scratch import scratch_repo
 
 # Small data and latency budgets far above any machine's (tests/support/deployed.py uses the same).
+ROUNDS = 5
 FAST = {
     "dataset": {"synthetic": {"rows": 4000, "seed": 7}},
     "training": {"bootstrap_iterations": 20},
@@ -222,14 +223,32 @@ def concurrent(port: int, rows: list[dict], n: int, clients: int, mlflow: bool =
     return per * clients / wall, [x for r in results for x in r]
 
 
-def measure(port: int, rows: list[dict], n: int, clients: int, mlflow: bool = False) -> dict[str, Any]:
-    """One client, then `clients` concurrent ones: latencies and requests/s."""
-    client(port, rows, 20, "warmup", mlflow)
-    t0 = time.perf_counter()
-    one = client(port, rows, n, "seq", mlflow)
-    one_tput = n / (time.perf_counter() - t0)
-    many_tput, many = concurrent(port, rows, n, clients, mlflow)
-    return {"one": one, "one_tput": one_tput, "many": many, "many_tput": many_tput}
+class Pool:
+    """Latencies and wall time of one kind of measurement, added up over the rounds."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.seconds = 0.0
+
+    def add(self, times: list[float], seconds: float) -> None:
+        self.times += times
+        self.seconds += seconds
+
+    @property
+    def rate(self) -> float:
+        return len(self.times) / self.seconds if self.seconds else 0.0
+
+
+def measure_round(targets: dict[str, tuple[int, bool]], rows: list[dict], n: int, clients: int, pools: dict) -> None:
+    """One round: each server with one client, then with `clients`; back to back, so drift hits all alike."""
+    for name, (port, mlflow) in targets.items():
+        t0 = time.perf_counter()
+        times = client(port, rows, n, f"seq-{len(pools[name, 1].times)}", mlflow)
+        pools[name, 1].add(times, time.perf_counter() - t0)
+    for name, (port, mlflow) in targets.items():
+        t0 = time.perf_counter()
+        _rate, times = concurrent(port, rows, n, clients, mlflow)
+        pools[name, clients].add(times, time.perf_counter() - t0)
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -253,8 +272,6 @@ def main() -> int:
     proc = flow = None
     try:
         repo, rows = setup(tmp)
-        anchor = anchors(repo, rows, n)
-
         echo = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
         threading.Thread(target=echo.serve_forever, daemon=True).start()
         echo_times = client(echo.server_address[1], rows, n, "echo")
@@ -268,10 +285,18 @@ def main() -> int:
         )  # fmt: skip
         line = proc.stdout.readline()
         port = int(line.strip().rsplit(":", 1)[1].split()[0])
-        ours = measure(port, rows, n, args.clients)
-        stop(proc)
         flow, flow_port = start_mlflow(repo, tmp)
-        theirs = measure(flow_port, rows, n, args.clients, mlflow=True)
+        targets = {"mlops": (port, False), "mlflow": (flow_port, True)}
+        for p, mlflow in targets.values():
+            client(p, rows, 20, "warmup", mlflow)
+        # Rounds: the model alone, then each server, back to back; this VM's speed drifts within minutes.
+        pools = {key: Pool() for key in [(k, c) for k in targets for c in (1, args.clients)]}
+        anchor: dict[str, list[float]] = {"model": [], "router": []}
+        per = max(10, n // ROUNDS)
+        for _ in range(ROUNDS):
+            for key, values in anchors(repo, rows, per).items():
+                anchor[key] += values
+            measure_round(targets, rows, per, args.clients, pools)
     finally:
         stop(proc)
         stop(flow)
@@ -282,19 +307,20 @@ def main() -> int:
         return f"  {name:<44} p50 {statistics.median(times):7.3f} ms   p95 {pct(times, 95):7.3f} ms{rate}"
 
     c = args.clients
-    print(f"single-row requests: {n} per measurement, {os.cpu_count()} CPUs, logistic_regression model")
+    print(f"single-row requests: {per * ROUNDS} per measurement in {ROUNDS} interleaved rounds, "
+          f"{os.cpu_count()} CPUs, logistic_regression model")  # fmt: skip
     print("in process:")
     print(row("model alone: predict_proba, one row", anchor["model"]))
     print(row("Router.predict + prediction log", anchor["router"]))
     print("HTTP floors over loopback (echo, no model):")
     print(row("http.server (ThreadingHTTPServer)", echo_times))
     print(row("uvicorn (bare ASGI app)", uvicorn_times))
-    for name, m in (("mlops serve", ours), ("mlflow models serve --env-manager local", theirs)):
-        print(f"{name}:")
-        print(row("1 keep-alive client", m["one"], m["one_tput"]))
-        print(row(f"{c} concurrent clients", m["many"], m["many_tput"]))
-    p50_ratio = statistics.median(ours["one"]) / statistics.median(anchor["model"])
-    tput_ratio = ours["many_tput"] / theirs["many_tput"]
+    for name, title in (("mlops", "mlops serve"), ("mlflow", "mlflow models serve --env-manager local")):
+        print(f"{title}:")
+        print(row("1 keep-alive client", pools[name, 1].times, pools[name, 1].rate))
+        print(row(f"{c} concurrent clients", pools[name, c].times, pools[name, c].rate))
+    p50_ratio = statistics.median(pools["mlops", 1].times) / statistics.median(anchor["model"])
+    tput_ratio = pools["mlops", c].rate / pools["mlflow", c].rate
     print("goals:")
     print(f"  mlops serve 1-client p50 / model alone p50: {p50_ratio:5.2f}x (goal <= 1.5x)")
     print(f"  mlops serve / mlflow models serve, {c} clients req/s: {tput_ratio:5.2f}x (goal >= 2x)")
