@@ -69,7 +69,7 @@ class Plan:
         return self.storage_url is not None and self.shard[1] > 1
 
     def worker(self) -> str:
-        return f"{self.shard[0]}/{self.shard[1]}"
+        return f"{self.shard[0] + 1}/{self.shard[1]}"  # as --shard spells it
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,7 @@ def cv_score(
     import numpy as np
     from sklearn.metrics import get_scorer
     from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     X, y = data["X_train"], data["y_train"]
     scorer = get_scorer(metric)
@@ -225,7 +226,8 @@ def cv_score(
         pipeline.set_params(**{f"model__{k}": v for k, v in params.items()})
         if pipeline.named_steps["model"].get_params().get("n_jobs") not in (None, 1):
             pipeline.set_params(model__n_jobs=1)  # one core per trial: reproducible, and shards run side by side
-        pipeline.fit(X.iloc[fit_rows], y[fit_rows])
+        with threadpool_limits(1):  # OpenMP/BLAS too (gradient boosting): busy-waiting threads on shared cores
+            pipeline.fit(X.iloc[fit_rows], y[fit_rows])
         scores.append(float(scorer(pipeline, X.iloc[score_rows], y[score_rows])))
         if trial is not None:
             import optuna
@@ -265,6 +267,7 @@ def tune(plan: Plan, name: str, module: Any, data: dict[str, Any], seed: int, pr
             load_if_exists=True,
         )
         ran = _optimize(plan, study, budget, module, space, data, seed)
+        searched = time.monotonic() - began
         if plan.shares_trials and budget.trials is not None:
             _wait_for_workers(study, budget.trials, name)
         trials = study.get_trials(deepcopy=False)
@@ -298,13 +301,15 @@ def tune(plan: Plan, name: str, module: Any, data: dict[str, Any], seed: int, pr
         "default_cv": default_cv,
         "chosen": "tuned" if tuned else "default",
         "cv_gain": (best.value - default_cv) if best else 0.0,
+        "search_seconds": round(searched, 3),  # this worker's trials (and waiting for the other workers')
         "seconds": round(time.monotonic() - began, 3),
     }
     best_text = f"{best.value:.4f}" if best else "-"
     gha.info(f"{name}: {len(complete)} trial(s) complete; best CV {plan.metric} {best_text}, "
              f"default {default_cv:.4f}: {summary['chosen']} parameters")  # fmt: skip
     log = [{"number": t.number, "state": t.state.name, "value": t.value, "params": dict(t.params),
-            "worker": t.user_attrs.get("worker")} for t in trials]  # fmt: skip
+            "worker": t.user_attrs.get("worker"),
+            "seconds": t.duration.total_seconds() if t.duration else None} for t in trials]  # fmt: skip
     return Tuned(dict(best.params) if tuned else {}, summary, log)
 
 

@@ -1,0 +1,201 @@
+"""Tuning (mlops/hpo.py), shards and the fan-in gate (mlops/shards.py) without a database: in-process studies.
+
+The PostgreSQL and `mlflow server` tests are in tests/test_team_backend.py."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from tests.support.cli import run
+from tests.support.repo import make_repo, tree_snapshot
+
+FAST = {
+    "dataset": {"synthetic": {"rows": 2000, "seed": 11}},
+    "training": {"bootstrap_iterations": 0},
+    "training_schedule": {"datasets": {"minimum_samples": 1000}},
+}
+
+
+def _row_hashes(frame) -> list[str]:
+    return [hashlib.sha256(repr(tuple(row)).encode()).hexdigest() for row in frame.itertuples(index=False)]
+
+
+@pytest.mark.slow
+def test_tuning_on_fair_data_sees_only_training_rows_and_never_loses_on_cv(tmp_path, monkeypatch):
+    """Fair (1978) from the statsmodels wheel: every fit of every trial (and of the defaults' CV and the final
+    fit) sees training-split rows only; the study summary compares tuned and default CV scores per type."""
+    import sklearn.pipeline
+
+    from mlops import config, data
+    from mlops.repo import Repo
+    from mlops.train import split
+    from tests.support.public_data import configure_fair
+
+    repo = make_repo(tmp_path / "r", training={"bootstrap_iterations": 0})
+    configure_fair(repo)
+    seen: list[set[str]] = []
+    real_fit = sklearn.pipeline.Pipeline.fit
+
+    def recording_fit(self, X, y=None, **kw):
+        seen.append(set(_row_hashes(X)))
+        return real_fit(self, X, y, **kw)
+
+    monkeypatch.setattr(sklearn.pipeline.Pipeline, "fit", recording_fit)
+    types = "logistic_regression,hist_gradient_boosting"
+    r = run(repo, "train", "--no-download", "--no-tracking", "--hpo", "--trials", "5", "--model-types", types)
+    assert r.code == 0, r.err
+
+    cfg = config.load(Repo.at(repo))
+    dataset = data.acquire(cfg, no_download=True)
+    prepared = data.prepare(cfg, data.read_table(dataset.path, "fair"), "fair")
+    parts = split(prepared, cfg, cfg.training.seed)
+    train_rows = set(_row_hashes(parts["X_train"]))
+    # The survey's coded answers repeat: rows that occur only outside the training split are the ones to watch.
+    test_only = set(_row_hashes(parts["X_test"])) - train_rows
+    assert len(test_only) > 300
+    # 2 types x (5 trials x 3 folds, at most, pruned ones fewer + 3 default-CV folds + the final fit)
+    assert 2 * (3 + 1) + 5 < len(seen) <= 2 * (5 * 3 + 3 + 1)
+    assert all(not (rows & test_only) for rows in seen)
+    assert all(rows <= train_rows for rows in seen)
+
+    for name in types.split(","):
+        record = json.loads(next((repo / "metadata/gates").glob(f"*-{name}-*.json")).read_text())
+        hpo = record["hpo"]
+        assert hpo["metric"] == "f1" and hpo["folds"] == 3 and hpo["trials"] == 5
+        assert hpo["complete"] + hpo["pruned"] + hpo["failed"] == 5
+        assert 0 < hpo["default_cv"] < 1 and hpo["best_cv"] is not None
+        # the candidate's parameters are the tuned ones only when they beat the defaults on CV
+        assert hpo["chosen"] == ("tuned" if hpo["best_cv"] > hpo["default_cv"] else "default")
+        assert max(hpo["best_cv"], hpo["default_cv"]) >= hpo["default_cv"]
+        folder = "current" if record["decision"] == "promoted" else f"candidates/{record['version']}"
+        manifest = json.loads((repo / "models" / folder / "manifest.json").read_text())
+        assert manifest["hpo"] == hpo
+
+
+def _tune(data, trials=None, seconds=None, name="logistic_regression", seed=7):
+    from mlops import hpo
+    from training.model_types import available
+
+    module = available()[name]
+    plan = hpo.Plan("f1", {name: hpo.Budget(trials, seconds, 3)}, None, None)
+    return hpo.tune(plan, name, module, data, seed, "t", "key")
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    from mlops import synthetic
+
+    frame = synthetic.generate(rows=1200, seed=3)
+    y = frame.pop(synthetic.LABEL).to_numpy()
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "if"]
+    categorical = [c for c in frame.columns if c not in numeric]
+    return {"X_train": frame, "y_train": y, "numeric": numeric, "categorical": categorical}
+
+
+def test_same_seed_one_worker_same_best_parameters(small_data):
+    first, second = _tune(small_data, trials=6), _tune(small_data, trials=6)
+    assert first.summary["best_params"] == second.summary["best_params"]
+    assert first.summary["best_cv"] == second.summary["best_cv"]
+    other = _tune(small_data, trials=6, seed=8)
+    assert other.summary["sampler"] == "TPE(seed=8)" and first.summary["sampler"] == "TPE(seed=7)"
+
+
+@pytest.mark.slow
+def test_a_seconds_budget_ends_the_search_within_t_plus_one_trial(small_data):
+    budget = 1.0
+    tuned = _tune(small_data, seconds=budget)
+    durations = [t["seconds"] for t in tuned.trials if t["seconds"] is not None]
+    # no trial limit: only the clock stops it, after T and before T plus the trial running at T
+    assert tuned.summary["search_seconds"] >= budget
+    assert tuned.summary["budget"] == {"trials": None, "seconds": budget}
+    assert tuned.summary["search_seconds"] <= budget + max(durations) + 0.5
+
+
+@pytest.mark.parametrize(
+    ("space", "problem"),
+    [({}, "the search space is missing or empty"), ({"Cee": {"type": "float", "low": 0.1, "high": 1.0}}, "Cee")],
+)
+def test_a_bad_search_space_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, space, problem):
+    from training.model_types import logistic_regression
+
+    repo = make_repo(tmp_path / "r", **FAST)
+    monkeypatch.setattr(logistic_regression, "SEARCH_SPACE", space)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--hpo", "--model-types", "logistic_regression")
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "training/model_types/logistic_regression.py: SEARCH_SPACE" in lines[0]
+    assert problem in lines[0]
+    assert tree_snapshot(repo) == before and not (repo / ".mlflow").exists()
+
+
+@pytest.mark.parametrize("spec", ["3/2", "0/0", "1/0", "x"])
+def test_a_bad_shard_spec_is_one_line_exit_2(tmp_path, spec):
+    repo = make_repo(tmp_path / "r", **FAST)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--shard", spec, "--out", str(tmp_path / "out"))
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1 and "--shard" in r.err and "1 <= I <= N" in r.err
+    assert tree_snapshot(repo) == before and not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_storage_is_one_line_exit_2(tmp_path, monkeypatch):
+    from mlops.services import free_port
+
+    repo = make_repo(tmp_path / "r", **FAST)
+    url = f"postgresql+psycopg2://someone:secret@127.0.0.1:{free_port()}/optuna"
+    monkeypatch.setenv("OPTUNA_STORAGE", url)
+    before = tree_snapshot(repo)
+    r = run(repo, "train", "--no-download", "--hpo", "--model-types", "logistic_regression")
+    assert r.code == 2, r.err
+    line = r.err.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: OPTUNA_STORAGE: cannot open the Optuna study")
+    assert "127.0.0.1" in line and "secret" not in line  # named, without its password
+    assert tree_snapshot(repo) == before
+
+
+@pytest.mark.slow
+def test_shards_and_fan_in_gate_promote_what_one_process_does(tmp_path):
+    """Two shards (in-process studies: the types are dealt) then `mlops gate --candidates`: the same type is
+    promoted as by one `mlops train` on the same budget; a tampered file is refused before anything is written."""
+    types = "logistic_regression,hist_gradient_boosting"
+    flags = ("--no-download", "--no-tracking", "--hpo", "--trials", "3", "--model-types", types)
+    one = make_repo(tmp_path / "one", **FAST)
+    r = run(one, "train", *flags)
+    assert r.code == 0, r.err
+    single = json.loads((one / "models/current/manifest.json").read_text())
+
+    repo = make_repo(tmp_path / "sharded", **FAST)
+    outs = [tmp_path / "s1", tmp_path / "s2"]
+    for i, out in enumerate(outs, 1):
+        r = run(repo, "train", *flags, "--shard", f"{i}/2", "--out", str(out))
+        assert r.code == 0, r.err
+        assert not (repo / "models/current").exists()  # a shard promotes nothing
+    records = [json.loads((out / "shard.json").read_text()) for out in outs]
+    assert [[c["model_type"] for c in rec["candidates"]] for rec in records] == [
+        ["logistic_regression"],
+        ["hist_gradient_boosting"],
+    ]
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(outs[1], tampered)
+    model = next(tampered.rglob("model.skops"))
+    model.write_bytes(model.read_bytes() + b"\0")
+    before = tree_snapshot(repo)
+    bad = run(repo, "gate", "--no-download", "--no-tracking", "--candidates", str(outs[0]), str(tampered))
+    assert bad.code == 2
+    assert len(bad.err.strip().splitlines()) == 1 and str(model) in bad.err and "sha256" in bad.err
+    assert tree_snapshot(repo) == before
+
+    g = run(repo, "gate", "--no-download", "--no-tracking", "--candidates", *map(str, outs))
+    assert g.code == 0, g.err
+    current = json.loads((repo / "models/current/manifest.json").read_text())
+    assert current["model_type"] == single["model_type"]
+    assert current["hpo"]["trials"] == 3 and current["hpo"]["worker"] in ("1/2", "2/2")
+    gates = sorted((repo / "metadata/gates").glob("*.json"))
+    assert len(gates) == 2  # gate records once, for both shards' candidates
+    for path in gates:
+        record = json.loads(path.read_text())
+        assert record["candidate"]["scored_on"]["split"] == "test" and record["hpo"]["best_cv"] is not None
