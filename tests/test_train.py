@@ -156,6 +156,7 @@ def test_real_public_csv_from_statsmodels(tmp_path):
         dataset={"source": "local", "local": {"path": "datasets/local/randhie.csv"}, "label": "idp",
                  "categorical": [], "slices": []},
         training={"bootstrap_iterations": 30},
+        model_card={"factors": {"relevant": [], "intersections": []}},  # no slice columns: no factors to evaluate
     )  # fmt: skip
     (repo / "datasets/local").mkdir(parents=True)
     shutil.copy(src, repo / "datasets/local/randhie.csv")

@@ -54,7 +54,9 @@ def write(repo: Path, cols: dict[str, list], *, fetched_at: str | None = "2026-0
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_NOW", NOW)
-    return make_repo(tmp_path / "repo", dataset=DATASET, training_schedule=SCHEDULE)
+    # no slice columns here, so the card declares no factors (config/model-card.json must name evaluated ones)
+    return make_repo(tmp_path / "repo", dataset=DATASET, training_schedule=SCHEDULE,
+                     model_card={"factors": {"relevant": [], "intersections": []}})  # fmt: skip
 
 
 def patch_validation(repo: Path, patch: dict) -> None:
