@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from mlops import jsonio
-from mlops.cards import extras as X
+from mlops.cards.extras import add_details, read_records
 from mlops.cards.hub import hf_metadata
 from mlops.config import Config, Factors, IntendedUse, ModelCardConfig, Owner
 from mlops.repo import Repo
@@ -79,7 +79,7 @@ def build_card(cfg: Config, version: str) -> dict[str, Any]:
         model_name=f"{cfg.dataset.name}-classifier",
         gate_record_path=repo.rel(gate_path) if gate_record is not None else None,
         dataset_name=cfg.dataset.name,
-        records=X.read_records(repo, folder, manifest),
+        records=read_records(repo, folder, manifest),
     )
 
 
@@ -159,7 +159,7 @@ def assemble(
         "gate": _gate_section(manifest, gate_record, gate_record_path),
         "lineage": _lineage(manifest, audit_found, model_name),
     }
-    X.add_details(card, manifest, team or _NO_TEAM_TEXT, dataset_name, records)
+    add_details(card, manifest, team or _NO_TEAM_TEXT, dataset_name, records)
     metrics = manifest.get("metrics") or {}
     card["huggingface"] = hf_metadata(
         card, {m: metrics[m] for m in ordered_metrics(metrics)}, (team or _NO_TEAM_TEXT).hub_dataset
