@@ -1,5 +1,6 @@
-"""The single-row fast path (mlops.serving.fast_frame) scores the same bits as the general path, for every
-bundled model type (issue 17), and leaves anything unusual to the general path's checks."""
+"""The single-row fast path (mlops.serving.fast_frame, mlops.fastpath's compiled pipeline) scores the same bits
+as the general path (the pipeline on a pandas frame), for every bundled model type (issue 17), and leaves anything
+unusual to the general path's checks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from mlops import synthetic
+from mlops.fastpath import compile_pipeline
 from mlops.serving import Loaded, Router, fast_frame, one_job
 from training.model_types import available
 
@@ -19,7 +21,8 @@ def router_for(pipeline, numeric: list[str], categorical: list[str]) -> Router:
     """A router over one fitted pipeline, without a repository or a log (what route() needs)."""
     manifest = {"features": {"numeric": numeric, "categorical": categorical}}
     router = Router.__new__(Router)
-    router.models = {"production": Loaded("production", "v-test", "0" * 64, pipeline, manifest)}
+    compiled = None if pipeline is None else compile_pipeline(pipeline)
+    router.models = {"production": Loaded("production", "v-test", "0" * 64, pipeline, manifest, compiled)}
     router.traffic, router.log = 0.0, False
     router.features, router.numeric = numeric + categorical, set(numeric)
     return router
@@ -49,6 +52,7 @@ def test_fast_path_scores_are_bit_identical_to_the_batch_path(name, data):
     with threadpool_limits(limits=1):  # OpenMP fitting on a busy 2-core machine is slower, not faster
         pipeline = one_job(available()[name].build(numeric, categorical, 0).fit(df, y))  # as load_pinned serves it
     router = router_for(pipeline, numeric, categorical)
+    assert router.models["production"].compiled is not None  # every bundled type skips pandas for a few rows
     rows = request_rows(df.head(12))
     for i, row in enumerate(rows):
         assert fast_frame([row], router.features, router.numeric) is not None  # these rows do take the fast path
@@ -81,3 +85,23 @@ def test_unusual_values_go_the_general_way_with_its_errors(data):
     frame = fast_frame([row, row], router.features, router.numeric)
     assert frame.dtypes["age"] == np.float64 and frame.dtypes["region"].kind == "O" and len(frame) == 2
     assert math.isnan(frame["age"][0])  # null is NaN, as the general path makes it
+
+
+def test_a_pipeline_the_fast_path_does_not_know_is_left_to_sklearn(data):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
+
+    df, y, numeric, categorical = data
+    odd = [
+        Pipeline([("prepare", ColumnTransformer([("num", PolynomialFeatures(), numeric)])),
+                  ("model", LogisticRegression(max_iter=500))]),
+        Pipeline([("prepare", ColumnTransformer([("num", "passthrough", numeric)], remainder="passthrough")),
+                  ("model", LogisticRegression(max_iter=500))]),
+        Pipeline([("prepare", ColumnTransformer([("cat", OneHotEncoder(), categorical)])),
+                  ("model", LogisticRegression(max_iter=500))]),
+    ]  # fmt: skip
+    filled = df.fillna({c: 0.0 for c in numeric} | {c: "none" for c in categorical})
+    for pipeline, columns in zip(odd, [numeric, numeric, categorical], strict=True):
+        assert compile_pipeline(pipeline.fit(filled[columns], y)) is None
