@@ -121,3 +121,22 @@ def test_markdown_front_matter_loads_with_huggingface_hub_and_round_trips_the_mo
         assert dataset["type"] == dataset["name"] == card["model_details"]["dataset_name"]
         assert dataset["name"] in {"customer-churn", "fair-affairs"}
         assert ("synthetic-data" in meta["tags"]) == (dataset["name"] == "customer-churn")
+
+
+def test_a_hub_dataset_id_and_a_named_other_licence_reach_the_front_matter():
+    from huggingface_hub import ModelCard
+
+    from mlops.cards.hub import front_matter, hf_metadata
+
+    card = {
+        "model_details": {"name": "m-classifier", "model_type": "logistic_regression", "dataset_name": "churn",
+                          "licenses": [{"identifier": "other"}], "license_name": "acme-licence"},
+        "lineage": {"dataset": {"sha256": "ab" * 32, "synthetic": False}},
+    }  # fmt: skip
+    meta = hf_metadata(card, {"accuracy": 0.9, "ece": 0.05, "n": 100}, "scikit-learn/churn")
+    hub = ModelCard(front_matter(meta) + "\n\n# m\n")
+    assert hub.data.license == "other" and hub.data.license_name == "acme-licence"
+    assert hub.data.datasets == ["scikit-learn/churn"]
+    (result,) = hub.data.eval_results[:1]
+    assert result.dataset_type == "scikit-learn/churn" and result.dataset_name == "churn"
+    assert {r.metric_type for r in hub.data.eval_results} == {"accuracy", "ece"}
