@@ -181,9 +181,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)  # before the address is printed: a caller may stop us once it reads it
     host, port = server.server_address[:2]
-    print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
-    sys.stdout.flush()
-    try:
+    try:  # a SIGTERM right after the address is printed is a clean shutdown too
+        print(f"serving on http://{host}:{port} (POST /predict, POST /feedback, GET /health, GET /status)", flush=True)
+        sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         pass
