@@ -8,9 +8,9 @@ NAME = "logistic_regression"
 DESCRIPTION = "L2-regularised logistic regression on scaled, one-hot-encoded features"
 
 # What `mlops train --hpo` searches (docs/training.md): parameters of the "model" step, Optuna-style.
+# Not class_weight: "balanced" wins on f1 and loses the calibration the gate's ECE check asks for.
 SEARCH_SPACE = {
     "C": {"type": "float", "low": 0.001, "high": 100.0, "log": True},
-    "class_weight": {"type": "categorical", "choices": [None, "balanced"]},
 }
 
 
