@@ -44,8 +44,16 @@ lint: $(STAMP)
 mlflow-ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///.mlflow/mlflow.db
 
+## services: start PostgreSQL and an mlflow server on it on 127.0.0.1 (.services/; docs/team-backend.md); stop: make services-stop
+services: $(STAMP)
+	$(BIN)/python -m mlops.services start --dir .services
+
+## services-stop: stop what `make services` started (its data stays in .services/)
+services-stop: $(STAMP)
+	$(BIN)/python -m mlops.services stop --dir .services
+
 ## bench: run every benchmark script
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
-.PHONY: help install lock demo test lint mlflow-ui bench
+.PHONY: help install lock demo test lint mlflow-ui bench services services-stop
