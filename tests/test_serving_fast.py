@@ -95,13 +95,13 @@ def test_a_pipeline_the_fast_path_does_not_know_is_left_to_sklearn(data):
 
     df, y, numeric, categorical = data
     odd = [
-        Pipeline([("prepare", ColumnTransformer([("num", PolynomialFeatures(), numeric)])),
-                  ("model", LogisticRegression(max_iter=500))]),
+        Pipeline([("prepare", ColumnTransformer([("num", PolynomialFeatures(), numeric[:3])])),
+                  ("model", LogisticRegression())]),
         Pipeline([("prepare", ColumnTransformer([("num", "passthrough", numeric)], remainder="passthrough")),
-                  ("model", LogisticRegression(max_iter=500))]),
+                  ("model", LogisticRegression())]),
         Pipeline([("prepare", ColumnTransformer([("cat", OneHotEncoder(), categorical)])),
-                  ("model", LogisticRegression(max_iter=500))]),
+                  ("model", LogisticRegression())]),
     ]  # fmt: skip
     filled = df.fillna({c: 0.0 for c in numeric} | {c: "none" for c in categorical})
     for pipeline, columns in zip(odd, [numeric, numeric, categorical], strict=True):
-        assert compile_pipeline(pipeline.fit(filled[columns], y)) is None
+        assert compile_pipeline(pipeline.fit(filled[columns].head(200), y[:200])) is None
