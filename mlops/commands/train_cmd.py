@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train only shard I of N (1-based) into --out; `mlops gate --candidates` gates them together",
     )
     p.add_argument("--out", help="with --shard: the (new or empty) folder for this shard's candidates")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="train nothing: print config /matrix as step outputs `sharded` (true/false) and `shards` "
+        '(JSON list of {"index", "spec"}) for the training workflow\'s matrix',
+    )
     p.set_defaults(func=run)
     register_gate(sub)
 
@@ -90,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
+    if args.plan:
+        return _plan(cfg)
     types = [t.strip() for t in args.model_types.split(",") if t.strip()] if args.model_types else None
     opts = TrainOptions(
         model_types=types,
@@ -109,6 +117,24 @@ def run(args: argparse.Namespace) -> int:
     if outcome.get("outcome") == "waiting_for_labels":
         return _waiting(outcome, cfg)
     return _report(outcome, cfg, repo)
+
+
+def _plan(cfg: object) -> int:
+    import json
+
+    from mlops import gha
+    from mlops.hpo import settings
+
+    _, matrix = settings(cfg)
+    shards = [{"index": i, "spec": f"{i}/{matrix.width}"} for i in range(1, matrix.width + 1)]
+    if not matrix.enabled:
+        shards = []
+    gha.set_outputs(sharded=str(matrix.enabled).lower(), shards=json.dumps(shards, separators=(",", ":")))
+    if matrix.enabled:
+        print(f"training as a matrix of {matrix.width} shard(s): {', '.join(s['spec'] for s in shards)}")
+    else:
+        print("training in one job (config/training.json /matrix/enabled is false)")
+    return 0
 
 
 def _shard(args: argparse.Namespace, cfg: object, opts: object) -> int:
