@@ -29,6 +29,7 @@ BIN = Path(sys.executable).parent
 SHARED_PINS = ROOT.parent / "shared" / "actions-pins.md"
 STATE_JOBS = {
     ("ml-training.yml", "train"),
+    ("ml-training.yml", "gate"),  # the matrix's fan-in (config/training.json /matrix)
     ("model-monitoring.yml", "monitor"),
     ("dataset-validation.yml", "validate"),
     ("deploy.yml", "deploy"),
@@ -246,7 +247,7 @@ def test_path_filters_cover_the_code_and_its_dependencies():
 
 # Commands that may move an MLflow alias (champion, challenger): they need the tracking server and its
 # credentials, or `champion` stops following what is trained and deployed.
-ALIAS_MOVERS = re.compile(r"^mlops (train|deploy|rollback|canary analyze --apply)\b")
+ALIAS_MOVERS = re.compile(r"^mlops (train|gate|deploy|rollback|canary analyze --apply)\b")
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
@@ -261,7 +262,7 @@ def test_every_step_that_may_move_an_mlflow_alias_gets_the_tracking_server_and_c
                 env = {**(wf.doc.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
                 for key in MLFLOW_ENV:
                     assert env.get(key) == f"${{{{ secrets.{key} }}}}", f"{wf.path.name}/{name}: {step.get('name')}"
-    assert seen == {"train", "deploy", "rollback", "canary"}
+    assert seen == {"train", "gate", "deploy", "rollback", "canary"}
 
 
 def test_deploy_commits_its_records_whatever_the_outcome_and_defaults_to_auto():
@@ -316,12 +317,12 @@ def test_every_state_commit_gets_the_token_for_pull_request_mode():
                 if command_of(step.get("run", "")).startswith("scripts/commit-state "):
                     seen += 1
                     assert step["env"].get("GITHUB_TOKEN") == "${{ github.token }}", (wf.path.name, step.get("name"))
-    assert seen == 5  # training, monitoring, validation, deploy and its rollback
+    assert seen == 6  # training (one job or the matrix's gate), monitoring, validation, deploy and its rollback
 
 
 # Commands that read or write the log store (config/store.json): monitoring's window, canary analysis, and the
 # data steps (config/dataset.json's source production trains on labelled production data from the store).
-STORE_READERS = re.compile(r"^mlops (monitor|canary analyze|train|data validate)\b")
+STORE_READERS = re.compile(r"^mlops (monitor|canary analyze|train|gate|data validate)\b")
 STORE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION")
 
 
@@ -338,7 +339,7 @@ def test_every_step_that_reads_the_log_store_gets_its_credentials_from_secrets()
                         assert env.get(key) == f"${{{{ secrets.{key} }}}}", f"{wf.path.name}/{name}: {step.get('name')}"
                 else:  # and only there: no other step (checkout, uploads, the PR report) sees them
                     assert not set(env) & set(STORE_ENV), f"{wf.path.name}/{name}: {step.get('name')}"
-    assert seen == {"monitor", "canary", "train", "data"}
+    assert seen == {"monitor", "canary", "train", "gate", "data"}
 
 
 def test_the_experiment_report_uses_no_secret():
@@ -352,7 +353,7 @@ def test_the_experiment_report_uses_no_secret():
 # Commands that append to the audit log (directly or for each alert they deliver); once checkpoint-key.pub is
 # committed each append must be signed, so their steps need the secret.
 AUDIT_APPENDERS = re.compile(
-    r"^mlops (alerts |audit record|data validate|train|retention|monitor|deploy|rollback|canary analyze --apply)"
+    r"^mlops (alerts |audit record|data validate|train|gate|retention|monitor|deploy|rollback|canary analyze --apply)"
 )
 
 

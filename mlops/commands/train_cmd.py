@@ -44,14 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train only shard I of N (1-based) into --out; `mlops gate --candidates` gates them together",
     )
     p.add_argument("--out", help="with --shard: the (new or empty) folder for this shard's candidates")
-    p.add_argument(
-        "--plan",
-        action="store_true",
-        help="train nothing: print config /matrix as step outputs `sharded` (true/false) and `shards` "
-        '(JSON list of {"index", "spec"}) for the training workflow\'s matrix',
-    )
     p.set_defaults(func=run)
     register_gate(sub)
+    m = sub.add_parser(
+        "matrix",
+        help="config/training.json /matrix as step outputs `sharded` (true/false) and `shards` (JSON list of "
+        '{"index", "spec"}) for the training workflow\'s plan job; trains nothing',
+    )
+    m.set_defaults(func=run_matrix)
 
 
 def register_gate(sub: argparse._SubParsersAction) -> None:
@@ -96,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
-    if args.plan:
-        return _plan(cfg)
     types = [t.strip() for t in args.model_types.split(",") if t.strip()] if args.model_types else None
     opts = TrainOptions(
         model_types=types,
@@ -119,11 +117,14 @@ def run(args: argparse.Namespace) -> int:
     return _report(outcome, cfg, repo)
 
 
-def _plan(cfg: object) -> int:
+def run_matrix(args: argparse.Namespace) -> int:
     import json
 
-    from mlops import gha
+    from mlops import config, gha
     from mlops.hpo import settings
+    from mlops.repo import Repo
+
+    cfg = config.load(Repo.at(args.repo))
 
     _, matrix = settings(cfg)
     shards = [{"index": i, "spec": f"{i}/{matrix.width}"} for i in range(1, matrix.width + 1)]
