@@ -572,3 +572,41 @@ def test_harness_refuses_a_workflow_that_breaks_the_rules(tmp_path):
         Runner(ws).run(Workflow.load(bad), inputs={"x": "a; rm -rf /"})
     with pytest.raises(HarnessError, match="declares no input"):
         Runner(ws).run(Workflow.load(bad), inputs={"y": "1"})
+
+
+# ---- training as a matrix (config/training.json /matrix) ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_matrix_runs_plan_shards_and_a_gate_that_commits_state(fake, tmp_path):
+    training = {**FAST["training"], "model_types": ["logistic_regression", "extra_trees"]}
+    config = {**FAST, "training": {**training, "matrix": {"enabled": True, "width": 2}}}
+    remote = seed_remote(tmp_path / "bare", config=config)
+    artifacts = tmp_path / "artifacts"
+    runner = _runner(tmp_path / "unused", fake, 501, artifacts=artifacts)
+
+    def fresh_clone(job: str, index: int) -> Path:  # every job (and matrix item) on its own runner
+        return clone(remote, tmp_path / f"ws-{job}-{index}")
+
+    ran = runner.run_graph(Workflow.load("ml-training.yml"), fresh_clone, inputs={"no_download": True})
+    assert sorted(ran) == ["gate", "plan", "shard"]  # the one-job `train` was skipped
+    for results in ran.values():
+        for result in results:
+            _ok(result)
+    assert ran["plan"][0].outputs["sharded"] == "true"
+    shards = [r.step("Train shard").stdout for r in ran["shard"]]
+    assert "shard 1/2: 1 candidate(s)" in shards[0] and "shard 2/2: 1 candidate(s)" in shards[1]
+    assert sorted(p.name for p in artifacts.iterdir() if p.name.startswith("candidates-")) == [
+        "candidates-1",
+        "candidates-2",
+    ]
+    gate = ran["gate"][0]
+    outputs = gate.step("train").outputs
+    assert outputs["promoted"] == "true"
+    assert "pushed to main" in gate.step("Commit state").stdout
+    check = clone(remote, tmp_path / "check")
+    current = json.loads((check / "models/current/manifest.json").read_text())
+    assert current["version"] == outputs["version"]
+    assert len(list((check / "metadata/gates").glob("*.json"))) == 2  # both shards' candidates, gated once
+    assert (check / "metadata/cards" / f"{outputs['version']}.md").exists()
+    assert "audit log ok" in _mlops(check, "audit", "verify").stdout

@@ -39,6 +39,7 @@ What replaces each `uses:` step (refused unless pinned to a 40-hex commit):
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -141,6 +142,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         out.append((kind, m.group(kind)))
         pos = m.end()
     return out
+
+
+def _needs(spec: dict[str, Any]) -> list[str]:
+    needs = spec.get("needs") or []
+    return [needs] if isinstance(needs, str) else list(needs)
 
 
 def _truthy(value: Any) -> bool:
@@ -446,6 +452,7 @@ class JobResult:
     steps: list[StepResult]
     summary: str
     workspace: Path
+    outputs: dict[str, str] = field(default_factory=dict)  # the job's `outputs:`, for jobs that need it
 
     @property
     def failed(self) -> bool:
@@ -493,6 +500,8 @@ class Runner:
         inputs: dict[str, Any] | None = None,
         payload: dict[str, Any] | None = None,
         ref: str = "refs/heads/main",
+        needs: dict[str, Any] | None = None,
+        matrix: dict[str, Any] | None = None,
     ) -> JobResult:
         if event not in workflow.triggers:
             raise HarnessError(f"{workflow.path.name} has no {event!r} trigger")
@@ -540,7 +549,7 @@ class Runner:
         ctx: dict[str, Any] = {
             "github": github, "inputs": resolved_inputs, "secrets": {"GITHUB_TOKEN": self.token, **self.secrets},
             "vars": {}, "runner": {"os": "Linux", "arch": "X64", "temp": str(temp)}, "job": {"status": "success"},
-            "steps": {}, "env": {},
+            "steps": {}, "env": {}, "needs": needs or {}, "matrix": matrix or {},
         }  # fmt: skip
         job_env: dict[str, str] = {}
         for scope in (workflow.doc.get("env") or {}, spec.get("env") or {}):
@@ -590,7 +599,55 @@ class Runner:
             self._record(ctx, step, result)
             if result.outcome == "failure" and not step.get("continue-on-error"):
                 status["failed"] = True
-        return JobResult(workflow.path.name, job, results, "\n".join(summaries), self.workspace)
+        outputs = {k: to_text(interpolate(v, ctx)) for k, v in (spec.get("outputs") or {}).items()}
+        return JobResult(workflow.path.name, job, results, "\n".join(summaries), self.workspace, outputs)
+
+    def run_graph(
+        self,
+        workflow: Workflow,
+        workspace_for: Callable[[str, int], Path],
+        *,
+        event: str = "workflow_dispatch",
+        inputs: dict[str, Any] | None = None,
+    ) -> dict[str, list[JobResult]]:
+        """Every job in `needs` order, as Actions would: a job runs when its needs succeeded and its `if:` holds;
+        `strategy.matrix` (one key, a list or a fromJSON of an output) runs the job once per item, each in its
+        own workspace (`workspace_for(job, index)`, e.g. a fresh clone); artifacts pass through one folder."""
+        artifacts = self.artifacts or self.workspace.parent / "artifacts"
+        done: dict[str, dict[str, Any]] = {}
+        ran: dict[str, list[JobResult]] = {}
+        pending = list(workflow.jobs())
+        while pending:
+            job = next((j for j in pending if all(n in done for n in _needs(workflow.jobs()[j]))), None)
+            if job is None:
+                raise HarnessError(f"{workflow.path.name}: a `needs` cycle or an unknown job in {pending}")
+            pending.remove(job)
+            spec = workflow.jobs()[job]
+            needs = {n: done[n] for n in _needs(spec)}
+            ctx = {
+                "needs": needs,
+                "inputs": self._inputs(workflow, event, inputs or {}),
+                "github": {"event_name": event},
+            }
+            cond = spec.get("if")
+            if any(n["result"] != "success" for n in needs.values()) or (
+                cond is not None
+                and not _truthy(evaluate(str(cond).strip().removeprefix("${{").removesuffix("}}"), ctx))
+            ):
+                done[job] = {"result": "skipped", "outputs": {}}
+                continue
+            items: list[dict[str, Any] | None] = [None]
+            for key, value in ((spec.get("strategy") or {}).get("matrix") or {}).items():
+                values = interpolate(value, ctx)
+                items = [{key: v} for v in (json.loads(values) if isinstance(values, str) else values)]
+            results = []
+            for index, item in enumerate(items):
+                runner = dataclasses.replace(self, workspace=workspace_for(job, index), artifacts=artifacts)
+                results.append(runner.run(workflow, job, event=event, inputs=inputs, needs=needs, matrix=item))
+            outputs = {k: v for r in results for k, v in r.outputs.items()}
+            done[job] = {"result": "failure" if any(r.failed for r in results) else "success", "outputs": outputs}
+            ran[job] = results
+        return ran
 
     # -- pieces
     def _inputs(self, workflow: Workflow, event: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -689,6 +746,13 @@ class Runner:
             return self._cache(action, with_, ok)
         if action == "actions/upload-artifact":
             return self._upload(with_, ok, artifacts)
+        if action == "actions/download-artifact" and "pattern" in with_:
+            # Without merge-multiple every matching artifact lands in <path>/<artifact name>/.
+            found = sorted(a for a in artifacts.iterdir() if fnmatch.fnmatchcase(a.name, to_text(with_["pattern"])))
+            for source in found:
+                target = self.workspace / to_text(with_.get("path", ".")) / source.name
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            return ok if found else StepResult(name, step.get("id"), action, "failure", 1, "", "no artifact matched")
         if action == "actions/download-artifact":
             source = artifacts / to_text(with_["name"])
             if not source.is_dir():
@@ -745,12 +809,18 @@ class Runner:
         target = artifacts / to_text(with_["name"])
         hidden = to_text(with_.get("include-hidden-files", False)).lower() == "true"
         patterns = [p.strip() for p in to_text(with_.get("path", "")).splitlines() if p.strip()]
+        # As upload-artifact: paths in the artifact are relative to the least common ancestor of the search
+        # paths (their parts before any wildcard), so one folder `out/` uploads its contents, not `out/...`.
+        literal = [Path(*[q for q in Path(p).parts if not any(c in q for c in "*?[")] or ["."]) for p in patterns]
+        root = self.workspace / os.path.commonpath([str(p) for p in literal]) if patterns else self.workspace
+        if root.is_file():
+            root = root.parent
         copied = 0
         for pattern in patterns:
             for path in sorted(self.workspace.glob(pattern.rstrip("/"))):
                 files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
                 for f in files:
-                    rel = f.relative_to(self.workspace)
+                    rel = f.relative_to(root)
                     if not hidden and any(part.startswith(".") for part in rel.parts):
                         continue
                     dest = target / rel
