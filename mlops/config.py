@@ -339,6 +339,26 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Hpo:
+    """/hpo: Optuna tuning (mlops/hpo.py, docs/training.md)."""
+
+    enabled: bool
+    trials: int | None
+    seconds: float | None
+    folds: int
+    storage: str | None
+    per_type: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """/matrix: the training workflow as plan -> shards -> gate (docs/workflows.md)."""
+
+    enabled: bool
+    width: int
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     model_types: tuple[str, ...]
     seed: int
@@ -347,6 +367,8 @@ class TrainingConfig:
     bootstrap_iterations: int
     split: Split
     promotion: Promotion
+    hpo: Hpo
+    matrix: Matrix
 
 
 @dataclass(frozen=True)

@@ -31,22 +31,6 @@ WAIT_SECONDS = 900.0  # how long the shard that fits a type waits for the other 
 
 
 @dataclass(frozen=True)
-class HpoSettings:
-    enabled: bool
-    trials: int | None
-    seconds: float | None
-    folds: int
-    storage: str | None
-    per_type: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class MatrixSettings:
-    enabled: bool
-    width: int
-
-
-@dataclass(frozen=True)
 class Budget:
     trials: int | None
     seconds: float | None
@@ -81,20 +65,9 @@ class Tuned:
     trials: list[dict[str, Any]]
 
 
-def settings(cfg: Any) -> tuple[HpoSettings, MatrixSettings]:
-    """config/training.json /hpo and /matrix with the schema's defaults (config.load validated the file)."""
-    from mlops import jsonio
-    from mlops.config import fill
-
-    repo = cfg.repo
-    data = jsonio.read_json(repo.config_dir / "training.json", "config file")
-    schema = jsonio.read_json(repo.schemas_dir / "training.schema.json", "schema")
-    props = schema.get("properties", {})
-    if "hpo" not in props or "matrix" not in props:  # a repository whose schema predates tuning
-        return HpoSettings(False, 20, None, 3, None, {}), MatrixSettings(False, 2)
-    hpo = fill(HpoSettings, props["hpo"], data.get("hpo", {}), schema)
-    matrix = fill(MatrixSettings, props["matrix"], data.get("matrix", {}), schema)
-    return hpo, matrix
+def settings(cfg: Any) -> tuple[Any, Any]:
+    """config/training.json /hpo and /matrix (mlops.config.Hpo, Matrix) with the schema's defaults."""
+    return cfg.training.hpo, cfg.training.matrix
 
 
 def plan(
