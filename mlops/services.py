@@ -130,6 +130,10 @@ def stop_process(pid: int) -> None:
         return
     for _ in range(50):
         try:
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child (a zombie still "exists")
+        except ChildProcessError:
+            pass
+        try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return

@@ -43,6 +43,7 @@ def _finished(url: str, worker: str | None = None) -> dict[str, list]:
 
 @pytest.mark.slow
 def test_two_shard_processes_share_one_study_per_type_and_the_gate_promotes_as_one_process(tmp_path, team_backend):  # noqa: F811
+    """Against what `make services` starts: PostgreSQL and `mlflow server` on it."""
     import mlflow
 
     optuna_url = team_backend.optuna_url("shards")

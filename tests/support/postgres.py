@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.services import Postgres, free_port, start_mlflow, stop_process
+from mlops.services import Postgres, free_port, main
 
 
 @dataclass
@@ -44,14 +44,16 @@ def postgres_cluster() -> Iterator[Postgres]:
 
 
 @pytest.fixture(scope="session")
-def team_backend(postgres_cluster: Postgres) -> Iterator[Backend]:
-    """`mlflow server` with the cluster as its backend store and proxied artifacts in a temp folder."""
-    root = Path(tempfile.mkdtemp(prefix="mlops-mlflow-"))
-    postgres_cluster.create_database("mlflow")
-    port = free_port()
-    proc = start_mlflow(postgres_cluster.url("mlflow"), root / "artifacts", port, root / "mlflow.log")
+def team_backend() -> Iterator[Backend]:
+    """What `make services` starts (python -m mlops.services start), on free ports in a temp folder: its own
+    cluster, with `mlflow server` on it (proxied artifacts); stopped by `… stop` as `make services-stop` does."""
+    root = Path(tempfile.mkdtemp(prefix="mlops-services-"))
+    root.chmod(0o755)
+    pg_port, mlflow_port = free_port(), free_port()
+    args = ["--dir", str(root), "--pg-port", str(pg_port), "--mlflow-port", str(mlflow_port)]
     try:
-        yield Backend(postgres_cluster, f"http://127.0.0.1:{port}", root)
+        assert main(["start", *args]) == 0
+        yield Backend(Postgres(root / "postgres", pg_port), f"http://127.0.0.1:{mlflow_port}", root)
     finally:
-        stop_process(proc.pid)
+        main(["stop", *args])
         shutil.rmtree(root, ignore_errors=True)
