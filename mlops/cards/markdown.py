@@ -234,6 +234,11 @@ def _hyperparameters(hp: dict[str, Any] | None, tuning: Any) -> str:
         return f"_Hyper-parameters: the model file could not be read ({hp['error']})._"
     rows = [[f"`{k}`", f"`{v!r}`" if isinstance(v, str) else v] for k, v in hp["non_default"].items()]
     tuned = " (tuned: see the manifest's `hpo`)" if tuning else ""
+    if isinstance(tuning, dict) and isinstance(tuning.get("default_cv"), (int, float)):  # mlops/hpo.py's summary
+        best = "-" if tuning.get("best_cv") is None else f"{tuning['best_cv']:.4f}"
+        study = f"{tuning.get('trials')} trials, {tuning.get('pruned')} pruned"
+        tuned = (f" (tuned: {study}; CV {tuning.get('metric')} {best} against the defaults' "
+                 f"{tuning['default_cv']:.4f}: {tuning.get('chosen')} parameters)")  # fmt: skip
     table = _table(["parameter", "value"], rows) if rows else "_every parameter at its scikit-learn default_"
     return _details(f"Hyper-parameters of `{hp['estimator']}` that differ from its defaults{tuned}", table)
 
