@@ -351,13 +351,19 @@ def tune(cfg: Config, inputs: Inputs, name: str, module: Any) -> Any:
 
 
 def fit(cfg: Config, inputs: Inputs, name: str, module: Any) -> tuple[str, Any, float, Any] | Failure:
-    """(version, fitted pipeline, fit seconds, tuning outcome) or a Failure. Tuning errors (the study
-    storage failing) are not a type's failure: they end the run (exit 2)."""
+    """(version, fitted pipeline, fit seconds, tuning outcome) or a Failure. The study storage failing is
+    not a type's failure: it ends the run (BadInput, exit 2)."""
     import numpy as np
 
     parts, seed = inputs.parts, inputs.seed
     version = registry.new_version(inputs.when, name, inputs.dataset.sha256, str(seed), inputs.commit)
-    tuned = tune(cfg, inputs, name, module)
+    try:
+        tuned = tune(cfg, inputs, name, module)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a type whose search cannot run fails alone, like a failed fit
+        gha.warn(f"{name}: tuning failed: {type(exc).__name__}: {exc}")
+        return Failure(name, version, f"tuning: {type(exc).__name__}: {exc}")
     began = time.perf_counter()
     try:
         np.random.seed(seed)  # for any third-party code that still reads the global RNG
