@@ -142,3 +142,14 @@ def test_an_unreachable_storage_is_one_line_exit_2(tmp_path, monkeypatch):
     assert len(line.splitlines()) == 1 and line.startswith("error: OPTUNA_STORAGE: cannot open the Optuna study")
     assert "127.0.0.1" in line and "secret" not in line  # named, without its password
     assert tree_snapshot(repo) == before
+
+
+def test_a_budget_without_trials_or_seconds_and_an_unknown_per_type_entry_are_refused(tmp_path):
+    unbounded = make_repo(tmp_path / "a", **{**FAST, "training": {"hpo": {"trials": None, "seconds": None}}})
+    r = run(unbounded, "train", "--no-download", "--hpo", "--model-types", "logistic_regression")
+    assert r.code == 2 and "config/training.json: /hpo (model type logistic_regression)" in r.err
+    assert "neither trials nor seconds" in r.err and len(r.err.strip().splitlines()) == 1
+    # --trials bounds it again; a per-type entry for a type that does not exist is a typo, not a no-op
+    typo = make_repo(tmp_path / "b", **{**FAST, "training": {"hpo": {"per_type": {"logistic_regresion": {}}}}})
+    r = run(typo, "train", "--no-download", "--hpo", "--trials", "2", "--model-types", "logistic_regression")
+    assert r.code == 2 and "/hpo/per_type/logistic_regresion: unknown model type" in r.err
