@@ -180,11 +180,15 @@ class _Tracked:
 
     def handle_one_request(self) -> None:
         # A read past the timeout ends here too (TimeoutError is caught by http.server: the connection closes).
-        super().handle_one_request()
-        if self._busy:
-            self._busy = False
-            if self.server.connections.done(self.request):  # type: ignore[attr-defined]
-                self.close_connection = True  # draining: answered, then closed
+        # A client gone mid-answer raises (BrokenPipeError): the request still counts as done, or a
+        # drain would wait out its whole timeout for it.
+        try:
+            super().handle_one_request()
+        finally:
+            if self._busy:
+                self._busy = False
+                if self.server.connections.done(self.request):  # type: ignore[attr-defined]
+                    self.close_connection = True  # draining: answered, then closed
 
     def finish(self) -> None:
         self.server.connections.closed(self.request)  # type: ignore[attr-defined]
@@ -241,6 +245,7 @@ def _handler_class() -> type:
             except ValueError:
                 length = -1
             if length < 0:
+                self.close_connection = True  # the body's end is unknown: the connection cannot carry more
                 self._send(400, {"error": "Content-Length: not a byte count"})
                 return None
             if length > MAX_BODY_BYTES:
