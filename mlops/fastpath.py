@@ -7,7 +7,7 @@ a logistic regression's 4 ms. `compile_pipeline` reads the fitted steps once and
 that does the same arithmetic on numpy arrays, in the same order, and hands the estimator the same
 float64 matrix; for anything else (another transformer, sparse output, infrequent categories, a
 column all-missing in training) it returns None and the router keeps the pipeline. Scores are the
-same bits as the pipeline's: tests/test_serving_fast.py, for every bundled model type.
+same bits as the pipeline's: tests/test_fastpath.py, for every bundled model type.
 """
 
 from __future__ import annotations

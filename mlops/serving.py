@@ -109,7 +109,7 @@ def fast_frame(rows: list[Any], features: list[str], numeric: set[str]) -> Any:
     The general path's from_records, per-column maps and to_numeric cost more than the model's own
     preparation for a single row. Columns come out as it makes them for these values: numeric
     features float64 (null as NaN), categorical ones object (text or None), so the scores are the
-    same bits (tests/test_serving_fast.py, every bundled model type). Used for requests of up to FAST_ROWS rows.
+    same bits (tests/test_fastpath.py, every bundled model type). Used for requests of up to FAST_ROWS rows.
     """
     import numpy as np
     import pandas as pd

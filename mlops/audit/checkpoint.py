@@ -18,8 +18,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import mlops.audit.note as notes
 from mlops import jsonio
-from mlops.audit import note as notes
 from mlops.audit.entries import ORIGIN_ENV, PUBLIC_KEY, SIGNING_KEY_ENV, TIME_RE, VKEY, parse_line
 from mlops.errors import BadInput, CheckFailed
 from mlops.merkle import EMPTY_ROOT

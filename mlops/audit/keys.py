@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlops.audit.note as notes
 from mlops import jsonio
-from mlops.audit import note as notes
 from mlops.audit.append import AuditWriter
 from mlops.audit.checkpoint import log_origin
 from mlops.audit.entries import CHECKPOINTS, PUBLIC_KEY, VKEY, parse_line

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mlops.audit import note as notes
+import mlops.audit.note as notes
 from mlops.audit.checkpoint import NOTE, is_signed, note_of, parse_checkpoint
 from mlops.audit.entries import CHECKPOINTS, VKEY, check_entry_line
 from mlops.audit.log import LogData, split_lines

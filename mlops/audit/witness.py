@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlops.audit.note as notes
 from mlops import jsonio
-from mlops.audit import note as notes
 from mlops.audit.checkpoint import NOTE, note_of, parse_checkpoint
 from mlops.audit.entries import CHECKPOINTS, VKEY, WITNESS_KEY_ENV, WITNESSED
 from mlops.audit.log import read_dir
