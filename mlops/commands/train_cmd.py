@@ -4,6 +4,7 @@ fan-in of `mlops train --shard I/N` (docs/training.md, "Workers and the training
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlops.commands import args as checked
 
@@ -72,43 +73,37 @@ def run_gate(args: argparse.Namespace) -> int:
     from mlops import config
     from mlops.repo import Repo
     from mlops.shards import fan_in
-    from mlops.train import TrainOptions
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
-    opts = TrainOptions(
+    outcome = fan_in(cfg, [Path(d) for d in args.candidates], _options(args))
+    return _report(outcome, cfg, repo)
+
+
+def _options(args: argparse.Namespace, **more: Any) -> Any:
+    """The TrainOptions the flags `train` and `gate` share say, plus `more` (train's own flags)."""
+    from mlops.train import TrainOptions
+
+    return TrainOptions(
         no_download=args.no_download,
         force_retrain=args.force_retrain,
         allow_invalid_data=args.allow_invalid_data,
         track=not args.no_tracking,
         since=args.since,
         until=args.until,
+        **more,
     )
-    outcome = fan_in(cfg, [Path(d) for d in args.candidates], opts)
-    return _report(outcome, cfg, repo)
 
 
 def run(args: argparse.Namespace) -> int:
     from mlops import config
     from mlops.repo import Repo
-    from mlops.train import TrainOptions
     from mlops.train import run as train
 
     repo = Repo.at(args.repo)
     cfg = config.load(repo)
     types = [t.strip() for t in args.model_types.split(",") if t.strip()] if args.model_types else None
-    opts = TrainOptions(
-        model_types=types,
-        seed=args.seed,
-        no_download=args.no_download,
-        force_retrain=args.force_retrain,
-        allow_invalid_data=args.allow_invalid_data,
-        track=not args.no_tracking,
-        since=args.since,
-        until=args.until,
-        hpo=args.hpo,
-        trials=args.trials,
-    )
+    opts = _options(args, model_types=types, seed=args.seed, hpo=args.hpo, trials=args.trials)
     if args.shard is not None or args.out is not None:
         return _shard(args, cfg, opts)
     outcome = train(cfg, opts)
