@@ -200,10 +200,30 @@ def fan_in(cfg: Config, folders: list[Path], opts: train.TrainOptions) -> dict[s
             "run the gate on the data the shards trained on (same source, window and commit)",
         )
     tracking = train._open_tracking(cfg, inputs) if opts.track else None
+    if tracking is not None:
+        _adopt_shard_runs(tracking, records)
     stored: dict[str, train.Stored] = {}
     return train.conclude(
         cfg, opts, inputs, tracking, lambda: _rescored(cfg, inputs, records, stored, tracking), stored
     )
+
+
+def _adopt_shard_runs(tracking: Any, records: list) -> None:
+    """Nest each shard's parent run under the gate's, so MLflow shows one training run: the gate's run, a
+    run per shard, a run per type, its trials. A shard that logged to another store (its own sqlite)
+    has no run here and is left alone."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.tracker.client
+    for _folder, record in records:
+        run_id = record.get("mlflow_parent_run_id")
+        if not run_id:
+            continue
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            continue
+        client.set_tag(run_id, "mlflow.parentRunId", tracking.run_id)
 
 
 def _rescored(

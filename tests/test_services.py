@@ -83,13 +83,17 @@ def test_two_shard_processes_share_one_study_per_type_and_the_gate_promotes_as_o
     assert single.code == 0, single.err
     assert current["model_type"] == json.loads((one / "models/current/manifest.json").read_text())["model_type"]
 
-    # MLflow: a parent run per shard, a run per type under it, the type's trials under that; the gate's run
+    # MLflow: one training run (the gate's) at the top, a run per shard under it, a run per type under
+    # its shard, the type's trials under that
     client = mlflow.MlflowClient(tracking_uri=team_backend.mlflow_uri)
     experiment = client.get_experiment_by_name("customer-churn")
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     by_id = {x.info.run_id: x for x in runs}
     parents = [x for x in runs if "mlops.shard" in x.data.tags]
     assert sorted(x.data.tags["mlops.shard"] for x in parents) == ["1/2", "2/2"]
+    top = [x for x in runs if "mlflow.parentRunId" not in x.data.tags]
+    assert len(top) == 1 and top[0].info.run_name.startswith("train-") and "mlops.shard" not in top[0].data.tags
+    assert all(x.data.tags["mlflow.parentRunId"] == top[0].info.run_id for x in parents)
     type_runs = [x for x in runs if x.info.run_name in TYPES.split(",")]
     assert sorted(x.info.run_name for x in type_runs) == sorted(TYPES.split(","))
     for type_run in type_runs:
