@@ -54,7 +54,10 @@ def run_shard(cfg: Config, opts: train.TrainOptions, out: Path) -> dict[str, Any
     done = False
     try:
         if tracking is not None:
-            tracking.tracker.mlflow.set_tags({"mlops.shard": spec, "mlops.model_types": ",".join(mine)})
+            run_name = f"shard-{opts.shard[0] + 1}of{opts.shard[1]}-{inputs.when}"  # the gate's run is train-<time>
+            tracking.tracker.mlflow.set_tags(
+                {"mlops.shard": spec, "mlops.model_types": ",".join(mine), "mlflow.runName": run_name}
+            )
         entries, failures = [], []
         for name in gha.progress(names, f"shard {spec}", total=len(names)):
             module = inputs.types[name]

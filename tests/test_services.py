@@ -94,6 +94,7 @@ def test_two_shard_processes_share_one_study_per_type_and_the_gate_promotes_as_o
     top = [x for x in runs if "mlflow.parentRunId" not in x.data.tags]
     assert len(top) == 1 and top[0].info.run_name.startswith("train-") and "mlops.shard" not in top[0].data.tags
     assert all(x.data.tags["mlflow.parentRunId"] == top[0].info.run_id for x in parents)
+    assert sorted(x.info.run_name.rsplit("-", 3)[0] for x in parents) == ["shard-1of2", "shard-2of2"]
     type_runs = [x for x in runs if x.info.run_name in TYPES.split(",")]
     assert sorted(x.info.run_name for x in type_runs) == sorted(TYPES.split(","))
     for type_run in type_runs:
