@@ -145,11 +145,11 @@ def open_storage(url: str) -> Any:
     for attempt in range(4):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except OperationalError as exc:  # cannot connect: no point in retrying
-            raise storage_error(url, exc, "cannot open") from None
         except Exception as exc:  # noqa: BLE001 - driver, DNS and SQL errors all mean the same here
-            # Workers starting together race to create Optuna's tables; the loser finds them made.
-            if attempt == 3:
+            # Workers starting together race to create Optuna's tables (a duplicate key, or a deadlock the
+            # server breaks): the loser finds them made. Not reaching the server at all is not retried.
+            answered = getattr(getattr(exc, "orig", None), "pgcode", None) is not None
+            if attempt == 3 or (isinstance(exc, OperationalError) and not answered):
                 raise storage_error(url, exc, "cannot open") from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")

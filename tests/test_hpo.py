@@ -153,3 +153,45 @@ def test_a_budget_without_trials_or_seconds_and_an_unknown_per_type_entry_are_re
     typo = make_repo(tmp_path / "b", **{**FAST, "training": {"hpo": {"per_type": {"logistic_regresion": {}}}}})
     r = run(typo, "train", "--no-download", "--hpo", "--trials", "2", "--model-types", "logistic_regression")
     assert r.code == 2 and "/hpo/per_type/logistic_regresion: unknown model type" in r.err
+
+
+class _Driver(Exception):
+    """A DBAPI error as psycopg2 raises it: `pgcode` is set when the server answered, None when it was not reached."""
+
+    def __init__(self, pgcode):
+        super().__init__(f"driver error {pgcode}")
+        self.pgcode = pgcode
+
+
+@pytest.mark.parametrize(
+    ("pgcode", "calls", "opens"),
+    [("40P01", 2, True), ("23505", 2, True), (None, 1, False)],  # a deadlock, a duplicate key; no server
+)
+def test_opening_the_storage_retries_a_table_creation_race_but_not_an_unreachable_server(
+    monkeypatch, pgcode, calls, opens
+):
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from mlops import hpo
+    from mlops.errors import BadInput
+
+    seen = []
+
+    def storage(url, engine_kwargs=None):
+        seen.append(url)
+        if len(seen) == 1:
+            kind = IntegrityError if pgcode == "23505" else OperationalError
+            raise kind("CREATE TABLE studies", {}, _Driver(pgcode))
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(hpo.time, "sleep", lambda _s: None)
+    url = "postgresql+psycopg2://u:secret@127.0.0.1:1/optuna"
+    if opens:
+        assert hpo.open_storage(url) == "storage"
+    else:
+        with pytest.raises(BadInput) as err:
+            hpo.open_storage(url)
+        assert "cannot open the Optuna study storage" in str(err.value) and "secret" not in str(err.value)
+    assert len(seen) == calls

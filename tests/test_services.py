@@ -41,6 +41,24 @@ def _finished(url: str, worker: str | None = None) -> dict[str, list]:
     return out
 
 
+def _wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout: float) -> None:
+    """Wait for every shard; the first to fail (or the clock) ends the wait, stops the others and fails the
+    test with every shard's output, instead of leaving a partner waiting for trials that will never come."""
+    deadline = time.monotonic() + timeout
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        if any(p.returncode not in (None, 0) for p in procs):
+            break
+        time.sleep(0.5)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=30)
+    outputs = "\n".join(
+        f"--- {log.name} (exit {p.returncode})\n{log.read_text()}" for p, log in zip(procs, logs, strict=True)
+    )
+    assert all(p.returncode == 0 for p in procs), outputs
+
+
 @pytest.mark.slow
 def test_two_shard_processes_share_one_study_per_type_and_the_gate_promotes_as_one_process(tmp_path, team_backend):  # noqa: F811
     """Against what `make services` starts: PostgreSQL and `mlflow server` on it."""
@@ -51,19 +69,13 @@ def test_two_shard_processes_share_one_study_per_type_and_the_gate_promotes_as_o
     repo = make_repo(tmp_path / "sharded", **FAST)
     outs = [tmp_path / "s1", tmp_path / "s2"]
     flags = ["--no-download", "--hpo", "--trials", "6", "--model-types", TYPES]
-    procs = [
-        subprocess.Popen(
-            [MLOPS, "--repo", str(repo), "train", *flags, "--shard", f"{i}/2", "--out", str(out)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        for i, out in enumerate(outs, 1)
-    ]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out
+    logs = [tmp_path / "s1.log", tmp_path / "s2.log"]
+    procs = []
+    for i, (out, log) in enumerate(zip(outs, logs, strict=True), 1):
+        with log.open("w") as sink:
+            cmd = [MLOPS, "--repo", str(repo), "train", *flags, "--shard", f"{i}/2", "--out", str(out)]
+            procs.append(subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT))
+    _wait_all(procs, logs, timeout=300)
 
     # one study per type holds every trial of both workers: none lost, none run twice
     studies = _finished(optuna_url)
