@@ -56,4 +56,8 @@ def team_backend() -> Iterator[Backend]:
         yield Backend(Postgres(root / "postgres", pg_port), f"http://127.0.0.1:{mlflow_port}", root)
     finally:
         main(["stop", *args])
+        # The servers' last lines, for the report of a test that failed (pytest shows teardown output then).
+        for log in (root / "mlflow.log", root / "postgres" / "postgres.log"):
+            if log.is_file():
+                print(f"--- last lines of {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
         shutil.rmtree(root, ignore_errors=True)
