@@ -28,6 +28,7 @@ from mlops.errors import BadInput
 KINDS = ("float", "int", "categorical")
 FINISHED = ("COMPLETE", "PRUNED")
 WAIT_SECONDS = 900.0  # how long the shard that fits a type waits for the other workers' trials of it
+DONE_MARK = "worker-done:"  # study user attribute + worker ("1/2"): that worker's share of the trials has ended
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,9 @@ def tune(plan: Plan, name: str, module: Any, data: dict[str, Any], seed: int, pr
         )
         ran = _optimize(plan, study, budget, module, space, data, seed)
         searched = time.monotonic() - began
-        if plan.shares_trials and budget.trials is not None:
-            _wait_for_workers(study, budget.trials, name)
+        if plan.shares_trials:
+            study.set_user_attr(DONE_MARK + plan.worker(), True)  # this worker's share has ended
+            _wait_for_workers(study, budget.trials, width, name)
         trials = study.get_trials(deepcopy=False)
     except (KeyboardInterrupt, BadInput):
         raise
@@ -309,15 +311,18 @@ def _optimize(plan: Plan, study: Any, budget: Budget, module: Any, space: dict, 
     return len(study.get_trials(deepcopy=False)) - before
 
 
-def _wait_for_workers(study: Any, total: int, name: str) -> None:
-    """The shard that fits a type waits until every worker's trials of it have finished."""
+def _wait_for_workers(study: Any, total: int | None, width: int, name: str) -> None:
+    """Wait until every worker's trials of the type have finished: the budget's trials are all finished,
+    or every worker has marked its share ended (a seconds budget, or trials that failed, can leave fewer)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         finished = sum(t.state.name in FINISHED for t in study.get_trials(deepcopy=False))
-        if finished >= total:
+        ended = sum(key.startswith(DONE_MARK) for key in study.user_attrs)
+        if (total is not None and finished >= total) or ended >= width:
             return
         if time.monotonic() > deadline:
-            gha.warn(f"{name}: {finished} of {total} trials finished after {WAIT_SECONDS:.0f} s; using them")
+            gha.warn(f"{name}: {finished} trial(s) finished, {ended} of {width} workers done after "
+                     f"{WAIT_SECONDS:.0f} s; using them")  # fmt: skip
             return
         time.sleep(0.5)
 

@@ -195,3 +195,31 @@ def test_opening_the_storage_retries_a_table_creation_race_but_not_an_unreachabl
             hpo.open_storage(url)
         assert "cannot open the Optuna study storage" in str(err.value) and "secret" not in str(err.value)
     assert len(seen) == calls
+
+
+def test_a_worker_stops_waiting_once_every_worker_has_ended_its_share_even_with_trials_missing(tmp_path, monkeypatch):
+    # A seconds budget (or failed trials) can leave fewer finished trials than the budget's count: the
+    # workers' end marks, not the count, end the wait (before this, the fitting shard waited 15 minutes).
+    import time
+
+    import optuna
+
+    from mlops import hpo
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    for value in (0.5, 0.6):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+    warned = []
+    monkeypatch.setattr(hpo.gha, "warn", warned.append)
+    monkeypatch.setattr(hpo, "WAIT_SECONDS", 1.0)
+
+    study.set_user_attr(hpo.DONE_MARK + "1/2", True)
+    began = time.monotonic()
+    hpo._wait_for_workers(study, 6, 2, "lr")  # one worker still searching: waits, then warns
+    assert time.monotonic() - began >= 1.0 and len(warned) == 1 and "1 of 2 workers done" in warned[0]
+
+    study.set_user_attr(hpo.DONE_MARK + "2/2", True)
+    began = time.monotonic()
+    hpo._wait_for_workers(study, 6, 2, "lr")  # 2 of 6 trials, but both workers have ended: no wait
+    assert time.monotonic() - began < 0.5 and len(warned) == 1
