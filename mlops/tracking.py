@@ -93,10 +93,23 @@ class Tracker:
             if self.uri.startswith("sqlite:"):
                 # Without this MLflow writes artifacts to ./mlruns of whatever the cwd is.
                 location = (repo.mlflow_dir / "artifacts").resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self._create_experiment(experiment, location)
         else:
             self.experiment_id = found.experiment_id
             self._warn_if_artifacts_elsewhere(found.artifact_location)
+
+    def _create_experiment(self, name: str, location: str | None) -> str:
+        """Create the experiment; when another process (a shard started at the same moment) made it between
+        our lookup and now, use theirs: the server answers RESOURCE_ALREADY_EXISTS to the loser."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:
+            found = self.client.get_experiment_by_name(name)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
+                raise
+            return found.experiment_id
 
     def _warn_if_artifacts_elsewhere(self, location: str) -> None:
         """A sqlite store copied from another folder keeps the absolute artifact path it was made with."""

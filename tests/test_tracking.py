@@ -43,3 +43,24 @@ def test_preflight_refuses_a_store_that_is_a_folder(tmp_path, monkeypatch):
     (tmp_path / ".mlflow" / "mlflow.db").mkdir(parents=True)
     with pytest.raises(BadInput, match=r"^\.mlflow/mlflow\.db: .* is not a readable and writable sqlite file"):
         tracking.preflight(Repo.at(tmp_path))
+
+
+def test_a_shard_that_loses_the_race_to_create_the_experiment_uses_the_winners(tmp_path, monkeypatch):
+    # Two shards started together against a fresh server both find no experiment and both create it;
+    # the server answers the loser RESOURCE_ALREADY_EXISTS (measured: 8 of 10 simultaneous pairs against
+    # `mlflow server`). That shard used to exit 2 and leave its partner waiting for its trials.
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    repo = Repo.at(tmp_path)
+    first = tracking.Tracker(repo, experiment="churn", registered_model="churn-classifier")  # the winner
+    lookups = []
+    real = mlflow.MlflowClient.get_experiment_by_name
+
+    def raced(self, name):
+        lookups.append(name)
+        return None if len(lookups) == 1 else real(self, name)  # the loser's lookup came before the create
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", raced)
+    second = tracking.Tracker(repo, experiment="churn", registered_model="churn-classifier")
+    assert second.experiment_id == first.experiment_id and lookups == ["churn", "churn"]
