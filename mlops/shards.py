@@ -54,7 +54,7 @@ def run_shard(cfg: Config, opts: train.TrainOptions, out: Path) -> dict[str, Any
     done = False
     try:
         if tracking is not None:
-            run_name = f"shard-{opts.shard[0] + 1}of{opts.shard[1]}-{inputs.when}"  # the gate's run is train-<time>
+            run_name = f"shard-{spec.replace('/', 'of')}-{inputs.when}"  # the gate's run is train-<time>
             tracking.tracker.mlflow.set_tags(
                 {"mlops.shard": spec, "mlops.model_types": ",".join(mine), "mlflow.runName": run_name}
             )
@@ -217,16 +217,15 @@ def _adopt_shard_runs(tracking: Any, records: list) -> None:
     has no run here and is left alone."""
     from mlflow.exceptions import MlflowException
 
-    client = tracking.tracker.client
     for _folder, record in records:
         run_id = record.get("mlflow_parent_run_id")
         if not run_id:
             continue
         try:
-            client.get_run(run_id)
-        except MlflowException:
-            continue
-        client.set_tag(run_id, "mlflow.parentRunId", tracking.run_id)
+            tracking.tracker.client.set_tag(run_id, "mlflow.parentRunId", tracking.run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
 
 
 def _rescored(

@@ -106,10 +106,9 @@ class Tracker:
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException as exc:
-            found = self.client.get_experiment_by_name(name)
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-            return found.experiment_id
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def _warn_if_artifacts_elsewhere(self, location: str) -> None:
         """A sqlite store copied from another folder keeps the absolute artifact path it was made with."""

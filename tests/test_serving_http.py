@@ -10,16 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from mlops.repo import Repo
-from mlops.serving_http import make_server
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template
-from tests.support.http import call
+from tests.support.http import call, serving
 from tests.test_shipping import store_rows
 
 
@@ -46,10 +43,8 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 @pytest.mark.slow
 def test_a_stalled_client_is_closed_after_the_timeout_and_the_server_keeps_serving(deployed, capsys):
     repo, v1 = deployed
-    server = make_server(Repo.at(repo), port=0, timeout=0.5)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    try:
+    with serving(repo, timeout=0.5) as server:
+        host, port = server.server_address[:2]
         mid_line = socket.create_connection((host, port))
         mid_line.sendall(b"GET /hea")  # no end of line, ever
         mid_body = socket.create_connection((host, port))
@@ -63,9 +58,6 @@ def test_a_stalled_client_is_closed_after_the_timeout_and_the_server_keeps_servi
         feats = feature_rows(1, seed=4).to_dict("records")[0]
         code, body = call(f"http://{host}:{port}/predict", {"request_id": "after", "features": feats}, timeout=5)
         assert code == 200 and body["model_version"] == v1
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -74,11 +66,8 @@ def test_a_bad_content_length_is_answered_then_closed_and_leaves_nothing_for_a_d
     # fixed, "{}" waited as a request line until the client left, and answering a gone client raised
     # past the bookkeeping, so SIGTERM waited out the whole socket timeout (a CI run hit its 10 s).
     repo, _v1 = deployed
-    server = make_server(Repo.at(repo), port=0, timeout=30)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    try:
-        sock = socket.create_connection((host, port))
+    with serving(repo, timeout=30) as server:
+        sock = socket.create_connection(server.server_address[:2])
         sock.sendall(b"POST /predict HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}")
         sock.settimeout(5)
         assert sock.recv(4096).startswith(b"HTTP/1.1 400 ")
@@ -87,9 +76,6 @@ def test_a_bad_content_length_is_answered_then_closed_and_leaves_nothing_for_a_d
         began = time.monotonic()
         assert server.connections.drain(5) is True
         assert time.monotonic() - began < 1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.slow

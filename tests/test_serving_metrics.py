@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops.repo import Repo
-from mlops.serving_http import MAX_BODY_BYTES, make_server
+from mlops.serving_http import MAX_BODY_BYTES
 from mlops.serving_metrics import Metrics, route_label
 from tests.support.cli import run
 from tests.support.deployed import copy_repo, feature_rows, template
+from tests.support.http import serving
 
 
 @pytest.fixture
@@ -21,13 +20,8 @@ def served(tmp_path, tmp_path_factory):
     """A server of v1 in production (full), on a free port in a thread."""
     repo, v1, _v2 = copy_repo(template(tmp_path_factory), tmp_path / "repo", tracking=False)
     assert run(repo, "deploy", "--mode", "full", "--version", v1).code == 0
-    server = make_server(Repo.at(repo), port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(repo) as server:
         yield server, v1
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _request(server, method: str, path: str, body: bytes = b"", headers: dict | None = None):

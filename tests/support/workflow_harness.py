@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -69,14 +70,15 @@ GIT_ENV = {
 }
 
 
-def tested_pythons() -> set[str]:
+@functools.cache
+def tested_pythons() -> frozenset[str]:
     """The Python versions of ci.yml's test matrix (`python-version`)."""
     ci = load_yaml((ROOT / ".github/workflows/ci.yml").read_text())
-    return {
+    return frozenset(
         str(v)
         for job in ci["jobs"].values()
         for v in ((job.get("strategy") or {}).get("matrix") or {}).get("python-version", [])
-    }
+    )
 
 
 class HarnessError(Exception):
